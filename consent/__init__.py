@@ -1,0 +1,9 @@
+"""Consent: the consent lifecycle, the transparency ledger, receipts, usage history, delivery broker (DESIGN §6)."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    """Register this package's blueprints, commands and sandbox seeding steps."""

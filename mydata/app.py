@@ -1,0 +1,123 @@
+"""Composition root: build the application from the kernel and the feature packages.
+
+This is the only module that imports every package; nothing imports it (import-linter checks).
+Run it with `mydata ...` (the console script) or `gunicorn 'mydata.app:create_app()'`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import click
+from flask import Flask
+from flask.cli import FlaskGroup
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+import consent
+import identity
+import providers
+import relying_parties
+from mydata import cli, clock, db, errors, i18n, limits, openapi, security, web
+from mydata.clock import Clock
+from mydata.config import ROOT, Settings, decode_master_key, load_settings
+from mydata.errors import ConfigError
+from mydata.instance import prepare
+
+FEATURES = (identity, providers, consent, relying_parties)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    clock_: Clock | None = None,
+) -> Flask:
+    """Build a platform application from *settings* (default: read from the environment)."""
+    settings = prepare(settings or load_settings(overrides=overrides))
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+    app = Flask(
+        "mydata",
+        instance_path=str(settings.instance_path),
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "mydata" / "static"),
+    )
+    issuer = settings.issuer or "http://127.0.0.1:5000"
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_NAME="mydata_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.session_cookie_secure or not settings.sandbox,
+        MAX_CONTENT_LENGTH=2 * 1024 * 1024,
+        WTF_CSRF_TIME_LIMIT=None,
+        MYDATA_SETTINGS=settings,
+        MYDATA_SANDBOX=settings.sandbox,
+        MYDATA_ISSUER=issuer,
+        MYDATA_DEFAULT_LOCALE=settings.default_locale,
+    )
+    app.extensions["mydata.master_key"] = decode_master_key(settings.master_key)
+    if not settings.sandbox:
+        # Behind the TLS proxy of docs/operations.md: trust one hop for scheme and client address.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]
+
+    errors.init_app(app)
+    db.init_app(app, settings)
+    clock.init_app(app, clock_)
+    i18n.init_app(app)
+    security.init_app(app)
+    limits.init_app(app, settings)
+    openapi.init_app(app)
+    cli.init_app(app)
+    app.register_blueprint(web.bp)
+    for feature in FEATURES:
+        feature.init_app(app)
+    app.cli.add_command(demo)
+    return app
+
+
+@click.command("demo")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
+def demo(host: str, port: int) -> None:
+    """Migrate, seed the sandbox and serve everything in one process (SQLite by default)."""
+    from werkzeug.serving import run_simple
+
+    settings = load_settings()
+    app = create_app(settings if settings.issuer else settings.replace(issuer=f"http://{host}:{port}"))
+    applied = cli.upgrade(app)
+    click.echo(f"Database: {db.database_url(settings)} ({len(applied)} migration(s) applied)")
+    with app.app_context():
+        for name in cli.seed(app):
+            click.echo(f"Sandbox seeded: {name}")
+    base = app.config["MYDATA_ISSUER"]
+    click.echo(f"\nMyData sandbox is running at {base}/  (Ctrl+C to stop)")
+    for line in app.extensions.get("mydata.demo_notes", []):
+        click.echo(line.format(base=base))
+    run_simple(host, port, app, threaded=True, use_reloader=False)
+
+
+mydata_cli = FlaskGroup(
+    name="mydata",
+    create_app=lambda: create_app(),
+    add_version_option=False,
+    load_dotenv=False,
+    set_debug_flag=False,
+    help="MyData platform: run, migrate, seed the sandbox and administer the platform.",
+)
+# The app is always built by create_app from MYDATA_* settings, so Flask's --app, --env-file and
+# --debug options would only mislead.
+mydata_cli.params = [p for p in mydata_cli.params if p.name not in ("app", "env_file", "debug")]
+
+
+def main() -> None:
+    """Run the `mydata` command; a configuration error is one line and exit status 2."""
+    try:
+        mydata_cli.main(prog_name="mydata")
+    except ConfigError as exc:
+        click.echo(f"mydata: invalid setting {exc.setting}: {exc.problem}", err=True)
+        sys.exit(2)

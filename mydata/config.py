@@ -1,0 +1,178 @@
+"""Load and validate settings: config/default.toml, then $MYDATA_CONFIG, then MYDATA_* variables."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from mydata.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = ROOT / "config"
+ENV_PREFIX = "MYDATA_"
+LOCALES = ("zh_Hant_TW", "en")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The validated settings of one platform instance."""
+
+    instance_path: Path
+    sandbox: bool = True
+    issuer: str = ""
+    database_url: str = ""
+    database_echo: bool = False
+    ratelimit_storage_uri: str = "memory://"
+    master_key: str = ""
+    secret_key: str = ""
+    default_locale: str = "zh_Hant_TW"
+    session_cookie_secure: bool = False
+    log_level: str = "INFO"
+
+    def replace(self, **changes: Any) -> Settings:
+        """Return a copy with some settings changed, validated again."""
+        return validate(dataclasses.replace(self, **changes))
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "instance_path"}
+
+
+def env_name(setting: str) -> str:
+    """Return the environment variable that sets *setting*."""
+    return ENV_PREFIX + setting.upper()
+
+
+def load_settings(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Read every layer of configuration and return validated settings.
+
+    Raise :class:`ConfigError` naming the first setting that is missing a valid value.
+    """
+    environ = os.environ if environ is None else environ
+    values: dict[str, tuple[Any, str]] = {}
+    _merge(values, _read_toml(CONFIG_DIR / "default.toml"), "config/default.toml")
+    extra = environ.get(env_name("config"))
+    if extra:
+        _merge(values, _read_toml(Path(extra), setting=env_name("config")), extra)
+    for name in _FIELDS:
+        if env_name(name) in environ:
+            values[name] = (environ[env_name(name)], env_name(name))
+    for name, value in (overrides or {}).items():
+        values[name] = (value, name)
+
+    instance = environ.get(env_name("instance_path")) or str(ROOT / "instance")
+    kwargs: dict[str, Any] = {"instance_path": Path(instance).expanduser().resolve()}
+    for name, (raw, source) in values.items():
+        kwargs[name] = _coerce(name, raw, source)
+    return validate(Settings(**kwargs))
+
+
+def validate(settings: Settings) -> Settings:
+    """Check the settings against each other; raise :class:`ConfigError` on the first problem."""
+    if settings.database_url:
+        try:
+            url = make_url(settings.database_url)
+        except ArgumentError:
+            raise ConfigError(
+                env_name("database_url"),
+                f"not a database URL: {settings.database_url!r} "
+                "(expected sqlite:///path or postgresql+psycopg://user@host/db)",
+            ) from None
+        if url.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ConfigError(
+                env_name("database_url"),
+                f"unsupported database {url.get_backend_name()!r} (use sqlite or postgresql)",
+            )
+        if url.get_backend_name() == "postgresql" and url.get_driver_name() != "psycopg":
+            raise ConfigError(
+                env_name("database_url"), "PostgreSQL URLs must use the psycopg 3 driver: postgresql+psycopg://..."
+            )
+    if settings.issuer:
+        parts = urlsplit(settings.issuer)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise ConfigError(env_name("issuer"), f"not a base URL: {settings.issuer!r}")
+        if settings.issuer.endswith("/"):
+            raise ConfigError(env_name("issuer"), "must not end with '/'")
+    if settings.default_locale not in LOCALES:
+        raise ConfigError(env_name("default_locale"), f"must be one of {', '.join(LOCALES)}")
+    if settings.log_level.upper() not in LOG_LEVELS:
+        raise ConfigError(env_name("log_level"), f"must be one of {', '.join(LOG_LEVELS)}")
+    if not settings.ratelimit_storage_uri.startswith(("memory://", "redis://", "rediss://")):
+        raise ConfigError(env_name("ratelimit_storage_uri"), "must be memory://, redis:// or rediss://")
+    if settings.master_key:
+        decode_master_key(settings.master_key)
+    if not settings.sandbox:
+        _validate_production(settings)
+    return settings
+
+
+def _validate_production(settings: Settings) -> None:
+    """Refuse the settings that are only safe in the sandbox."""
+    required = ("issuer", "database_url", "master_key", "secret_key")
+    for name in required:
+        if not getattr(settings, name):
+            raise ConfigError(env_name(name), "is required when sandbox is off")
+    if not settings.issuer.startswith("https://"):
+        raise ConfigError(env_name("issuer"), "must be https when sandbox is off")
+    if len(settings.secret_key) < 32:
+        raise ConfigError(env_name("secret_key"), "must be at least 32 characters")
+    if settings.ratelimit_storage_uri.startswith("memory://"):
+        raise ConfigError(env_name("ratelimit_storage_uri"), "must be a shared redis:// store when sandbox is off")
+
+
+def decode_master_key(value: str) -> bytes:
+    """Decode a base64url master key and check that it is 32 bytes."""
+    try:
+        key = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (binascii.Error, ValueError):
+        raise ConfigError(env_name("master_key"), "is not base64url") from None
+    if len(key) != 32:
+        raise ConfigError(env_name("master_key"), f"must decode to 32 bytes, not {len(key)}")
+    return key
+
+
+def _read_toml(path: Path, setting: str | None = None) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(setting or str(path), f"file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(setting or str(path), f"{path} is not valid TOML: {exc}") from None
+
+
+def _merge(values: dict[str, tuple[Any, str]], layer: Mapping[str, Any], source: str) -> None:
+    for name, value in layer.items():
+        if name not in _FIELDS:
+            raise ConfigError(name, f"unknown setting in {source}")
+        values[name] = (value, source)
+
+
+def _coerce(name: str, raw: Any, source: str) -> Any:
+    default = _FIELDS[name].default
+    if isinstance(default, bool):
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(_label(name, source), f"must be true or false, not {raw!r}")
+    if not isinstance(raw, str):
+        raise ConfigError(_label(name, source), f"must be a string, not {raw!r}")
+    return raw.strip()
+
+
+def _label(name: str, source: str) -> str:
+    return source if source.startswith(ENV_PREFIX) else f"{name} (in {source})"

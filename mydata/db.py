@@ -1,0 +1,157 @@
+"""Database: the declarative base, the engine, one session per request, and the unit of work.
+
+Services own their commits through a :class:`UnitOfWork`: they call ``uow.commit()`` when a change
+is complete, and anything not committed is rolled back when the unit of work ends. Schema changes go
+through Alembic migrations only (``mydata db upgrade``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from flask import Flask, current_app, g
+from sqlalchemy import MetaData, create_engine, event, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from mydata.config import Settings
+
+# Constraint names are deterministic, so that migrations can refer to them on every database.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every model of every package."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def database_url(settings: Settings) -> str:
+    """Return the configured URL, or the embedded SQLite file in the instance folder."""
+    if settings.database_url:
+        return settings.database_url
+    return f"sqlite:///{Path(settings.instance_path) / 'mydata.sqlite'}"
+
+
+def make_engine(url: str, echo: bool = False) -> Engine:
+    """Create an engine; SQLite gets foreign keys, WAL and explicit transactions."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, echo=echo, connect_args={"timeout": 30})
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    # pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT; SQLAlchemy's
+    # documented recipe hands transaction control back to SQLAlchemy.
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        if engine.url.database not in (None, "", ":memory:"):
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+
+class UnitOfWork:
+    """One business transaction: commit explicitly, anything left uncommitted is rolled back."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def __enter__(self) -> UnitOfWork:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.rollback()
+
+    def commit(self) -> None:
+        """Make every change of this unit of work durable."""
+        self.session.commit()
+
+    def rollback(self) -> None:
+        """Discard every change not yet committed."""
+        self.session.rollback()
+
+
+class Database:
+    """The engine and session factory of one application, kept in ``app.extensions``."""
+
+    def __init__(self, url: str, echo: bool = False) -> None:
+        self.url = url
+        self.engine = make_engine(url, echo=echo)
+        self.session_factory: sessionmaker[Session] = sessionmaker(bind=self.engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        """Return ``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    def ping(self) -> None:
+        """Run a trivial query; raise if the database does not answer."""
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[UnitOfWork]:
+        """Open a session of its own (for CLI commands and background work) as a unit of work."""
+        session = self.session_factory()
+        try:
+            with UnitOfWork(session) as uow:
+                yield uow
+        finally:
+            session.close()
+
+
+def init_app(app: Flask, settings: Settings) -> Database:
+    """Create the application's database and close the request session after each request."""
+    database = Database(database_url(settings), echo=settings.database_echo)
+    app.extensions["mydata.db"] = database
+
+    @app.teardown_appcontext
+    def _close_session(_exc: BaseException | None) -> None:
+        session = g.pop("mydata_session", None)
+        if session is not None:
+            session.rollback()
+            session.close()
+
+    return database
+
+
+def get_db(app: Flask | None = None) -> Database:
+    """Return the database of the current (or given) application."""
+    return (app or current_app).extensions["mydata.db"]  # type: ignore[no-any-return]
+
+
+def session() -> Session:
+    """Return the session of the current request, opening it on first use."""
+    if "mydata_session" not in g:
+        g.mydata_session = get_db().session_factory()
+    return g.mydata_session  # type: ignore[no-any-return]
+
+
+def unit_of_work() -> UnitOfWork:
+    """Return a unit of work over the current request's session."""
+    return UnitOfWork(session())

@@ -1,0 +1,80 @@
+"""Languages: Traditional Chinese (zh_Hant_TW) by default, English on request.
+
+The choice is made with ``?lang=en`` or ``?lang=zh_Hant_TW`` (the switch on every page) and kept in
+a cookie. Browsers' Accept-Language is deliberately not used: the service is Taiwanese first, and a
+citizen on a borrowed English-language computer must still see Chinese unless they switch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlencode
+
+from flask import Flask, Response, current_app, g, request
+from flask_babel import Babel, get_locale
+
+LOCALES = {"zh_Hant_TW": "zh-Hant-TW", "en": "en"}
+LANGUAGE_NAMES = {"zh_Hant_TW": "中文", "en": "English"}
+COOKIE = "mydata_lang"
+TRANSLATIONS = Path(__file__).resolve().parent / "translations"
+
+
+def select_locale() -> str:
+    """Pick the locale: the ``lang`` argument, then the cookie, then the default."""
+    asked = request.args.get("lang")
+    if asked in LOCALES:
+        g.mydata_new_locale = asked
+        return asked
+    remembered = request.cookies.get(COOKIE)
+    if remembered in LOCALES:
+        return remembered
+    return str(current_app.config["MYDATA_DEFAULT_LOCALE"])
+
+
+def remember_locale(response: Response) -> Response:
+    """Keep an explicit language choice in a cookie for a year."""
+    chosen = g.pop("mydata_new_locale", None)
+    if chosen:
+        response.set_cookie(
+            COOKIE,
+            chosen,
+            max_age=365 * 24 * 3600,
+            samesite="Lax",
+            httponly=True,
+            secure=bool(current_app.config["SESSION_COOKIE_SECURE"]),
+        )
+    return response
+
+
+def html_lang() -> str:
+    """Return the BCP 47 tag for the ``lang`` attribute of the page."""
+    return LOCALES.get(str(get_locale()), "zh-Hant-TW")
+
+
+def switch_links() -> list[dict[str, str | bool]]:
+    """Return one link per language for the switch, keeping the current path and arguments."""
+    current = str(get_locale())
+    links: list[dict[str, str | bool]] = []
+    for code, name in LANGUAGE_NAMES.items():
+        args = {k: v for k, v in request.args.items() if k != "lang"}
+        args["lang"] = code
+        links.append(
+            {
+                "code": code,
+                "tag": LOCALES[code],
+                "name": name,
+                "url": f"{request.path}?{urlencode(args)}",
+                "current": code == current,
+            }
+        )
+    return links
+
+
+def init_app(app: Flask) -> None:
+    """Install Flask-Babel and the language switch."""
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(TRANSLATIONS)
+    app.config["BABEL_DEFAULT_LOCALE"] = app.config["MYDATA_DEFAULT_LOCALE"]
+    app.config["BABEL_DEFAULT_TIMEZONE"] = "Asia/Taipei"
+    Babel(app, locale_selector=select_locale)
+    app.after_request(remember_locale)
+    app.jinja_env.globals.update(html_lang=html_lang, language_links=switch_links)

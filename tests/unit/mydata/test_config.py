@@ -1,0 +1,82 @@
+"""Configuration layers and validation (DESIGN §7)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mydata.config import load_settings
+from mydata.errors import ConfigError
+
+
+def test_defaults_are_the_embedded_sandbox(tmp_path: Path) -> None:
+    settings = load_settings({"MYDATA_INSTANCE_PATH": str(tmp_path)})
+    assert settings.sandbox is True
+    assert settings.database_url == ""
+    assert settings.instance_path == tmp_path
+    assert settings.default_locale == "zh_Hant_TW"
+
+
+def test_file_then_environment_take_precedence(tmp_path: Path) -> None:
+    extra = tmp_path / "site.toml"
+    extra.write_text('log_level = "WARNING"\nissuer = "http://file.example"\n')
+    settings = load_settings({"MYDATA_CONFIG": str(extra), "MYDATA_ISSUER": "http://env.example"})
+    assert settings.log_level == "WARNING"
+    assert settings.issuer == "http://env.example"
+
+
+@pytest.mark.parametrize(
+    ("environ", "setting"),
+    [
+        ({"MYDATA_DATABASE_URL": "nonsense"}, "MYDATA_DATABASE_URL"),
+        ({"MYDATA_DATABASE_URL": "mysql://x@y/z"}, "MYDATA_DATABASE_URL"),
+        ({"MYDATA_DATABASE_URL": "postgresql+psycopg2://x@y/z"}, "MYDATA_DATABASE_URL"),
+        ({"MYDATA_SANDBOX": "perhaps"}, "MYDATA_SANDBOX"),
+        ({"MYDATA_ISSUER": "ftp://x"}, "MYDATA_ISSUER"),
+        ({"MYDATA_ISSUER": "https://x/"}, "MYDATA_ISSUER"),
+        ({"MYDATA_DEFAULT_LOCALE": "fr"}, "MYDATA_DEFAULT_LOCALE"),
+        ({"MYDATA_MASTER_KEY": "c2hvcnQ"}, "MYDATA_MASTER_KEY"),
+        ({"MYDATA_RATELIMIT_STORAGE_URI": "memcached://x"}, "MYDATA_RATELIMIT_STORAGE_URI"),
+        ({"MYDATA_CONFIG": "/nonexistent.toml"}, "MYDATA_CONFIG"),
+    ],
+)
+def test_invalid_setting_names_the_setting(environ: dict[str, str], setting: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(environ)
+    assert raised.value.setting == setting
+
+
+def test_unknown_setting_in_a_file_is_refused(tmp_path: Path) -> None:
+    extra = tmp_path / "site.toml"
+    extra.write_text('databse_url = "sqlite://"\n')
+    with pytest.raises(ConfigError, match="unknown setting"):
+        load_settings({"MYDATA_CONFIG": str(extra)})
+
+
+def test_production_requires_its_secrets() -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings({"MYDATA_SANDBOX": "false"})
+    assert raised.value.setting == "MYDATA_ISSUER"
+    complete = {
+        "MYDATA_SANDBOX": "false",
+        "MYDATA_ISSUER": "https://mydata.example",
+        "MYDATA_DATABASE_URL": "postgresql+psycopg://u@h/d",
+        "MYDATA_MASTER_KEY": "A" * 43,
+        "MYDATA_SECRET_KEY": "s" * 40,
+        "MYDATA_RATELIMIT_STORAGE_URI": "redis://localhost:6379/0",
+    }
+    assert load_settings(complete).sandbox is False
+    with pytest.raises(ConfigError) as raised:
+        load_settings({**complete, "MYDATA_ISSUER": "http://mydata.example"})
+    assert raised.value.setting == "MYDATA_ISSUER"
+    with pytest.raises(ConfigError) as raised:
+        load_settings({**complete, "MYDATA_RATELIMIT_STORAGE_URI": "memory://"})
+    assert raised.value.setting == "MYDATA_RATELIMIT_STORAGE_URI"
+
+
+def test_example_production_file_is_complete_but_for_secrets() -> None:
+    path = Path(__file__).resolve().parents[3] / "config" / "production.example.toml"
+    with pytest.raises(ConfigError) as raised:
+        load_settings({"MYDATA_CONFIG": str(path)})
+    assert raised.value.setting == "MYDATA_MASTER_KEY"

@@ -1,0 +1,39 @@
+"""Migrations and models agree, and `mydata db upgrade` is idempotent."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine
+
+from mydata.cli import alembic_config
+
+pytestmark = pytest.mark.db
+
+
+def test_models_and_migrations_agree(database_url: str) -> None:
+    import_models = __import__("importlib").import_module
+    for package in ("mydata", "identity", "providers", "consent", "relying_parties"):
+        try:
+            import_models(f"{package}.models")
+        except ModuleNotFoundError:
+            continue
+    from mydata.db import Base
+
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        diff = compare_metadata(context, Base.metadata)
+    engine.dispose()
+    assert diff == [], f"models differ from migrations: {diff}"
+
+
+def test_one_head_and_database_is_at_it(database_url: str) -> None:
+    script = ScriptDirectory.from_config(alembic_config(database_url))
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        current = set(MigrationContext.configure(connection).get_current_heads())
+    engine.dispose()
+    assert current == set(script.get_heads())
