@@ -11,6 +11,8 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 SYSTEM_STAMP := $(VENV)/.system-packages
 # WeasyPrint's libraries and CJK fonts (PDFs), Chromium and its driver (browser tests).
 SYSTEM_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-noto-cjk chromium chromium-driver
+# The code is imported from this checkout (also from a git worktree sharing the virtualenv).
+export PYTHONPATH := $(CURDIR)
 PO := $(wildcard mydata/translations/*/LC_MESSAGES/messages.po)
 MO := $(PO:.po=.mo)
 
