@@ -7,6 +7,9 @@ through Alembic migrations only (``mydata db upgrade``).
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import pkgutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,6 +37,24 @@ class Base(DeclarativeBase):
     """Declarative base of every model of every package."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+#: Packages whose ``models`` modules (at any depth) hold tables; imported dynamically so that the
+#: kernel does not depend on the feature packages (DESIGN §2).
+MODEL_PACKAGES = ("mydata", "identity", "providers", "consent", "relying_parties")
+
+
+def import_models() -> None:
+    """Import every ``models`` module of every package, so that all tables are in the metadata."""
+    for name in MODEL_PACKAGES:
+        package = importlib.import_module(name)
+        if (package_path := getattr(package, "__path__", None)) is None:
+            continue
+        if importlib.util.find_spec(f"{name}.models") is not None:
+            importlib.import_module(f"{name}.models")
+        for module in pkgutil.walk_packages(package_path, prefix=f"{name}."):
+            if module.name.endswith(".models"):
+                importlib.import_module(module.name)
 
 
 def database_url(settings: Settings) -> str:

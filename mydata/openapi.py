@@ -86,6 +86,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
     )
     spec.components.schema("Error", schema=ErrorSchema)
     paths: dict[str, dict[str, Any]] = {}
+    used_ids: set[str] = set()
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         view = app.view_functions.get(rule.endpoint)
         operation = getattr(view, "__openapi__", None)
@@ -95,7 +96,11 @@ def build_spec(app: Flask) -> dict[str, Any]:
         methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
         for method in methods:
             op = dict(operation)
-            op["operationId"] = f"{rule.endpoint}.{method.lower()}" if len(methods) > 1 else rule.endpoint
+            operation_id = f"{rule.endpoint}.{method.lower()}" if len(methods) > 1 else rule.endpoint
+            while operation_id in used_ids:  # one view under several paths (e.g. two well-known names)
+                operation_id += "_alias"
+            used_ids.add(operation_id)
+            op["operationId"] = operation_id
             path_args = [
                 {"in": "path", "name": a, "required": True, "schema": {"type": "string"}} for a in rule.arguments
             ]

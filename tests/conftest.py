@@ -82,7 +82,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
     return Settings(
         instance_path=tmp_path / "instance",
         sandbox=True,
-        issuer="http://platform.test",
+        issuer="http://localhost",
         database_url=database_url,
         master_key=MASTER_KEY,
         secret_key=secrets.token_urlsafe(48),
