@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from pathlib import Path
 
 from alembic import context
 from sqlalchemy import create_engine
@@ -11,12 +12,16 @@ from sqlalchemy import create_engine
 from mydata.db import Base
 
 PACKAGES = ("mydata", "identity", "providers", "consent", "relying_parties")
+CHECKOUT = Path(__file__).resolve().parent.parent
 
 
 def import_models() -> None:
-    """Import every package's models so that their tables are in the metadata."""
+    """Import every package's models in this checkout so that their tables are in the metadata."""
     for package in PACKAGES:
-        if importlib.util.find_spec(f"{package}.models") is not None:
+        spec = importlib.util.find_spec(f"{package}.models")
+        # A virtualenv shared by several git worktrees holds an editable install of one of them,
+        # whose finder resolves a module missing here to that other checkout: skip such modules.
+        if spec is not None and spec.origin and Path(spec.origin).resolve().is_relative_to(CHECKOUT):
             importlib.import_module(f"{package}.models")
 
 
