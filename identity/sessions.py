@@ -73,6 +73,9 @@ class Authentication:
 
 def level_at_least(level: str, needed: str) -> bool:
     """Tell whether *level* is as strong as *needed* (``low`` < ``substantial`` < ``high``)."""
+    for value in (level, needed):
+        if value not in LEVELS:
+            raise ValueError(f"unknown assurance level {value!r}; expected one of {', '.join(LEVELS)}")
     return LEVELS.index(level) >= LEVELS.index(needed)
 
 
