@@ -108,10 +108,16 @@ def safe_next(value: str | None) -> str:
     return value
 
 
-def login_url(next_path: str, level: str = "low") -> str:
-    """Return the login (or step-up) URL that comes back to *next_path* with 303 when done."""
+def login_url(next_path: str, level: str = "low", *, reauthenticate: bool = False) -> str:
+    """Return the login (or step-up) URL that comes back to *next_path* with 303 when done.
+
+    With *reauthenticate* the citizen must log in again even if the session is strong enough
+    (``prompt=login``, or an ``auth_time`` older than ``max_age``); the new ``auth_time`` follows.
+    """
     if level not in LEVELS:
         raise ValueError(f"unknown assurance level {level!r}")
+    if reauthenticate:
+        return url_for("identity.login", next=next_path, level=level, prompt="login")
     return url_for("identity.login", next=next_path, level=level)
 
 
@@ -140,9 +146,11 @@ def open_session(
 ) -> tuple[Authentication, str]:
     """Record a successful authentication; return the session and the browser's new secret.
 
-    If the browser's session (*previous*) belongs to the same citizen it is kept and upgraded when
-    the new method is at least as strong (a step-up); a session of someone else is ended. Either way
-    the secret is new, so a secret planted or seen before the login is worth nothing after it.
+    If the browser's session (*previous*) belongs to the same citizen it is kept (same
+    ``session_id``) and takes the new method's level, ``amr`` and time: a step-up, or a
+    re-authentication that ``prompt=login`` / ``max_age`` asked for (OIDC Core §3.1.2.1). A session
+    of someone else is ended. Either way the secret is new, so a secret planted or seen before the
+    login is worth nothing after it.
     """
     chosen = METHODS[method]
     secret = secrets.token_urlsafe(32)
@@ -164,7 +172,7 @@ def open_session(
             created_at=now,
         )
         uow.session.add(row)
-    elif level_at_least(chosen.level, row.level):
+    else:
         row.method, row.level, row.amr, row.auth_time = chosen.id, chosen.level, list(chosen.amr), now
     row.secret_hash = _hash(secret)
     row.last_seen_at = now

@@ -236,7 +236,9 @@ def _blank_form(method: str, target: Target) -> FlaskForm:
     return NhiForm(formdata=None, data=data)
 
 
-def _notice(target: Target, authentication: Authentication | None) -> str:
+def _notice(target: Target, authentication: Authentication | None, reauthenticate: bool = False) -> str:
+    if authentication is not None and reauthenticate and level_at_least(authentication.level, target.level):
+        return str(gettext("To continue, the service asks you to prove who you are once more."))
     if authentication is not None and not level_at_least(authentication.level, target.level):
         return str(
             gettext(
@@ -265,16 +267,17 @@ def render_login(
     form: FlaskForm | None = None,
     error: IdentityError | None = None,
     status: int = 200,
+    reauthenticate: bool = False,
 ) -> ResponseReturnValue:
     """Render the login page; *form* and *error* belong to *method*, the one just tried."""
     authentication = current_authentication()
     offered = methods_for(target.level)
-    forms = {}
+    forms: dict[str, FlaskForm] = {}
     for offered_method in offered:
         blank = _blank_form(offered_method.id, target)
         # Keep what was typed, unless the answer came in another shape (a reader component's post).
-        keep = offered_method.id == method and form is not None and type(form) is type(blank)
-        forms[offered_method.id] = form if keep else blank
+        keep = form is not None and offered_method.id == method and type(form) is type(blank)
+        forms[offered_method.id] = form if keep and form is not None else blank
     errors: list[tuple[str, str]] = []
     if method and form is not None:
         prefix = FORM_PREFIX[method]
@@ -299,7 +302,7 @@ def render_login(
         errors=errors,
         failed_method=method if errors else None,
         method_error=describe(error) if error is not None else "",
-        notice=_notice(target, authentication),
+        notice=_notice(target, authentication, reauthenticate),
         authentication=authentication,
         logged_out=request.args.get("logged_out") == "1",
         card_reader=_card_reader() is not None,
@@ -330,9 +333,10 @@ def login() -> ResponseReturnValue:
     """Offer the methods strong enough for ``level``; skip straight to ``next`` if already logged in."""
     target = _target(request.args)
     authentication = current_authentication()
-    if authentication is not None and level_at_least(authentication.level, target.level):
+    again = request.args.get("prompt") == "login"
+    if authentication is not None and level_at_least(authentication.level, target.level) and not again:
         return redirect(target.next, 303)
-    return render_login(target)
+    return render_login(target, reauthenticate=again)
 
 
 @bp.post("/login/eid")
@@ -371,6 +375,9 @@ def _decode_signature(value: str) -> bytes:
 
 @bp.post("/login/mobile")
 @login_limit
+# Every start pushes to someone's phone: cap them per address, so that a phone cannot be flooded
+# with requests that its owner might approve by mistake (MFA fatigue).
+@limiter.limit("10 per minute")
 def login_mobile() -> ResponseReturnValue:
     """Send a mobile ID request to the citizen's phone and wait for it."""
     form = MobileForm()

@@ -7,17 +7,16 @@ same seeders as `mydata sandbox seed`, served by werkzeug in a thread.
 from __future__ import annotations
 
 import base64
-import json
 import os
 import secrets
 import shutil
 import tempfile
 import threading
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -126,11 +125,10 @@ def account(driver: WebDriver, lang: str, name: str, level: str) -> None:
 
 
 def post_json(url: str, body: dict[str, str]) -> dict[str, str]:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - our own test server
-        return json.loads(response.read())  # type: ignore[no-any-return]
+    """POST JSON as the sandbox phone's owner would from a script (no browser, no cookie)."""
+    response = requests.post(url, json=body, timeout=10)
+    response.raise_for_status()
+    return response.json()  # type: ignore[no-any-return]
 
 
 @pytest.mark.parametrize("lang", LANGS)

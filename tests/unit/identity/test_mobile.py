@@ -199,3 +199,10 @@ def test_simulator_json_needs_a_json_body(client: FlaskClient, enrolled: Sandbox
 def test_waiting_page_without_a_request_goes_back_to_login(client: FlaskClient) -> None:
     assert client.get("/login/mobile/wait").headers["Location"] == "/login"
     assert client.get("/login/mobile/status").json["status"] == "none"
+
+
+def test_starts_are_capped_per_address(client: FlaskClient, enrolled: SandboxPhones) -> None:
+    # Each start pushes to a phone: ten a minute from one address, then 429.
+    for _ in range(10):
+        assert start(client).status_code == 303
+    assert start(client).status_code == 429

@@ -55,6 +55,7 @@ def test_login_url_carries_next_and_level(app: Flask) -> None:
         assert (
             login_url("/oauth/authorize?x=1", "substantial") == "/login?next=/oauth/authorize?x%3D1&level=substantial"
         )
+        assert login_url("/x", "high", reauthenticate=True) == "/login?next=/x&level=high&prompt=login"
         with pytest.raises(ValueError, match="unknown assurance level"):
             login_url("/x", "medium")
 
@@ -208,3 +209,17 @@ def test_outside_the_sandbox_the_cookie_is_secure_and_host_only(
     assert header.startswith("__Host-mydata_login=;")
     assert "Secure" in header
     assert "HttpOnly" in header
+
+
+@pytest.mark.db
+def test_prompt_login_asks_again_and_renews_auth_time(
+    app: Flask, client: FlaskClient, login_as: LoginAs, clock: FrozenClock
+) -> None:
+    first = login_as("A123456789", "mobile")
+    assert client.get("/login?next=/x&level=substantial").headers["Location"] == "/x"
+    page = text(client.get("/login?next=/x&level=substantial&prompt=login&lang=en"))
+    assert "To continue, the service asks you to prove who you are once more." in page
+    clock.advance(300)
+    again = login_as("A123456789", "mobile")
+    assert again.session_id == first.session_id
+    assert again.auth_time == first.auth_time + 300
