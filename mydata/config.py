@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from cryptography.x509 import load_pem_x509_certificates
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -39,6 +40,7 @@ class Settings:
     default_locale: str = "zh_Hant_TW"
     session_cookie_secure: bool = False
     log_level: str = "INFO"
+    eid_ca_roots: str = ""
 
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with some settings changed, validated again."""
@@ -113,12 +115,14 @@ def validate(settings: Settings) -> Settings:
         decode_master_key(settings.master_key)
     if not settings.sandbox:
         _validate_production(settings)
+    if settings.eid_ca_roots:
+        _validate_eid_ca_roots(settings.eid_ca_roots)
     return settings
 
 
 def _validate_production(settings: Settings) -> None:
     """Refuse the settings that are only safe in the sandbox."""
-    required = ("issuer", "database_url", "master_key", "secret_key")
+    required = ("issuer", "database_url", "master_key", "secret_key", "eid_ca_roots")
     for name in required:
         if not getattr(settings, name):
             raise ConfigError(env_name(name), "is required when sandbox is off")
@@ -128,6 +132,18 @@ def _validate_production(settings: Settings) -> None:
         raise ConfigError(env_name("secret_key"), "must be at least 32 characters")
     if settings.ratelimit_storage_uri.startswith("memory://"):
         raise ConfigError(env_name("ratelimit_storage_uri"), "must be a shared redis:// store when sandbox is off")
+
+
+def _validate_eid_ca_roots(path: str) -> None:
+    """Check that the eID trust bundle is a readable PEM file holding at least one self-signed root."""
+    try:
+        certificates = load_pem_x509_certificates(Path(path).expanduser().read_bytes())
+    except OSError as exc:
+        raise ConfigError(env_name("eid_ca_roots"), f"cannot read {path}: {exc.strerror}") from None
+    except ValueError:
+        raise ConfigError(env_name("eid_ca_roots"), f"{path} holds no PEM certificate") from None
+    if not any(cert.subject == cert.issuer for cert in certificates):
+        raise ConfigError(env_name("eid_ca_roots"), f"{path} holds no root (self-signed) certificate")
 
 
 def decode_master_key(value: str) -> bytes:

@@ -25,6 +25,9 @@ from mydata.clock import FrozenClock
 from mydata.config import Settings
 from mydata.db import get_db
 
+# Fixtures of the feature packages' test data (login_as, sandbox_eid, ...), usable by every test.
+pytest_plugins = ["tests.factories.identity"]
+
 POSTGRES_URL = os.environ.get("MYDATA_TEST_DATABASE_URL", "")
 BACKENDS = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
 MASTER_KEY = base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()

@@ -59,7 +59,7 @@ class AuthorizationCode(Base):
 
     code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     client_id: Mapped[str] = mapped_column(ForeignKey("identity_oauth_client.client_id"), index=True)
-    citizen_id: Mapped[str] = mapped_column(String(64), index=True)
+    citizen_id: Mapped[str] = mapped_column(ForeignKey("identity_citizen.id"), index=True)
     redirect_uri: Mapped[str] = mapped_column(Text)
     scope: Mapped[str] = mapped_column(String(200))
     nonce: Mapped[str | None] = mapped_column(String(255))
@@ -75,6 +75,15 @@ class AuthorizationCode(Base):
     expires_at: Mapped[int] = mapped_column(BigInteger)
     used_at: Mapped[int | None] = mapped_column(BigInteger)
 
+    # Authlib's code grant reads a code through these two methods (AuthorizationCodeMixin).
+    def get_redirect_uri(self) -> str:
+        """Return the redirect URI the code was issued for."""
+        return self.redirect_uri
+
+    def get_scope(self) -> str:
+        """Return the granted scope."""
+        return self.scope
+
 
 class AccessToken(Base):
     """An opaque DPoP-bound access token, stored as its SHA-256 only."""
@@ -83,7 +92,7 @@ class AccessToken(Base):
 
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     client_id: Mapped[str] = mapped_column(ForeignKey("identity_oauth_client.client_id"), index=True)
-    citizen_id: Mapped[str] = mapped_column(String(64), index=True)
+    citizen_id: Mapped[str] = mapped_column(ForeignKey("identity_citizen.id"), index=True)
     code_hash: Mapped[str] = mapped_column(String(64), index=True)
     jkt: Mapped[str] = mapped_column(String(64))
     scope: Mapped[str] = mapped_column(String(200))

@@ -76,14 +76,11 @@ class PushedRequestResult:
     expires_in: int
 
 
-def push_authorization_request(
-    uow: UnitOfWork, form: Mapping[str, list[str]], headers: Mapping[str, str]
-) -> PushedRequestResult:
+def push_authorization_request(uow: UnitOfWork, form: Mapping[str, list[str]], dpop: str | None) -> PushedRequestResult:
     """Authenticate the client, validate the whole authorization request, and store it."""
     params = _single_values(form)
     request = oauth.prepared_request(params, endpoint_url("/oauth/par"))
     request.method = "POST"
-    request.headers = headers
     request._body = params  # Authlib's client authentication reads the assertion from the form
     client = server().authenticate_client(request, ["private_key_jwt"], "par")
     if "request_uri" in params or "request" in params:
@@ -104,7 +101,7 @@ def push_authorization_request(
     level_for_acr_values(params.get("acr_values"))
 
     now = clock().timestamp()
-    jkt = _dpop_binding(headers.get("DPoP"), params.pop("dpop_jkt", None), now)
+    jkt = _dpop_binding(dpop, params.pop("dpop_jkt", None), now)
     request_uri = REQUEST_URI_PREFIX + secrets.token_urlsafe(32)
     uow.session.add(
         PushedRequest(

@@ -134,7 +134,7 @@ def par() -> ResponseReturnValue:
     """Accept a pushed authorization request (RFC 9126)."""
     try:
         result = services.push_authorization_request(
-            unit_of_work(), request.form.to_dict(flat=False), dict(request.headers)
+            unit_of_work(), request.form.to_dict(flat=False), request.headers.get("DPoP")
         )
     except OAuth2Error as error:
         return services.oauth_error_response(error)

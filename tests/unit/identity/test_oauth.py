@@ -21,6 +21,7 @@ from identity.sessions import Authentication
 from mydata.clock import FrozenClock
 from mydata.db import get_db
 from mydata.keys import key_store
+from tests.factories.identity import make_citizen
 from tests.factories.oauth import TestRelyingParty, hmac_key, pkce_pair, rsa_key
 
 REDIRECT_URI = "https://rp.example/callback"
@@ -54,10 +55,8 @@ def rp(app: Flask, clock: FrozenClock) -> TestRelyingParty:
 @pytest.fixture
 def signed_in(app: Flask, monkeypatch: pytest.MonkeyPatch, clock: FrozenClock) -> Authentication:
     """Log a citizen in (the login pages are tested in their own module)."""
-    from tests.factories.identity import create_citizen
-
     with app.app_context(), get_db().unit_of_work() as uow:
-        citizen = create_citizen(uow, national_id="A123456789", name="王小明")
+        citizen = make_citizen(uow, "A123456789")
     authentication = Authentication(
         session_id="s1",
         citizen_id=citizen.id,
@@ -66,6 +65,7 @@ def signed_in(app: Flask, monkeypatch: pytest.MonkeyPatch, clock: FrozenClock) -
         level="high",
         amr=("sc", "pin", "hwk"),
         auth_time=clock.timestamp(),
+        method="eid",
     )
     monkeypatch.setattr("identity.oauth.views.current_authentication", lambda: authentication)
     return authentication

@@ -1,8 +1,8 @@
 """oauth authorization server
 
-Revision ID: identity_oauth_0001
-Revises: 0001
-Create Date: 2026-11-24 10:17:49.880289
+Revision ID: identity_0002
+Revises: identity_0001
+Create Date: 2026-11-24 10:41:12.779684
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = 'identity_oauth_0001'
-down_revision: str | Sequence[str] | None = '0001'
+revision: str = 'identity_0002'
+down_revision: str | Sequence[str] | None = 'identity_0001'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -41,26 +41,10 @@ def upgrade() -> None:
     with op.batch_alter_table('identity_oauth_jti', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_identity_oauth_jti_expires_at'), ['expires_at'], unique=False)
 
-    op.create_table('providers_agency',
-    sa.Column('id', sa.String(length=64), nullable=False),
-    sa.Column('name_zh', sa.String(length=200), nullable=False),
-    sa.Column('name_en', sa.String(length=200), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_providers_agency'))
-    )
-    op.create_table('providers_operator_token',
-    sa.Column('id', sa.String(length=32), nullable=False),
-    sa.Column('label', sa.String(length=200), nullable=False),
-    sa.Column('token_sha256', sa.String(length=64), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_providers_operator_token')),
-    sa.UniqueConstraint('token_sha256', name=op.f('uq_providers_operator_token_token_sha256'))
-    )
     op.create_table('identity_oauth_code',
     sa.Column('code_hash', sa.String(length=64), nullable=False),
     sa.Column('client_id', sa.String(length=64), nullable=False),
-    sa.Column('citizen_id', sa.String(length=64), nullable=False),
+    sa.Column('citizen_id', sa.String(length=36), nullable=False),
     sa.Column('redirect_uri', sa.Text(), nullable=False),
     sa.Column('scope', sa.String(length=200), nullable=False),
     sa.Column('nonce', sa.String(length=255), nullable=True),
@@ -75,6 +59,7 @@ def upgrade() -> None:
     sa.Column('issued_at', sa.BigInteger(), nullable=False),
     sa.Column('expires_at', sa.BigInteger(), nullable=False),
     sa.Column('used_at', sa.BigInteger(), nullable=True),
+    sa.ForeignKeyConstraint(['citizen_id'], ['identity_citizen.id'], name=op.f('fk_identity_oauth_code_citizen_id_identity_citizen')),
     sa.ForeignKeyConstraint(['client_id'], ['identity_oauth_client.client_id'], name=op.f('fk_identity_oauth_code_client_id_identity_oauth_client')),
     sa.PrimaryKeyConstraint('code_hash', name=op.f('pk_identity_oauth_code'))
     )
@@ -113,7 +98,7 @@ def upgrade() -> None:
     op.create_table('identity_oauth_token',
     sa.Column('token_hash', sa.String(length=64), nullable=False),
     sa.Column('client_id', sa.String(length=64), nullable=False),
-    sa.Column('citizen_id', sa.String(length=64), nullable=False),
+    sa.Column('citizen_id', sa.String(length=36), nullable=False),
     sa.Column('code_hash', sa.String(length=64), nullable=False),
     sa.Column('jkt', sa.String(length=64), nullable=False),
     sa.Column('scope', sa.String(length=200), nullable=False),
@@ -125,6 +110,7 @@ def upgrade() -> None:
     sa.Column('issued_at', sa.BigInteger(), nullable=False),
     sa.Column('expires_at', sa.BigInteger(), nullable=False),
     sa.Column('revoked_at', sa.BigInteger(), nullable=True),
+    sa.ForeignKeyConstraint(['citizen_id'], ['identity_citizen.id'], name=op.f('fk_identity_oauth_token_citizen_id_identity_citizen')),
     sa.ForeignKeyConstraint(['client_id'], ['identity_oauth_client.client_id'], name=op.f('fk_identity_oauth_token_client_id_identity_oauth_client')),
     sa.PrimaryKeyConstraint('token_hash', name=op.f('pk_identity_oauth_token'))
     )
@@ -133,58 +119,11 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_identity_oauth_token_client_id'), ['client_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_identity_oauth_token_code_hash'), ['code_hash'], unique=False)
 
-    op.create_table('providers_provider',
-    sa.Column('id', sa.String(length=64), nullable=False),
-    sa.Column('agency_id', sa.String(length=64), nullable=False),
-    sa.Column('base_url', sa.String(length=500), nullable=False),
-    sa.Column('jwks', sa.JSON(), nullable=False),
-    sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['agency_id'], ['providers_agency.id'], name=op.f('fk_providers_provider_agency_id_providers_agency')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_providers_provider'))
-    )
-    with op.batch_alter_table('providers_provider', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_providers_provider_agency_id'), ['agency_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_providers_provider_status'), ['status'], unique=False)
-
-    op.create_table('providers_dataset',
-    sa.Column('id', sa.String(length=100), nullable=False),
-    sa.Column('provider_id', sa.String(length=64), nullable=False),
-    sa.Column('title_zh', sa.String(length=200), nullable=False),
-    sa.Column('title_en', sa.String(length=200), nullable=False),
-    sa.Column('description_zh', sa.Text(), nullable=False),
-    sa.Column('description_en', sa.Text(), nullable=False),
-    sa.Column('json_schema', sa.JSON(), nullable=False),
-    sa.Column('schema_version', sa.Integer(), nullable=False),
-    sa.Column('schema_sha256', sa.String(length=64), nullable=False),
-    sa.Column('min_level', sa.String(length=16), nullable=False),
-    sa.Column('citizen_downloadable', sa.Boolean(), nullable=False),
-    sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['provider_id'], ['providers_provider.id'], name=op.f('fk_providers_dataset_provider_id_providers_provider')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_providers_dataset'))
-    )
-    with op.batch_alter_table('providers_dataset', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_providers_dataset_provider_id'), ['provider_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_providers_dataset_status'), ['status'], unique=False)
-
 
 
 
 def downgrade() -> None:
 
-    with op.batch_alter_table('providers_dataset', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_providers_dataset_status'))
-        batch_op.drop_index(batch_op.f('ix_providers_dataset_provider_id'))
-
-    op.drop_table('providers_dataset')
-    with op.batch_alter_table('providers_provider', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_providers_provider_status'))
-        batch_op.drop_index(batch_op.f('ix_providers_provider_agency_id'))
-
-    op.drop_table('providers_provider')
     with op.batch_alter_table('identity_oauth_token', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_identity_oauth_token_code_hash'))
         batch_op.drop_index(batch_op.f('ix_identity_oauth_token_client_id'))
@@ -204,8 +143,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_identity_oauth_code_citizen_id'))
 
     op.drop_table('identity_oauth_code')
-    op.drop_table('providers_operator_token')
-    op.drop_table('providers_agency')
     with op.batch_alter_table('identity_oauth_jti', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_identity_oauth_jti_expires_at'))
 
