@@ -6,12 +6,8 @@ same seeders as `mydata sandbox seed`, served by werkzeug in a thread.
 
 from __future__ import annotations
 
-import base64
-import os
-import secrets
 import shutil
 import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,12 +19,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
-from werkzeug.serving import make_server
 
-from mydata import cli
-from mydata.app import create_app
-from mydata.config import Settings
-from mydata.db import get_db
+from tests.factories.live import serve_platform
 
 pytestmark = pytest.mark.e2e
 
@@ -41,27 +33,8 @@ LEVEL = {("zh_Hant_TW", "high"): "高", ("zh_Hant_TW", "substantial"): "中", ("
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Serve a migrated, seeded sandbox platform on 127.0.0.1 and a free port; return its base URL."""
-    folder = tmp_path_factory.mktemp("e2e")
-    settings = Settings(
-        instance_path=folder / "instance",
-        sandbox=True,
-        database_url=f"sqlite:///{folder / 'e2e.sqlite'}",
-        master_key=base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode(),
-        secret_key=secrets.token_urlsafe(48),
-    )
-    app = create_app(settings)
-    cli.upgrade(app)
-    with app.app_context():
-        cli.seed(app)
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    base = f"http://127.0.0.1:{httpd.server_port}"
-    app.config["MYDATA_ISSUER"] = base
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield base
-    httpd.shutdown()
-    thread.join(timeout=10)
-    get_db(app).engine.dispose()
+    with serve_platform(tmp_path_factory.mktemp("e2e")) as live:
+        yield live.base
 
 
 @pytest.fixture(scope="module")
