@@ -28,8 +28,10 @@ from typing import Any, NamedTuple
 
 import jwt
 import requests
+import urllib3
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
+from requests.structures import CaseInsensitiveDict
 
 from mydata.clock import Clock
 from mydata.keys import SigningKey
@@ -293,32 +295,32 @@ class ProviderClient:
             raise _Failure(Outcome.UNAVAILABLE, f"http_{status}")
         raise _Failure(Outcome.PROTOCOL_ERROR, f"http_{status}")
 
-    def _post(
-        self, url: str, query: str, started: float
-    ) -> tuple[int, str, bytes, requests.structures.CaseInsensitiveDict[str]]:
-        session = self._session()
+    def _post(self, url: str, query: str, started: float) -> tuple[int, str, bytes, CaseInsensitiveDict[str]]:
+        deadline = started + self.timeout_seconds
         try:
-            response = session.post(
+            response = self._session().post(
                 url,
                 data=query.encode("ascii"),
-                headers={"Content-Type": REQUEST_MEDIA_TYPE, "Accept": f"{RESPONSE_MEDIA_TYPE}, application/json"},
+                headers={
+                    "Content-Type": REQUEST_MEDIA_TYPE,
+                    "Accept": f"{RESPONSE_MEDIA_TYPE}, application/json",
+                    # No compression: nothing to inflate, so no decompression bomb either.
+                    "Accept-Encoding": "identity",
+                },
                 timeout=(self.timeout_seconds, self.timeout_seconds),
                 # A redirect could carry the signed query elsewhere: the registered base URL is the only target.
                 allow_redirects=False,
                 stream=True,
             )
             with response:
-                body = _read_limited(response)
-        except requests.Timeout:
+                body = _read_limited(response, deadline)
+        except (requests.Timeout, urllib3.exceptions.TimeoutError):
             raise _Failure(Outcome.TIMEOUT, "timeout") from None
-        except requests.ConnectionError:
-            # requests reports a read timeout in the middle of a body as a connection error.
-            if time.perf_counter() - started >= self.timeout_seconds:
-                raise _Failure(Outcome.TIMEOUT, "timeout") from None
+        except (requests.ConnectionError, urllib3.exceptions.ProtocolError):
             raise _Failure(Outcome.UNAVAILABLE, "connection_failed") from None
-        except requests.RequestException:
+        except (requests.RequestException, urllib3.exceptions.HTTPError):
             raise _Failure(Outcome.PROTOCOL_ERROR, "http_failed") from None
-        if time.perf_counter() - started > self.timeout_seconds:
+        if time.perf_counter() > deadline:
             raise _Failure(Outcome.TIMEOUT, "late_answer")
         content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
         return response.status_code, content_type, body, response.headers
@@ -394,13 +396,20 @@ class ProviderClient:
             executor.shutdown(wait=True)
 
 
-def _read_limited(response: requests.Response) -> bytes:
+def _read_limited(response: requests.Response, deadline: float) -> bytes:
+    """Read the body as it arrives, within the size limit and the call's deadline.
+
+    ``read1`` returns whatever has arrived, so that a provider sending its answer a byte at a time
+    (each byte within the socket timeout) still cannot hold a worker past the deadline.
+    """
     chunks: list[bytes] = []
     size = 0
-    for chunk in response.iter_content(64 * 1024):
+    while chunk := response.raw.read1(64 * 1024):
         size += len(chunk)
         if size > MAX_RESPONSE_BYTES:
             raise _Failure(Outcome.PROTOCOL_ERROR, "answer_too_large")
+        if time.perf_counter() > deadline:
+            raise _Failure(Outcome.TIMEOUT, "timeout")
         chunks.append(chunk)
     return b"".join(chunks)
 

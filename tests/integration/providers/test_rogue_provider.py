@@ -9,6 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import json
+import socket
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -190,3 +193,58 @@ def test_retry_after_is_carried_in_seconds(rogue: Rogue, fetch: Fetch, clock: Fr
     assert result.outcome is Outcome.UNAVAILABLE
     assert result.detail == "http_429"
     assert result.retry_after in (89, 90)
+
+
+def test_an_unreachable_provider_is_unavailable(app: Flask, agencies: RunningAgencies, fetch: Fetch) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    with app.app_context(), get_db().unit_of_work() as uow:
+        services.update_provider(uow, "nhia", base_url=f"http://127.0.0.1:{closed}", allow_http=True, actor="t")
+    result = fetch(WANG, ["nhi.enrolment"])["nhi.enrolment"]
+    assert (result.outcome, result.detail) == (Outcome.UNAVAILABLE, "connection_failed")
+
+
+class Dribbler:
+    """A provider that sends its answer one byte at a time, each byte well within the socket timeout."""
+
+    def __init__(self, total: int = 400, pause: float = 0.02) -> None:
+        self.total = total
+        self.pause = pause
+        self.sent = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+
+    def serve(self) -> None:
+        connection, _ = self.listener.accept()
+        with connection:
+            connection.recv(65536)
+            head = f"HTTP/1.1 200 OK\r\nContent-Type: application/jose\r\nContent-Length: {self.total}\r\n\r\n"
+            try:
+                connection.sendall(head.encode())
+                for _ in range(self.total):
+                    connection.sendall(b"x")
+                    self.sent += 1
+                    time.sleep(self.pause)
+            except OSError:
+                return  # the client hung up
+
+
+def test_a_dribbling_provider_cannot_hold_a_worker_past_the_deadline(
+    app: Flask, agencies: RunningAgencies, fetch: Fetch
+) -> None:
+    dribbler = Dribbler()
+    with app.app_context(), get_db().unit_of_work() as uow:
+        services.update_provider(uow, "nhia", base_url=dribbler.url, allow_http=True, actor="t")
+    result = fetch(WANG, ["nhi.enrolment"])["nhi.enrolment"]
+    assert result.outcome is Outcome.TIMEOUT
+    # Waits for the worker: it gave up (and hung up) long before the whole answer was sent.
+    services.provider_client(app).close()
+    dribbler.thread.join()
+    assert dribbler.sent < dribbler.total
+    dribbler.listener.close()
