@@ -14,7 +14,7 @@ import re
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import rfc8785
@@ -30,6 +30,7 @@ from mydata.keys import key_store
 from providers.client import HealthCheck, ProviderClient, Route
 from providers.interfaces import (
     AlreadyRegistered,
+    DatasetFetcher,
     DatasetNotFound,
     InsecureBaseUrl,
     InvalidBaseUrl,
@@ -483,6 +484,11 @@ def fetch_datasets(
     routes = fetch_routes(uow, datasets)
     signing_key = key_store(uow).signing_key()
     return provider_client().fetch(routes, signing_key=signing_key, national_id=national_id, txn=txn, purpose=purpose)
+
+
+if TYPE_CHECKING:
+    # mypy checks that the entry point keeps the shape other packages depend on.
+    _fetcher: DatasetFetcher = fetch_datasets
 
 
 def fetch_routes(uow: UnitOfWork, dataset_ids: Sequence[str]) -> list[Route]:

@@ -42,7 +42,14 @@ def seed_sandbox_catalogue(uow: UnitOfWork, *, keys_dir: Path, agencies_url: str
                 status=ACTIVE,
             )
         elif provider.base_url != base_url or provider.jwks != key.jwks():
-            services.update_provider(uow, agency.id, base_url=base_url, jwks=key.jwks(), allow_http=True, actor=ACTOR)
+            services.update_provider(
+                uow,
+                agency.id,
+                base_url=base_url if provider.base_url != base_url else None,
+                jwks=key.jwks() if provider.jwks != key.jwks() else None,
+                allow_http=True,
+                actor=ACTOR,
+            )
     for dataset in DATASETS:
         schema = load_schema(dataset.id)
         fields: dict[str, object] = {
