@@ -81,8 +81,12 @@ class PlatformJwks:
     def over_http(cls, url: str, *, timeout_seconds: float = 5.0) -> PlatformJwks:
         """Return the JWKS published at *url* (the platform's ``{issuer}/oauth/jwks``)."""
 
+        session = requests.Session()
+        # The platform is reached directly, as the platform reaches agencies: no proxy from the environment.
+        session.trust_env = False
+
         def load() -> object:
-            response = requests.get(url, timeout=timeout_seconds, headers={"Accept": "application/json"})
+            response = session.get(url, timeout=timeout_seconds, headers={"Accept": "application/json"})
             response.raise_for_status()
             return response.json()
 
@@ -237,7 +241,8 @@ class AgencyState:
 def create_agency_app(settings: AgencySettings) -> Flask:
     """Build the sandbox agencies' WSGI app."""
     app = Flask("providers.sandbox.agency")
-    app.config.update(MAX_CONTENT_LENGTH=_MAX_QUERY_BYTES, JSON_AS_ASCII=False)
+    app.config.update(MAX_CONTENT_LENGTH=_MAX_QUERY_BYTES)
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]  # error sentences may be Chinese
     state = AgencyState(settings)
     app.extensions["sandbox.agency"] = state
 
@@ -303,6 +308,11 @@ def create_agency_app(settings: AgencySettings) -> Flask:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> ResponseReturnValue:
         return _error(error.code or 500, str(error.name).lower().replace(" ", "_"), error.description or "")
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception) -> ResponseReturnValue:
+        log.exception("sandbox agency: unexpected error on %s %s", request.method, request.path)
+        return _error(500, "server_error", "The sandbox agency had an unexpected problem.")
 
     return app
 

@@ -266,3 +266,16 @@ def test_faults_apply_to_their_person_and_dataset_only(
     assert post(client, platform.query(clock)).status_code == status
     assert post(client, platform.query(clock, dataset="tax.property")).status_code == 200
     assert post(client, platform.query(clock, sub="B223456782")).status_code == 200
+
+
+def test_an_unexpected_failure_is_a_json_500_without_details(
+    client: FlaskClient, platform: Platform, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(national_id: str, dataset: str) -> None:
+        raise RuntimeError("internal detail")
+
+    monkeypatch.setattr("providers.sandbox.agency.dataset_for", broken)
+    response = post(client, platform.query(clock))
+    assert response.status_code == 500
+    assert response.json["error"] == "server_error"
+    assert "internal detail" not in response.get_data(as_text=True)
