@@ -41,6 +41,13 @@ class Settings:
     session_cookie_secure: bool = False
     log_level: str = "INFO"
     eid_ca_roots: str = ""
+    # Provider protocol client (DESIGN §4.2).
+    provider_timeout_seconds: float = 5.0
+    provider_max_workers: int = 32
+    provider_breaker_threshold: int = 5
+    provider_breaker_cool_down_seconds: float = 30.0
+    # Sandbox agencies (DESIGN §4.3): the faults they inject by default; relative to the repository.
+    sandbox_faults_file: str = "config/sandbox-faults.toml"
 
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with some settings changed, validated again."""
@@ -113,11 +120,26 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError(env_name("ratelimit_storage_uri"), "must be memory://, redis:// or rediss://")
     if settings.master_key:
         decode_master_key(settings.master_key)
+    _validate_providers(settings)
     if not settings.sandbox:
         _validate_production(settings)
     if settings.eid_ca_roots:
         _validate_eid_ca_roots(settings.eid_ca_roots)
     return settings
+
+
+def _validate_providers(settings: Settings) -> None:
+    """Keep the provider client's timeout, pool and circuit breaker within sensible bounds."""
+    if not 0 < settings.provider_timeout_seconds <= 60:
+        raise ConfigError(env_name("provider_timeout_seconds"), "must be more than 0 and at most 60 seconds")
+    if not 1 <= settings.provider_max_workers <= 256:
+        raise ConfigError(env_name("provider_max_workers"), "must be between 1 and 256")
+    if not 1 <= settings.provider_breaker_threshold <= 1000:
+        raise ConfigError(env_name("provider_breaker_threshold"), "must be between 1 and 1000 failures")
+    if not 0 < settings.provider_breaker_cool_down_seconds <= 3600:
+        raise ConfigError(
+            env_name("provider_breaker_cool_down_seconds"), "must be more than 0 and at most 3600 seconds"
+        )
 
 
 def _validate_production(settings: Settings) -> None:
@@ -185,9 +207,26 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
         if text in ("0", "false", "no", "off"):
             return False
         raise ConfigError(_label(name, source), f"must be true or false, not {raw!r}")
+    if isinstance(default, int | float):
+        return _coerce_number(type(default), name, raw, source)
     if not isinstance(raw, str):
         raise ConfigError(_label(name, source), f"must be a string, not {raw!r}")
     return raw.strip()
+
+
+def _coerce_number(kind: type[int] | type[float], name: str, raw: Any, source: str) -> int | float:
+    noun = "a whole number" if kind is int else "a number"
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise ConfigError(_label(name, source), f"must be {noun}, not {raw!r}")
+    try:
+        value = float(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        raise ConfigError(_label(name, source), f"must be {noun}, not {raw!r}") from None
+    if kind is int:
+        if isinstance(value, float) and not value.is_integer():
+            raise ConfigError(_label(name, source), f"must be {noun}, not {raw!r}")
+        return int(value)
+    return float(value)
 
 
 def _label(name: str, source: str) -> str:

@@ -85,6 +85,8 @@ def build_spec(app: Flask) -> dict[str, Any]:
         servers=[{"url": app.config["MYDATA_ISSUER"]}],
     )
     spec.components.schema("Error", schema=ErrorSchema)
+    for name, scheme in sorted(app.extensions.get("mydata.openapi_security_schemes", {}).items()):
+        spec.components.security_scheme(name, scheme)
     paths: dict[str, dict[str, Any]] = {}
     used_ids: set[str] = set()
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
@@ -110,6 +112,11 @@ def build_spec(app: Flask) -> dict[str, Any]:
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)
     return spec.to_dict()
+
+
+def add_security_scheme(app: Flask, name: str, scheme: dict[str, Any]) -> None:
+    """Declare a security scheme that documented routes name in their ``security`` requirement."""
+    app.extensions.setdefault("mydata.openapi_security_schemes", {})[name] = scheme
 
 
 def openapi_json() -> ResponseReturnValue:
