@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from identity import eid
 from identity import national_id as nid
+from identity.eid import TrustAnchors, VerifiedCard
+from identity.interfaces import CardSignature, CertificateRejected, EidNotConfigured
 from identity.models import Citizen, LoginSession
-from identity.sandbox.pki import SandboxPki, pem
+from identity.sandbox.pki import SandboxPki, name, pem
 from mydata.clock import FrozenClock
 from mydata.db import get_db
 from tests.factories.identity import SandboxEid, card_certificate, eid_nonce, other_ca, post_form, text
@@ -205,3 +209,71 @@ def test_without_a_trusted_ca_eid_is_not_offered(app: Flask, client: FlaskClient
     response = post_form(client, "/login/eid", {"national_id": "A123456789", "pin": "123456", "nonce": "x"}, "en")
     assert response.status_code == 503
     assert "eID login is not available at the moment" in text(response)
+
+
+def verify(chain: list[x509.Certificate], key: object, anchors: TrustAnchors, now: dt.datetime) -> VerifiedCard:
+    """Run the verification directly, as the login does after using up the nonce."""
+    if isinstance(key, rsa.RSAPrivateKey):
+        signature = key.sign(b"nonce", padding.PKCS1v15(), hashes.SHA256())
+    else:
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        signature = key.sign(b"nonce", ec.ECDSA(hashes.SHA256()))
+    card = CardSignature(b"".join(pem(c) for c in chain).decode(), signature)
+    return eid.verify_card(card, "nonce", anchors, now)
+
+
+def test_rsa_cards_verify_too(sandbox_eid: SandboxEid) -> None:
+    # The Ministry of the Interior's cards carry RSA keys; the sandbox's carry P-256 keys.
+    now = dt.datetime.now(dt.UTC)
+    anchors = eid.TrustBundle(sandbox_eid.bundle).anchors()
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name("林美華", "B223456782"))
+        .issuer_name(sandbox_eid.intermediate.certificate.subject)
+        .public_key(rsa_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
+        .sign(sandbox_eid.intermediate.key, hashes.SHA256())
+    )
+    verified = verify([certificate, sandbox_eid.intermediate.certificate], rsa_key, anchors, now)
+    assert verified.national_id == "B223456782"
+
+
+@pytest.mark.parametrize(
+    ("serial", "days_from_now", "reason"),
+    [("12345678", -1, "no_national_id"), ("A123456789", 3, "not_yet_valid")],
+)
+def test_other_certificate_refusals(sandbox_eid: SandboxEid, serial: str, days_from_now: int, reason: str) -> None:
+    now = dt.datetime.now(dt.UTC)
+    anchors = eid.TrustBundle(sandbox_eid.bundle).anchors()
+    start = now + dt.timedelta(days=days_from_now)
+    certificate, key = card_certificate(
+        sandbox_eid.intermediate, serial, "某人", not_before=start, not_after=start + dt.timedelta(days=30)
+    )
+    with pytest.raises(CertificateRejected) as refused:
+        verify([certificate, sandbox_eid.intermediate.certificate], key, anchors, now)
+    assert refused.value.reason == reason
+
+
+def test_unreadable_answers_are_explained(eid_app: Flask, client: FlaskClient) -> None:
+    nonce = eid_nonce(client)
+    garbage = post_form(client, "/login/eid", {"certificate": "not PEM", "signature": "AAAA", "nonce": nonce}, "en")
+    assert garbage.status_code == 401
+    assert "The card reader did not send a readable certificate." in text(garbage)
+    nonce = eid_nonce(client)
+    bad_base64 = post_form(client, "/login/eid", {"certificate": "x", "signature": "!!!", "nonce": nonce}, "en")
+    assert "so it may be forged" in text(bad_base64)
+
+
+def test_a_bundle_without_a_root_is_not_a_trust_anchor(tmp_path: Path, sandbox_eid: SandboxEid) -> None:
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_bytes(pem(sandbox_eid.intermediate.certificate))
+    with pytest.raises(EidNotConfigured):
+        eid.TrustBundle(bundle).anchors()
+    bundle.write_text("garbage")
+    with pytest.raises(EidNotConfigured):
+        eid.TrustBundle(bundle).anchors()

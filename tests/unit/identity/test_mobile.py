@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 
+import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Flask
@@ -206,3 +208,20 @@ def test_starts_are_capped_per_address(client: FlaskClient, enrolled: SandboxPho
     for _ in range(10):
         assert start(client).status_code == 303
     assert start(client).status_code == 429
+
+
+@pytest.mark.parametrize("approval", ["not a jws", "e30.e30.e30"])
+def test_garbage_approvals_are_refused(client: FlaskClient, enrolled: SandboxPhones, approval: str) -> None:
+    refused = client.post("/api/v1/mobile-id/approvals", json={"approval": approval})
+    assert (refused.status_code, refused.json["error"]) == (403, "invalid_signature")
+
+
+def test_an_approval_needs_its_type_header(app: Flask, client: FlaskClient, enrolled: SandboxPhones) -> None:
+    start(client)
+    claims = mobile.approval_claims(pending_request(app))
+    untyped = jwt.api_jws.encode(
+        json.dumps(claims).encode(), enrolled.key("A123456789"), "ES256", {"kid": enrolled.device_id("A123456789")}
+    )
+    refused = client.post("/api/v1/mobile-id/approvals", json={"approval": untyped})
+    assert refused.status_code == 403
+    assert client.post("/api/v1/mobile-id/approvals", json={}).status_code == 400
