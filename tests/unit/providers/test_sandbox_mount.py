@@ -62,7 +62,7 @@ def test_seed_registers_the_sandbox_catalogue_and_is_idempotent(app: Flask) -> N
     assert sorted(providers) == PROVIDERS
     assert providers["moi-household"][:3] == (
         "內政部戶政司",
-        "http://platform.test/sandbox/agencies/moi-household",
+        f"{app.config['MYDATA_ISSUER']}/sandbox/agencies/moi-household",
         "active",
     )
     assert providers["nhia"][0] == "衛生福利部中央健康保險署"
