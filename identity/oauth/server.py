@@ -41,7 +41,8 @@ from joserfc import jwt as jose_jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from identity.oauth.models import AccessToken, AuthorizationCode, OAuthClient, SeenJti
 from mydata.clock import clock
@@ -67,19 +68,21 @@ def issuer() -> str:
 
 
 def remember_jti(key: str, expires_at: int) -> bool:
-    """Record a one-time identifier; return False if it was already recorded (a replay)."""
+    """Record a one-time identifier; return False if it was already recorded (a replay).
+
+    One statement, safe between concurrent requests on every node: an insert that does nothing
+    when the identifier is known, unless the known one has expired (its proof is stale anyway).
+    """
     db = session()
-    now = clock().timestamp()
-    try:
-        with db.begin_nested():
-            db.add(SeenJti(key=key, expires_at=expires_at))
-    except IntegrityError:
-        existing = db.get(SeenJti, key)
-        if existing is None or existing.expires_at > now:
-            return False
-        # An identifier that has expired may be reused: the proof carrying it is stale anyway.
-        existing.expires_at = expires_at
-    return True
+    dialect = db.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(SeenJti).values(key=key, expires_at=expires_at)
+    statement = statement.on_conflict_do_update(
+        index_elements=[SeenJti.key],
+        set_={"expires_at": statement.excluded.expires_at},
+        where=SeenJti.expires_at <= clock().timestamp(),
+    )
+    return db.execute(statement.returning(SeenJti.key)).first() is not None
 
 
 # -- clients -----------------------------------------------------------------------------------
