@@ -3,40 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Date, DateTime, ForeignKey, String
-from sqlalchemy.engine import Dialect
+from sqlalchemy import JSON, CheckConstraint, Date, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator
 
-from mydata.db import Base
+from mydata.db import Base, UTCDateTime
 
 ROLES = ("rp_developer", "agency_officer", "counter", "operator")
-
-
-class UTCDateTime(TypeDecorator[dt.datetime]):
-    """A timezone-aware UTC timestamp on every backend.
-
-    SQLite keeps no zone and hands back naive values; every time here is written in UTC, so the zone
-    is put back on read and the rules can compare with the (aware) clock.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
-        """Store aware times converted to UTC."""
-        if value is not None and value.tzinfo is not None:
-            value = value.astimezone(dt.UTC)
-        return value
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
-        """Return an aware UTC time."""
-        if value is None:
-            return None
-        assert isinstance(value, dt.datetime)
-        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 class Citizen(Base):
