@@ -6,6 +6,7 @@ import base64
 import binascii
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -39,6 +40,8 @@ class Settings:
     default_locale: str = "zh_Hant_TW"
     session_cookie_secure: bool = False
     log_level: str = "INFO"
+    ledger_sth_every_entries: int = 1000
+    ledger_sth_every_seconds: int = 300
 
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with some settings changed, validated again."""
@@ -111,6 +114,9 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError(env_name("ratelimit_storage_uri"), "must be memory://, redis:// or rediss://")
     if settings.master_key:
         decode_master_key(settings.master_key)
+    for name in ("ledger_sth_every_entries", "ledger_sth_every_seconds"):
+        if getattr(settings, name) < 1:
+            raise ConfigError(env_name(name), "must be a whole number of at least 1")
     if not settings.sandbox:
         _validate_production(settings)
     return settings
@@ -169,6 +175,12 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
         if text in ("0", "false", "no", "off"):
             return False
         raise ConfigError(_label(name, source), f"must be true or false, not {raw!r}")
+    if isinstance(default, int):
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and re.fullmatch(r"\s*[+-]?[0-9]+\s*", raw):
+            return int(raw)
+        raise ConfigError(_label(name, source), f"must be a whole number, not {raw!r}")
     if not isinstance(raw, str):
         raise ConfigError(_label(name, source), f"must be a string, not {raw!r}")
     return raw.strip()
