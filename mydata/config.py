@@ -48,6 +48,8 @@ class Settings:
     provider_breaker_cool_down_seconds: float = 30.0
     # Sandbox agencies (DESIGN §4.3): the faults they inject by default; relative to the repository.
     sandbox_faults_file: str = "config/sandbox-faults.toml"
+    ledger_sth_every_entries: int = 1000
+    ledger_sth_every_seconds: int = 300
 
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with some settings changed, validated again."""
@@ -121,6 +123,9 @@ def validate(settings: Settings) -> Settings:
     if settings.master_key:
         decode_master_key(settings.master_key)
     _validate_providers(settings)
+    for name in ("ledger_sth_every_entries", "ledger_sth_every_seconds"):
+        if getattr(settings, name) < 1:
+            raise ConfigError(env_name(name), "must be a whole number of at least 1")
     if not settings.sandbox:
         _validate_production(settings)
     if settings.eid_ca_roots:
