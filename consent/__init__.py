@@ -7,3 +7,7 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Register this package's blueprints, commands and sandbox seeding steps."""
+    from consent.flow import ConsentScreen
+    from identity.oauth.services import register_consent_flow
+
+    register_consent_flow(app, ConsentScreen())

@@ -7,3 +7,6 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Register this package's blueprints, commands and sandbox seeding steps."""
+    from relying_parties import delivery
+
+    app.register_blueprint(delivery.bp)
