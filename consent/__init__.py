@@ -7,3 +7,9 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Register this package's blueprints, commands and sandbox seeding steps."""
+    # Imported here, so that the pure parts (consent.merkle, the audit's worker processes) load
+    # without the web layer.
+    from consent import api, cli
+
+    app.register_blueprint(api.bp)
+    app.cli.add_command(cli.ledger_cli)
