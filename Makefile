@@ -44,8 +44,8 @@ $(STAMP): pyproject.toml
 translations: $(MO) ## Compile the translations
 
 extract-messages: $(STAMP) ## Extract translatable strings and update the .po files
-	$(BIN)/pybabel extract -F babel.cfg -o mydata/translations/messages.pot --no-location --sort-output --project=MyData .
-	$(BIN)/pybabel update -i mydata/translations/messages.pot -d mydata/translations --no-fuzzy-matching
+	$(BIN)/pybabel extract -F babel.cfg -k lazy_gettext -o mydata/translations/messages.pot -w 100 --no-location --sort-output --project=MyData .
+	$(BIN)/pybabel update -i mydata/translations/messages.pot -d mydata/translations --no-fuzzy-matching -w 100
 
 demo: setup ## Migrate, seed and serve the sandbox on http://$(HOST):$(PORT) (SQLite; PORT= to change)
 	MYDATA_CONFIG=$${MYDATA_CONFIG:-config/sandbox.toml} $(BIN)/mydata demo --host $(HOST) --port $(PORT)

@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-
 from alembic import context
 from sqlalchemy import create_engine
 
-from mydata.db import Base
-
-PACKAGES = ("mydata", "identity", "providers", "consent", "relying_parties")
-
-
-def import_models() -> None:
-    """Import every package's models so that their tables are in the metadata."""
-    for package in PACKAGES:
-        if importlib.util.find_spec(f"{package}.models") is not None:
-            importlib.import_module(f"{package}.models")
-
+from mydata.db import Base, import_models
 
 import_models()
 config = context.config

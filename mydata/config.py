@@ -6,13 +6,13 @@ import base64
 import binascii
 import dataclasses
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from cryptography.x509 import load_pem_x509_certificates
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -40,6 +40,15 @@ class Settings:
     default_locale: str = "zh_Hant_TW"
     session_cookie_secure: bool = False
     log_level: str = "INFO"
+    eid_ca_roots: str = ""
+    # Provider protocol client (DESIGN §4.2).
+    provider_timeout_seconds: float = 5.0
+    provider_max_workers: int = 32
+    provider_breaker_threshold: int = 5
+    provider_breaker_cool_down_seconds: float = 30.0
+    # Sandbox agencies (DESIGN §4.3): the faults they inject by default; relative to the repository.
+    sandbox_faults_file: str = "config/sandbox-faults.toml"
+    # Transparency ledger (DESIGN §6.3): signed tree head cadence.
     ledger_sth_every_entries: int = 1000
     ledger_sth_every_seconds: int = 300
 
@@ -114,17 +123,35 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError(env_name("ratelimit_storage_uri"), "must be memory://, redis:// or rediss://")
     if settings.master_key:
         decode_master_key(settings.master_key)
-    for name in ("ledger_sth_every_entries", "ledger_sth_every_seconds"):
-        if getattr(settings, name) < 1:
-            raise ConfigError(env_name(name), "must be a whole number of at least 1")
+    _validate_providers(settings)
+    if not 1 <= settings.ledger_sth_every_entries <= 10_000_000:
+        raise ConfigError(env_name("ledger_sth_every_entries"), "must be between 1 and 10000000 entries")
+    if not 1 <= settings.ledger_sth_every_seconds <= 86_400:
+        raise ConfigError(env_name("ledger_sth_every_seconds"), "must be between 1 and 86400 seconds")
     if not settings.sandbox:
         _validate_production(settings)
+    if settings.eid_ca_roots:
+        _validate_eid_ca_roots(settings.eid_ca_roots)
     return settings
+
+
+def _validate_providers(settings: Settings) -> None:
+    """Keep the provider client's timeout, pool and circuit breaker within sensible bounds."""
+    if not 0 < settings.provider_timeout_seconds <= 60:
+        raise ConfigError(env_name("provider_timeout_seconds"), "must be more than 0 and at most 60 seconds")
+    if not 1 <= settings.provider_max_workers <= 256:
+        raise ConfigError(env_name("provider_max_workers"), "must be between 1 and 256")
+    if not 1 <= settings.provider_breaker_threshold <= 1000:
+        raise ConfigError(env_name("provider_breaker_threshold"), "must be between 1 and 1000 failures")
+    if not 0 < settings.provider_breaker_cool_down_seconds <= 3600:
+        raise ConfigError(
+            env_name("provider_breaker_cool_down_seconds"), "must be more than 0 and at most 3600 seconds"
+        )
 
 
 def _validate_production(settings: Settings) -> None:
     """Refuse the settings that are only safe in the sandbox."""
-    required = ("issuer", "database_url", "master_key", "secret_key")
+    required = ("issuer", "database_url", "master_key", "secret_key", "eid_ca_roots")
     for name in required:
         if not getattr(settings, name):
             raise ConfigError(env_name(name), "is required when sandbox is off")
@@ -134,6 +161,18 @@ def _validate_production(settings: Settings) -> None:
         raise ConfigError(env_name("secret_key"), "must be at least 32 characters")
     if settings.ratelimit_storage_uri.startswith("memory://"):
         raise ConfigError(env_name("ratelimit_storage_uri"), "must be a shared redis:// store when sandbox is off")
+
+
+def _validate_eid_ca_roots(path: str) -> None:
+    """Check that the eID trust bundle is a readable PEM file holding at least one self-signed root."""
+    try:
+        certificates = load_pem_x509_certificates(Path(path).expanduser().read_bytes())
+    except OSError as exc:
+        raise ConfigError(env_name("eid_ca_roots"), f"cannot read {path}: {exc.strerror}") from None
+    except ValueError:
+        raise ConfigError(env_name("eid_ca_roots"), f"{path} holds no PEM certificate") from None
+    if not any(cert.subject == cert.issuer for cert in certificates):
+        raise ConfigError(env_name("eid_ca_roots"), f"{path} holds no root (self-signed) certificate")
 
 
 def decode_master_key(value: str) -> bytes:
@@ -175,15 +214,26 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
         if text in ("0", "false", "no", "off"):
             return False
         raise ConfigError(_label(name, source), f"must be true or false, not {raw!r}")
-    if isinstance(default, int):
-        if isinstance(raw, int) and not isinstance(raw, bool):
-            return raw
-        if isinstance(raw, str) and re.fullmatch(r"\s*[+-]?[0-9]+\s*", raw):
-            return int(raw)
-        raise ConfigError(_label(name, source), f"must be a whole number, not {raw!r}")
+    if isinstance(default, int | float):
+        return _coerce_number(type(default), name, raw, source)
     if not isinstance(raw, str):
         raise ConfigError(_label(name, source), f"must be a string, not {raw!r}")
     return raw.strip()
+
+
+def _coerce_number(kind: type[int] | type[float], name: str, raw: Any, source: str) -> int | float:
+    noun = "a whole number" if kind is int else "a number"
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise ConfigError(_label(name, source), f"must be {noun}, not {raw!r}")
+    try:
+        value = float(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        raise ConfigError(_label(name, source), f"must be {noun}, not {raw!r}") from None
+    if kind is int:
+        if isinstance(value, float) and not value.is_integer():
+            raise ConfigError(_label(name, source), f"must be {noun}, not {raw!r}")
+        return int(value)
+    return float(value)
 
 
 def _label(name: str, source: str) -> str:

@@ -7,6 +7,10 @@ through Alembic migrations only (``mydata db upgrade``).
 
 from __future__ import annotations
 
+import datetime as dt
+import importlib
+import importlib.util
+import pkgutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,9 +18,10 @@ from types import TracebackType
 from typing import Any
 
 from flask import Flask, current_app, g
-from sqlalchemy import MetaData, create_engine, event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy import DateTime, MetaData, create_engine, event, text
+from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.types import TypeDecorator
 
 from mydata.config import Settings
 
@@ -30,10 +35,52 @@ NAMING_CONVENTION = {
 }
 
 
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A timezone-aware UTC timestamp on every backend.
+
+    SQLite keeps no zone and hands back naive values; every time here is written in UTC, so the zone
+    is put back on read and the rules can compare with the (aware) clock.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        """Store aware times converted to UTC."""
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(dt.UTC)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        """Return an aware UTC time."""
+        if value is None:
+            return None
+        assert isinstance(value, dt.datetime)
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
 class Base(DeclarativeBase):
     """Declarative base of every model of every package."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+#: Packages whose ``models`` modules (at any depth) hold tables; imported dynamically so that the
+#: kernel does not depend on the feature packages (DESIGN §2).
+MODEL_PACKAGES = ("mydata", "identity", "providers", "consent", "relying_parties")
+
+
+def import_models() -> None:
+    """Import every ``models`` module of every package, so that all tables are in the metadata."""
+    for name in MODEL_PACKAGES:
+        package = importlib.import_module(name)
+        if (package_path := getattr(package, "__path__", None)) is None:
+            continue
+        if importlib.util.find_spec(f"{name}.models") is not None:
+            importlib.import_module(f"{name}.models")
+        for module in pkgutil.walk_packages(package_path, prefix=f"{name}."):
+            if module.name.endswith(".models"):
+                importlib.import_module(module.name)
 
 
 def database_url(settings: Settings) -> str:

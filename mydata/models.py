@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, DateTime, LargeBinary, String
+from sqlalchemy import JSON, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from mydata.db import Base
+from mydata.db import Base, UTCDateTime
 
 
 class StoredKey(Base):
@@ -21,8 +21,8 @@ class StoredKey(Base):
     status: Mapped[str] = mapped_column(String(16), index=True)  # active | retired
     public_jwk: Mapped[dict[str, str]] = mapped_column(JSON)
     private_key_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    retired_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    retired_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
 class StoredSecret(Base):
@@ -32,4 +32,4 @@ class StoredSecret(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

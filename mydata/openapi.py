@@ -85,7 +85,10 @@ def build_spec(app: Flask) -> dict[str, Any]:
         servers=[{"url": app.config["MYDATA_ISSUER"]}],
     )
     spec.components.schema("Error", schema=ErrorSchema)
+    for name, scheme in sorted(app.extensions.get("mydata.openapi_security_schemes", {}).items()):
+        spec.components.security_scheme(name, scheme)
     paths: dict[str, dict[str, Any]] = {}
+    used_ids: set[str] = set()
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         view = app.view_functions.get(rule.endpoint)
         operation = getattr(view, "__openapi__", None)
@@ -95,7 +98,11 @@ def build_spec(app: Flask) -> dict[str, Any]:
         methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
         for method in methods:
             op = dict(operation)
-            op["operationId"] = f"{rule.endpoint}.{method.lower()}" if len(methods) > 1 else rule.endpoint
+            operation_id = f"{rule.endpoint}.{method.lower()}" if len(methods) > 1 else rule.endpoint
+            while operation_id in used_ids:  # one view under several paths (e.g. two well-known names)
+                operation_id += "_alias"
+            used_ids.add(operation_id)
+            op["operationId"] = operation_id
             path_args = [
                 {"in": "path", "name": a, "required": True, "schema": {"type": "string"}} for a in rule.arguments
             ]
@@ -105,6 +112,11 @@ def build_spec(app: Flask) -> dict[str, Any]:
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)
     return spec.to_dict()
+
+
+def add_security_scheme(app: Flask, name: str, scheme: dict[str, Any]) -> None:
+    """Declare a security scheme that documented routes name in their ``security`` requirement."""
+    app.extensions.setdefault("mydata.openapi_security_schemes", {})[name] = scheme
 
 
 def openapi_json() -> ResponseReturnValue:

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 from flask import Flask, Response, request
 from flask_wtf.csrf import CSRFProtect
 
 csrf = CSRFProtect()
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def csrf_exempt(view: F) -> F:
+    """Exempt a view that is not cookie-authenticated (client assertions, bearer or DPoP tokens)."""
+    csrf.exempt(view)
+    return view
+
 
 # No inline script or style anywhere: every script and stylesheet is a file under /static.
 # form-action is left open on purpose: the consent form's 303 goes to the relying party's

@@ -25,6 +25,9 @@ from mydata.clock import FrozenClock
 from mydata.config import Settings
 from mydata.db import get_db
 
+# Fixtures of the feature packages' test data (login_as, sandbox_eid, ...), usable by every test.
+pytest_plugins = ["tests.factories.identity"]
+
 POSTGRES_URL = os.environ.get("MYDATA_TEST_DATABASE_URL", "")
 BACKENDS = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
 MASTER_KEY = base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
@@ -82,7 +85,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
     return Settings(
         instance_path=tmp_path / "instance",
         sandbox=True,
-        issuer="http://platform.test",
+        issuer="http://localhost",
         database_url=database_url,
         master_key=MASTER_KEY,
         secret_key=secrets.token_urlsafe(48),

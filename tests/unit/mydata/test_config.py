@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from mydata.config import load_settings
 from mydata.errors import ConfigError
@@ -54,7 +59,7 @@ def test_unknown_setting_in_a_file_is_refused(tmp_path: Path) -> None:
         load_settings({"MYDATA_CONFIG": str(extra)})
 
 
-def test_production_requires_its_secrets() -> None:
+def test_production_requires_its_secrets(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as raised:
         load_settings({"MYDATA_SANDBOX": "false"})
     assert raised.value.setting == "MYDATA_ISSUER"
@@ -65,6 +70,7 @@ def test_production_requires_its_secrets() -> None:
         "MYDATA_MASTER_KEY": "A" * 43,
         "MYDATA_SECRET_KEY": "s" * 40,
         "MYDATA_RATELIMIT_STORAGE_URI": "redis://localhost:6379/0",
+        "MYDATA_EID_CA_ROOTS": str(write_root_bundle(tmp_path / "roots.pem")),
     }
     assert load_settings(complete).sandbox is False
     with pytest.raises(ConfigError) as raised:
@@ -73,6 +79,43 @@ def test_production_requires_its_secrets() -> None:
     with pytest.raises(ConfigError) as raised:
         load_settings({**complete, "MYDATA_RATELIMIT_STORAGE_URI": "memory://"})
     assert raised.value.setting == "MYDATA_RATELIMIT_STORAGE_URI"
+    # Without trusted eID roots nobody could log in with a card: refused at start-up.
+    with pytest.raises(ConfigError) as raised:
+        load_settings({**complete, "MYDATA_EID_CA_ROOTS": ""})
+    assert raised.value.setting == "MYDATA_EID_CA_ROOTS"
+
+
+def write_root_bundle(path: Path, *, self_signed: bool = True) -> Path:
+    """Write a PEM file with one CA certificate (self-signed, or issued by another key)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    issuer_key = key if self_signed else ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test eID root")])
+    issuer = subject if self_signed else x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Elsewhere")])
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(issuer_key, hashes.SHA256())
+    )
+    path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+def test_eid_ca_roots_must_be_a_pem_bundle_with_a_root(tmp_path: Path) -> None:
+    root = write_root_bundle(tmp_path / "roots.pem")
+    assert load_settings({"MYDATA_EID_CA_ROOTS": str(root)}).eid_ca_roots == str(root)
+    (tmp_path / "empty.pem").write_text("not a certificate\n")
+    intermediate_only = write_root_bundle(tmp_path / "intermediate.pem", self_signed=False)
+    for bad in (tmp_path / "missing.pem", tmp_path / "empty.pem", intermediate_only):
+        with pytest.raises(ConfigError) as raised:
+            load_settings({"MYDATA_EID_CA_ROOTS": str(bad)})
+        assert raised.value.setting == "MYDATA_EID_CA_ROOTS"
 
 
 def test_example_production_file_is_complete_but_for_secrets() -> None:

@@ -14,13 +14,9 @@ pytestmark = pytest.mark.db
 
 
 def test_models_and_migrations_agree(database_url: str) -> None:
-    import_models = __import__("importlib").import_module
-    for package in ("mydata", "identity", "providers", "consent", "relying_parties"):
-        try:
-            import_models(f"{package}.models")
-        except ModuleNotFoundError:
-            continue
-    from mydata.db import Base
+    from mydata.db import Base, import_models
+
+    import_models()
 
     engine = create_engine(database_url)
     with engine.connect() as connection:

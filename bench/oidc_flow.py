@@ -1,0 +1,244 @@
+"""Benchmark: complete OpenID Connect flows against gunicorn with PostgreSQL (DESIGN §10).
+
+One flow is what a bank's customer does: the bank pushes the request (PAR, private_key_jwt, DPoP),
+the browser is sent to authorize, logs in with the eID card (sandbox card reader), approves, the bank
+redeems the code (private_key_jwt + DPoP) and calls userinfo. The load generator runs on the same
+machine; the server's CPU time is read from /proc for the gunicorn master and its workers.
+
+    python bench/oidc_flow.py [--flows 200] [--concurrency 4] [--workers 2]
+
+Prints one summary line and writes bench/results/oidc_flow.json. Target: at most 8 ms of server CPU
+per flow. Set MYDATA_BENCH_DATABASE_URL to use another PostgreSQL server (a database named
+mydata_bench_oidc is dropped and recreated there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import platform
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import requests  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from mydata import cli  # noqa: E402
+from mydata.app import create_app  # noqa: E402
+from mydata.config import Settings  # noqa: E402
+from mydata.db import get_db  # noqa: E402
+from tests.factories.live import Browser  # noqa: E402
+from tests.factories.oauth import TestRelyingParty, pkce_pair  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+DEFAULT_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+REDIRECT_URI = "https://bench-bank.example/callback"
+
+
+def fresh_database(server_url: str, name: str) -> str:
+    """Drop and create database *name* on the server; return its URL."""
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def free_port() -> int:
+    """Return a free TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def prepare(database_url: str, folder: Path, issuer: str) -> tuple[dict[str, str], TestRelyingParty]:
+    """Migrate, seed and register the bench client; return the server's environment and the client."""
+    env = {
+        "MYDATA_DATABASE_URL": database_url,
+        "MYDATA_INSTANCE_PATH": str(folder),
+        "MYDATA_MASTER_KEY": base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode(),
+        "MYDATA_SECRET_KEY": secrets.token_urlsafe(48),
+        "MYDATA_ISSUER": issuer,
+        "MYDATA_SANDBOX": "true",
+        "MYDATA_LOG_LEVEL": "WARNING",
+    }
+    settings = Settings(
+        instance_path=folder, database_url=database_url, master_key=env["MYDATA_MASTER_KEY"],
+        secret_key=env["MYDATA_SECRET_KEY"], issuer=issuer, log_level="WARNING",
+    )  # fmt: skip
+    app = create_app(settings)
+    cli.upgrade(app)
+    rp = TestRelyingParty(client_id="bench-bank", redirect_uri=REDIRECT_URI)
+    with app.app_context():
+        cli.seed(app)
+        from identity.oauth.clients import register_client
+        from mydata.clock import clock
+
+        with get_db().unit_of_work() as uow:
+            register_client(
+                uow, clock(), name="Bench bank", jwks=rp.jwks(), redirect_uris=[REDIRECT_URI], sandbox=True,
+                organisation_id="bench-bank", client_id=rp.client_id,
+            )  # fmt: skip
+    get_db(app).engine.dispose()
+    return env, rp
+
+
+def server_cpu_seconds(master_pid: int) -> float:
+    """Return user + system CPU seconds of gunicorn's master and workers so far."""
+    pids = [master_pid]
+    children = Path(f"/proc/{master_pid}/task/{master_pid}/children")
+    if children.exists():
+        pids += [int(p) for p in children.read_text().split()]
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / CLOCK_TICKS
+
+
+def worker_rss_mb(master_pid: int) -> float:
+    """Return the largest resident memory of a worker, in MB."""
+    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
+    sizes = []
+    for pid in children:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                sizes.append(int(line.split()[1]) / 1024)
+    return max(sizes) if sizes else 0.0
+
+
+def one_flow(issuer: str, rp: TestRelyingParty) -> float:
+    """Run one complete flow; return its wall time in seconds."""
+    started = time.perf_counter()
+    http = requests.Session()
+    verifier, challenge = pkce_pair()
+    pushed = http.post(
+        f"{issuer}/oauth/par",
+        data={
+            "client_id": rp.client_id, "response_type": "code", "redirect_uri": REDIRECT_URI, "scope": "openid",
+            "state": "s", "nonce": "n", "code_challenge": challenge, "code_challenge_method": "S256",
+            **rp.client_auth(issuer),
+        },
+        headers={"DPoP": rp.dpop("POST", f"{issuer}/oauth/par")},
+        timeout=30,
+    )  # fmt: skip
+    pushed.raise_for_status()
+    browser = Browser(issuer)
+    query = urlencode({"client_id": rp.client_id, "request_uri": pushed.json()["request_uri"]})
+    login_page = browser.follow(browser.get(f"/oauth/authorize?{query}"))
+    approval = browser.follow(browser.log_in(login_page, "eid", "A123456789"))
+    answer = browser.follow(browser.approve(approval), stop_at=REDIRECT_URI)
+    code = parse_qs(urlsplit(answer.headers["Location"]).query)["code"][0]
+    token = http.post(
+        f"{issuer}/oauth/token",
+        data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI,
+              "code_verifier": verifier, **rp.client_auth(issuer)},
+        headers={"DPoP": rp.dpop("POST", f"{issuer}/oauth/token")},
+        timeout=30,
+    )  # fmt: skip
+    token.raise_for_status()
+    access_token = token.json()["access_token"]
+    info = http.get(
+        f"{issuer}/oauth/userinfo",
+        headers={"Authorization": f"DPoP {access_token}",
+                 "DPoP": rp.dpop("GET", f"{issuer}/oauth/userinfo", access_token=access_token)},
+        timeout=30,
+    )  # fmt: skip
+    info.raise_for_status()
+    return time.perf_counter() - started
+
+
+def percentile(values: list[float], share: float) -> float:
+    """Return the *share* percentile (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
+
+
+def main() -> None:
+    """Run the benchmark."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--flows", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=4)
+    args = parser.parse_args()
+
+    server_url = os.environ.get("MYDATA_BENCH_DATABASE_URL", DEFAULT_SERVER)
+    database_url = fresh_database(server_url, "mydata_bench_oidc")
+    port = free_port()
+    issuer = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory() as folder:
+        env, rp = prepare(database_url, Path(folder), issuer)
+        gunicorn = subprocess.Popen(
+            [str(Path(sys.executable).with_name("gunicorn")), "-w", str(args.workers), "-k", "gthread",
+             "--threads", str(args.threads), "-b", f"127.0.0.1:{port}", "--log-level", "warning",
+             "mydata.app:create_app()"],
+            env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+            cwd=ROOT,
+        )  # fmt: skip
+        try:
+            for _ in range(100):
+                try:
+                    if requests.get(f"{issuer}/healthz", timeout=5).status_code == 200:
+                        break
+                except requests.RequestException:
+                    pass
+                time.sleep(0.2)
+            with ThreadPoolExecutor(args.concurrency) as pool:
+                list(pool.map(lambda _: one_flow(issuer, rp), range(args.warmup)))
+                cpu_before = server_cpu_seconds(gunicorn.pid)
+                started = time.perf_counter()
+                latencies = list(pool.map(lambda _: one_flow(issuer, rp), range(args.flows)))
+                wall = time.perf_counter() - started
+                cpu = server_cpu_seconds(gunicorn.pid) - cpu_before
+            rss = worker_rss_mb(gunicorn.pid)
+        finally:
+            gunicorn.terminate()
+            gunicorn.wait(timeout=30)
+
+    result = {
+        "bench": "oidc_flow",
+        "flows": args.flows,
+        "concurrency": args.concurrency,
+        "gunicorn": f"{args.workers} workers x {args.threads} threads (gthread)",
+        "flows_per_second": round(args.flows / wall, 1),
+        "latency_ms": {
+            "p50": round(statistics.median(latencies) * 1000, 1),
+            "p95": round(percentile(latencies, 0.95) * 1000, 1),
+            "p99": round(percentile(latencies, 0.99) * 1000, 1),
+        },
+        "server_cpu_ms_per_flow": round(cpu / args.flows * 1000, 2),
+        "target_server_cpu_ms_per_flow": 8,
+        "worker_rss_mb": round(rss, 1),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "oidc_flow.json").write_text(json.dumps(result, indent=2) + "\n")
+    latency = result["latency_ms"]
+    print(
+        f"oidc_flow: {result['flows_per_second']} flows/s, p50 {latency['p50']} ms, p95 {latency['p95']} ms, "
+        f"p99 {latency['p99']} ms, server CPU {result['server_cpu_ms_per_flow']} ms/flow (target <= 8), "
+        f"worker RSS {result['worker_rss_mb']} MB"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+"""eID login (自然人憑證): a nonce for the card to sign, and the verification of what comes back.
+
+The card (or, in the sandbox, the virtual card reader) returns its certificate chain and a
+signature over the nonce. The certificate must chain to a configured root (RFC 5280 path
+validation by ``cryptography``), be within its validity dates, allow ``digitalSignature``, and its
+key must have signed this nonce. The national ID is the subject's ``serialNumber``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.x509.oid import NameOID
+from cryptography.x509.verification import Criticality, ExtensionPolicy, PolicyBuilder, Store, VerificationError
+from sqlalchemy import delete, update
+
+from identity import national_id as nid
+from identity import services
+from identity.interfaces import CardSignature, CertificateRejected, EidNonceInvalid, EidNotConfigured
+from identity.models import Citizen, EidNonce
+from mydata.db import UnitOfWork
+
+NONCE_LIFETIME = dt.timedelta(minutes=5)
+# Used nonces are kept a while after they expire (a replay is told apart from a typo), then purged.
+NONCE_RETENTION = dt.timedelta(hours=1)
+
+
+# -- nonces ---------------------------------------------------------------------------------------
+
+
+def issue_nonce(uow: UnitOfWork, now: dt.datetime) -> str:
+    """Create a fresh single-use nonce for a card to sign (valid five minutes)."""
+    uow.session.execute(delete(EidNonce).where(EidNonce.expires_at < now - NONCE_RETENTION))
+    nonce = secrets.token_urlsafe(32)
+    uow.session.add(EidNonce(nonce=nonce, created_at=now, expires_at=now + NONCE_LIFETIME))
+    uow.commit()
+    return nonce
+
+
+def consume_nonce(uow: UnitOfWork, nonce: str, now: dt.datetime) -> None:
+    """Use *nonce* up, and commit; raise :class:`EidNonceInvalid` if unknown, used or expired.
+
+    One conditional UPDATE: of two requests racing with the same nonce, only one changes the row.
+    """
+    result = uow.session.execute(
+        update(EidNonce)
+        .where(EidNonce.nonce == nonce, EidNonce.used_at.is_(None), EidNonce.expires_at > now)
+        .values(used_at=now)
+    )
+    uow.commit()
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise EidNonceInvalid()
+
+
+# -- trust ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrustAnchors:
+    """The configured roots (trust anchors) and the intermediate CAs that help build chains."""
+
+    roots: tuple[x509.Certificate, ...]
+    intermediates: tuple[x509.Certificate, ...]
+
+
+class TrustBundle:
+    """The PEM bundle of eID CAs at *path*, read again whenever the file changes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._loaded: tuple[float, TrustAnchors] | None = None
+        self._lock = threading.Lock()
+
+    def anchors(self) -> TrustAnchors:
+        """Return the anchors; raise :class:`EidNotConfigured` when the bundle is missing or empty."""
+        try:
+            mtime = os.stat(self.path).st_mtime
+        except OSError:
+            raise EidNotConfigured() from None
+        loaded = self._loaded
+        if loaded is not None and loaded[0] == mtime:
+            return loaded[1]
+        try:
+            certificates = x509.load_pem_x509_certificates(self.path.read_bytes())
+        except ValueError:
+            raise EidNotConfigured() from None
+        anchors = TrustAnchors(
+            roots=tuple(c for c in certificates if c.subject == c.issuer),
+            intermediates=tuple(c for c in certificates if c.subject != c.issuer),
+        )
+        if not anchors.roots:
+            raise EidNotConfigured()
+        with self._lock:
+            self._loaded = (mtime, anchors)
+        return anchors
+
+
+# -- verification ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VerifiedCard:
+    """The person a verified eID certificate names."""
+
+    national_id: str
+    name: str
+
+
+def _require_digital_signature(_policy: Any, _cert: x509.Certificate, usage: x509.KeyUsage | None) -> None:
+    if usage is None or not usage.digital_signature:
+        raise ValueError("the certificate does not allow digitalSignature")
+
+
+def _not_a_ca(_policy: Any, _cert: x509.Certificate, constraints: x509.BasicConstraints | None) -> None:
+    if constraints is not None and constraints.ca:
+        raise ValueError("a CA certificate cannot log in")
+
+
+# The end-entity policy of citizen certificates: not the Web PKI's (which wants a subjectAltName and
+# the TLS client EKU, neither of which card certificates carry) but key usage digitalSignature and
+# no CA flag. CAs keep the RFC 5280 / CA-B Forum checks of webpki_defaults_ca.
+_CARD_POLICY = (
+    ExtensionPolicy.permit_all()
+    .require_present(x509.KeyUsage, Criticality.AGNOSTIC, _require_digital_signature)
+    .may_be_present(x509.BasicConstraints, Criticality.AGNOSTIC, _not_a_ca)
+)
+
+
+def _load_chain(certificate_pem: str) -> list[x509.Certificate]:
+    try:
+        chain = x509.load_pem_x509_certificates(certificate_pem.encode())
+    except ValueError:
+        raise CertificateRejected("malformed", "The certificate is not PEM.") from None
+    return chain
+
+
+def _check_signature(certificate: x509.Certificate, signature: bytes, nonce: str) -> None:
+    key = certificate.public_key()
+    try:
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(signature, nonce.encode(), ec.ECDSA(hashes.SHA256()))
+        elif isinstance(key, rsa.RSAPublicKey):
+            key.verify(signature, nonce.encode(), padding.PKCS1v15(), hashes.SHA256())
+        else:
+            raise CertificateRejected("key_usage", "Card keys are EC or RSA.")
+    except InvalidSignature:
+        raise CertificateRejected("bad_signature", "The signature was not made by this certificate's key.") from None
+
+
+def verify_card(card: CardSignature, nonce: str, anchors: TrustAnchors, now: dt.datetime) -> VerifiedCard:
+    """Verify a card's certificate chain and its signature over *nonce*; return whom it names.
+
+    Dates and key usage are checked first on their own, so that the citizen learns which check
+    failed; the path validation then checks all of it again for every certificate of the chain.
+    """
+    chain = _load_chain(card.certificate_pem)
+    leaf, presented = chain[0], chain[1:]
+    if now > leaf.not_valid_after_utc:
+        raise CertificateRejected(
+            "expired", f"It expired on {leaf.not_valid_after_utc:%Y-%m-%d}.", date=leaf.not_valid_after_utc
+        )
+    if now < leaf.not_valid_before_utc:
+        raise CertificateRejected(
+            "not_yet_valid", f"It is valid from {leaf.not_valid_before_utc:%Y-%m-%d}.", date=leaf.not_valid_before_utc
+        )
+    try:
+        usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        usage = None
+    if usage is None or not usage.digital_signature:
+        raise CertificateRejected("key_usage", "The certificate does not allow digital signatures.")
+    verifier = (
+        PolicyBuilder()
+        .store(Store(list(anchors.roots)))
+        .time(now)
+        .extension_policies(ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=_CARD_POLICY)
+        .build_client_verifier()
+    )
+    try:
+        verifier.verify(leaf, [*presented, *anchors.intermediates])
+    except VerificationError as exc:
+        raise CertificateRejected("untrusted", f"No valid chain to a trusted root: {exc}") from None
+    _check_signature(leaf, card.signature, nonce)
+    serials = leaf.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
+    national_id = nid.normalize(str(serials[0].value)) if serials else ""
+    if not nid.checksum_ok(national_id):
+        raise CertificateRejected("no_national_id", "The subject serialNumber is not a national ID number.")
+    names = leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return VerifiedCard(national_id=national_id, name=str(names[0].value) if names else national_id)
+
+
+def log_in(uow: UnitOfWork, card: CardSignature, nonce: str, anchors: TrustAnchors, now: dt.datetime) -> Citizen:
+    """Check an eID card's answer to *nonce*; return the citizen, creating the account on first use.
+
+    The nonce is used up first, whatever the outcome, so that no answer can be tried twice. The
+    certificate itself proves the person, so a first eID login opens their account.
+    """
+    consume_nonce(uow, nonce, now)
+    verified = verify_card(card, nonce, anchors, now)
+    return services.register_citizen(uow, verified.national_id, verified.name, now)

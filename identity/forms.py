@@ -1,0 +1,86 @@
+"""The login forms (field names as DESIGN §3.2), each with its CSRF token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_babel import lazy_gettext
+from flask_wtf import FlaskForm
+from wtforms import Field, HiddenField, PasswordField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, Regexp, ValidationError
+
+from identity import national_id as nid
+
+
+def _national_id(_form: Any, field: Field) -> None:
+    """Accept a national ID number with a valid check digit (spaces and letter case forgiven)."""
+    value = nid.normalize(field.data or "")
+    if value and not nid.checksum_ok(value):
+        raise ValidationError(
+            lazy_gettext(
+                "Enter a valid national ID number: one capital letter and nine digits, for example A123456789."
+            )
+        )
+    field.data = value
+
+
+class _LoginForm(FlaskForm):  # type: ignore[misc]  # Flask-WTF ships no type information
+    """Where to go after login, and the level asked for (kept through the form)."""
+
+    next = HiddenField()
+    level = HiddenField()
+
+
+class EidCardForm(_LoginForm):
+    """eID in the sandbox: the virtual card reader holds the card; the citizen types ID and PIN."""
+
+    national_id = StringField(
+        lazy_gettext("National ID number"),
+        validators=[DataRequired(lazy_gettext("Enter your national ID number.")), _national_id],
+    )
+    pin = PasswordField(
+        lazy_gettext("Card PIN"),
+        validators=[
+            DataRequired(lazy_gettext("Enter the PIN of your eID card.")),
+            Length(min=6, max=8, message=lazy_gettext("The PIN of an eID card has 6 to 8 characters.")),
+        ],
+    )
+    nonce = HiddenField(validators=[DataRequired()])
+
+
+class EidCertificateForm(_LoginForm):
+    """eID with a real card: the card-reader component fills in the certificate and signature."""
+
+    certificate = TextAreaField(
+        lazy_gettext("Certificate (PEM)"), validators=[DataRequired(lazy_gettext("The certificate is missing."))]
+    )
+    signature = TextAreaField(
+        lazy_gettext("Signature (base64)"), validators=[DataRequired(lazy_gettext("The signature is missing."))]
+    )
+    nonce = HiddenField(validators=[DataRequired()])
+
+
+class MobileForm(_LoginForm):
+    """Mobile ID: the national ID number whose phone gets the request."""
+
+    national_id = StringField(
+        lazy_gettext("National ID number"),
+        validators=[DataRequired(lazy_gettext("Enter your national ID number.")), _national_id],
+    )
+
+
+class NhiForm(_LoginForm):
+    """NHI card: card number and registration password."""
+
+    card_number = StringField(
+        lazy_gettext("NHI card number"),
+        filters=[lambda v: (v or "").replace(" ", "").replace("-", "")],
+        validators=[
+            DataRequired(lazy_gettext("Enter the card number of your NHI card.")),
+            Regexp(r"^[0-9]{12}$", message=lazy_gettext("The NHI card number is the 12 digits printed on the card.")),
+        ],
+    )
+    password = PasswordField(
+        lazy_gettext("Registration password"),
+        validators=[DataRequired(lazy_gettext("Enter the registration password of your card."))],
+    )

@@ -1,0 +1,201 @@
+"""Identity's outside systems (the card reader) and the conditions its services raise.
+
+Every exception carries an English sentence for API clients; the login pages show their own
+translated sentence for each condition (identity.views).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Protocol
+
+from mydata.errors import MydataError
+
+
+class IdentityError(MydataError):
+    """Base of the identity layer's conditions."""
+
+    code = "authentication_failed"
+    status = 401
+    description = "The authentication failed."
+
+
+class InvalidNationalId(IdentityError):
+    """The national ID number is malformed or its check digit is wrong."""
+
+    code = "invalid_national_id"
+    status = 400
+    description = "This is not a valid national ID number (one letter and nine digits with a valid check digit)."
+
+
+class LevelTooLow(IdentityError):
+    """The chosen method gives a lower assurance level than the service needs."""
+
+    code = "level_too_low"
+    status = 403
+    description = "This login method does not reach the assurance level the service needs."
+
+    def __init__(self, needed: str, method: str) -> None:
+        super().__init__(f"The {method} method does not reach the {needed} assurance level.")
+        self.needed = needed
+        self.method = method
+
+
+# -- eID ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CardSignature:
+    """What an eID card gives back: its certificate chain (PEM, leaf first) and a signature."""
+
+    certificate_pem: str
+    signature: bytes
+
+
+class CardReader(Protocol):
+    """A card reader that unlocks a card with its PIN and signs a nonce with the card's key."""
+
+    def sign(self, national_id: str, pin: str, nonce: str) -> CardSignature:
+        """Sign *nonce* with the card of *national_id*; raise NoCardInReader or WrongPin."""
+        ...
+
+
+class EidNotConfigured(IdentityError):
+    """No trusted eID roots are available (sandbox: `mydata sandbox seed` has not run)."""
+
+    code = "eid_unavailable"
+    status = 503
+    description = "eID login is not available: no trusted certificate authority is configured."
+
+
+class NoCardInReader(IdentityError):
+    """The reader holds no card for this national ID."""
+
+    code = "unknown_card"
+    description = "No eID card for this national ID number is in the card reader."
+
+
+class WrongPin(IdentityError):
+    """The card refused the PIN."""
+
+    code = "wrong_pin"
+    description = "The PIN of the card is not correct."
+
+
+class EidNonceInvalid(IdentityError):
+    """The nonce is unknown, already used or expired: the login page must be loaded again."""
+
+    code = "nonce_invalid"
+    description = "This login attempt has expired or was already used; load the login page again."
+
+
+CERTIFICATE_REASONS = (
+    "malformed",
+    "expired",
+    "not_yet_valid",
+    "untrusted",
+    "key_usage",
+    "bad_signature",
+    "no_national_id",
+)
+
+
+class CertificateRejected(IdentityError):
+    """The eID certificate or its signature did not pass verification; *reason* says which check."""
+
+    code = "certificate_rejected"
+    description = "The eID certificate was refused."
+
+    def __init__(self, reason: str, detail: str = "", *, date: dt.datetime | None = None) -> None:
+        assert reason in CERTIFICATE_REASONS, reason
+        super().__init__(f"The eID certificate was refused ({reason}). {detail}".strip(), reason=reason)
+        self.reason = reason
+        self.date = date  # when it expired, or when it becomes valid
+
+
+# -- mobile ID ------------------------------------------------------------------------------------
+
+
+class NoMobileDevice(IdentityError):
+    """No phone is enrolled for mobile ID for this national ID."""
+
+    code = "no_mobile_device"
+    status = 404
+    description = "No mobile ID device is enrolled for this national ID number."
+
+
+class MobileRequestNotFound(IdentityError):
+    """There is no such mobile ID request (or it belongs to someone else)."""
+
+    code = "no_pending_request"
+    status = 404
+    description = "There is no pending mobile ID request for this person."
+
+
+class MobileRequestPending(IdentityError):
+    """The phone has not approved the request yet."""
+
+    code = "authorization_pending"
+    status = 409
+    description = "The mobile ID request is still waiting for approval on the phone."
+
+
+class MobileRequestExpired(IdentityError):
+    """No approval arrived within the request's lifetime (120 s)."""
+
+    code = "request_expired"
+    status = 410
+    description = "The mobile ID request expired: no approval arrived within 120 seconds."
+
+
+class MobileRequestNotPending(IdentityError):
+    """The request was already approved or used."""
+
+    code = "request_not_pending"
+    status = 409
+    description = "This mobile ID request was already approved or used."
+
+
+class MobileSignatureInvalid(IdentityError):
+    """The approval is not signed by the citizen's enrolled device key, or signs other values."""
+
+    code = "invalid_signature"
+    status = 403
+    description = "The approval is not signed by a device enrolled for this person, or does not match the request."
+
+
+# -- NHI card -------------------------------------------------------------------------------------
+
+
+class UnknownNhiCard(IdentityError):
+    """No NHI card with this number is registered."""
+
+    code = "unknown_card"
+    description = "No NHI card with this number is registered for MyData."
+
+
+class WrongPassword(IdentityError):
+    """The registration password is wrong; *attempts_left* before the card locks."""
+
+    code = "wrong_password"
+    description = "The registration password is not correct."
+
+    def __init__(self, attempts_left: int) -> None:
+        super().__init__(attempts_left=attempts_left)
+        self.attempts_left = attempts_left
+
+
+class CardLocked(IdentityError):
+    """The card is locked after too many wrong passwords, until *until*."""
+
+    code = "card_locked"
+    status = 429
+    description = "This card is locked after too many wrong passwords."
+
+    def __init__(self, until: dt.datetime) -> None:
+        super().__init__(
+            f"This card is locked after too many wrong passwords until {until.isoformat()}.",
+            locked_until=until.isoformat(),
+        )
+        self.until = until

@@ -1,0 +1,114 @@
+"""Identity tables: citizens and their staff roles, authenticators, and login sessions."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import JSON, CheckConstraint, Date, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from mydata.db import Base, UTCDateTime
+
+ROLES = ("rp_developer", "agency_officer", "counter", "operator")
+
+
+class Citizen(Base):
+    """A person's account (民眾帳號): citizens, and staff acting through their roles."""
+
+    __tablename__ = "identity_citizen"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    national_id: Mapped[str] = mapped_column(String(10), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    # Unknown for an account first created by an eID login: the certificate carries no birth date.
+    birth_date: Mapped[dt.date | None] = mapped_column(Date)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class StaffRole(Base):
+    """A role an account holds for an organisation (DESIGN §1: staff act through roles)."""
+
+    __tablename__ = "identity_staff_role"
+    __table_args__ = (
+        CheckConstraint("role IN ('rp_developer', 'agency_officer', 'counter', 'operator')", name="role"),
+    )
+
+    citizen_id: Mapped[str] = mapped_column(ForeignKey("identity_citizen.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # A relying party or agency id (plain string: no foreign key across packages, DESIGN §2);
+    # "platform" for operators.
+    organisation_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    granted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class NhiCard(Base):
+    """An NHI card (健保卡) with its registration password hash and recent failures."""
+
+    __tablename__ = "identity_nhi_card"
+
+    card_number: Mapped[str] = mapped_column(String(12), primary_key=True)
+    citizen_id: Mapped[str] = mapped_column(ForeignKey("identity_citizen.id", ondelete="CASCADE"), index=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    # Epoch seconds of the failures of the last 15 minutes (at most five are kept).
+    recent_failures: Mapped[list[int]] = mapped_column(JSON, default=list)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    registered_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class MobileDevice(Base):
+    """A phone enrolled for mobile ID, known by its device public key."""
+
+    __tablename__ = "identity_mobile_device"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    citizen_id: Mapped[str] = mapped_column(ForeignKey("identity_citizen.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(String(100))
+    public_jwk: Mapped[dict[str, str]] = mapped_column(JSON)
+    enrolled_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class MobileRequest(Base):
+    """A pending mobile ID authentication: shown on screen, pushed to the phone, approved by it."""
+
+    __tablename__ = "identity_mobile_request"
+
+    id: Mapped[str] = mapped_column(String(43), primary_key=True)
+    citizen_id: Mapped[str] = mapped_column(ForeignKey("identity_citizen.id", ondelete="CASCADE"), index=True)
+    binding_code: Mapped[str] = mapped_column(String(8))
+    nonce: Mapped[str] = mapped_column(String(43))
+    # pending -> approved -> completed; pending -> expired
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    approved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    device_id: Mapped[str | None] = mapped_column(String(36))
+    completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class EidNonce(Base):
+    """A challenge for an eID card to sign: single use, short-lived."""
+
+    __tablename__ = "identity_eid_nonce"
+
+    nonce: Mapped[str] = mapped_column(String(43), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class LoginSession(Base):
+    """A server-side login session; the browser holds a random secret whose hash is stored here."""
+
+    __tablename__ = "identity_login_session"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    citizen_id: Mapped[str] = mapped_column(ForeignKey("identity_citizen.id", ondelete="CASCADE"), index=True)
+    method: Mapped[str] = mapped_column(String(16))
+    level: Mapped[str] = mapped_column(String(16))
+    amr: Mapped[list[str]] = mapped_column(JSON)
+    auth_time: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    end_reason: Mapped[str | None] = mapped_column(String(16))  # logout | idle | expired | replaced

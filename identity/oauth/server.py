@@ -1,0 +1,580 @@
+"""Authlib's authorization server, bent to the FAPI 2.0 Security Profile (DESIGN §3.3).
+
+Authlib gives the authorization code grant, PKCE, private_key_jwt parsing, `iss` in responses,
+revocation and introspection. What FAPI 2.0 needs beyond it is written here, each change marked
+with the rule it implements (see shared/reference/security-profile.md for the checklist):
+PAR only, PKCE S256 only and always, ES256/PS256 client assertions with `aud` = issuer and
+single-use `jti`, DPoP-bound opaque tokens, 60 s single-use codes whose reuse revokes their tokens,
+303 redirects, exact redirect URIs, rich authorization requests and pairwise subjects.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.oauth2 import OAuth2Request
+from authlib.oauth2.rfc6749 import (
+    AccessDeniedError,
+    ClientMixin,
+    InvalidClientError,
+    InvalidGrantError,
+    InvalidRequestError,
+    InvalidScopeError,
+)
+from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant
+from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from authlib.oauth2.rfc9207 import IssuerParameter
+from flask import Flask, current_app
+from joserfc import jwt as jose_jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from identity.oauth.models import AccessToken, AuthorizationCode, OAuthClient, SeenJti
+from mydata.clock import clock
+from mydata.db import session, unit_of_work
+from mydata.keys import key_store
+
+#: FAPI 2.0 SP §5.4.1: PS256 or ES256 (never RS256, never HS*).
+CLIENT_ASSERTION_ALGORITHMS = ("ES256", "PS256")
+CODE_LIFETIME = 60  # FAPI 2.0 SP §5.3.2.1: at most 60 s
+ACCESS_TOKEN_LIFETIME = 600  # until the delivery window ends (DESIGN §6.1: 10 minutes)
+ASSERTION_MAX_LIFETIME = 300  # DESIGN §3.3: `exp` at most 5 minutes ahead
+SCOPES = ("openid",)
+
+
+def sha256_hex(value: str) -> str:
+    """Return the hex SHA-256 under which secrets (codes, tokens, request URIs) are stored."""
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def issuer() -> str:
+    """Return the issuer identifier (RFC 8414 §2)."""
+    return str(current_app.config["MYDATA_ISSUER"])
+
+
+def remember_jti(key: str, expires_at: int) -> bool:
+    """Record a one-time identifier; return False if it was already recorded (a replay).
+
+    One statement, safe between concurrent requests on every node: an insert that does nothing
+    when the identifier is known, unless the known one has expired (its proof is stale anyway).
+    """
+    db = session()
+    dialect = db.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(SeenJti).values(key=key, expires_at=expires_at)
+    statement = statement.on_conflict_do_update(
+        index_elements=[SeenJti.key],
+        set_={"expires_at": statement.excluded.expires_at},
+        where=SeenJti.expires_at <= clock().timestamp(),
+    )
+    return db.execute(statement.returning(SeenJti.key)).first() is not None
+
+
+# -- clients -----------------------------------------------------------------------------------
+
+
+class Client(ClientMixin):  # type: ignore[misc]
+    """An :class:`OAuthClient` row as Authlib sees it."""
+
+    def __init__(self, row: OAuthClient) -> None:
+        self.row = row
+        self.client_id = row.client_id
+
+    def get_client_id(self) -> str:
+        """Return the client identifier."""
+        return self.row.client_id
+
+    def get_default_redirect_uri(self) -> None:
+        """Refuse to guess: every request must name its redirect URI."""
+        return None
+
+    def get_allowed_scope(self, scope: str) -> str:
+        """Keep the scopes this platform knows."""
+        return " ".join(s for s in (scope or "").split() if s in SCOPES)
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        """Compare exactly, character for character (RFC 9700 §4.1.3)."""
+        return redirect_uri in self.row.redirect_uris
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        """No client has a shared secret."""
+        return False
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        """Only private_key_jwt, on every endpoint (FAPI 2.0 SP §5.3.2.1)."""
+        return method == "private_key_jwt"
+
+    def check_response_type(self, response_type: str) -> bool:
+        """Only the authorization code flow (FAPI 2.0 SP §5.3.2.2)."""
+        return response_type == "code"
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        """Only authorization codes: no refresh tokens, every delivery is one-shot."""
+        return grant_type == "authorization_code"
+
+    def signing_keys(self) -> KeySet:
+        """Return the client's public signature keys."""
+        keys = [k for k in self.row.jwks.get("keys", []) if k.get("use", "sig") == "sig"]
+        return KeySet.import_key_set({"keys": keys})
+
+    @property
+    def sector(self) -> str:
+        """Return what pairwise subjects are computed for: the organisation, or the client alone."""
+        return self.row.organisation_id or f"client:{self.row.client_id}"
+
+
+def query_client(client_id: str) -> Client | None:
+    """Find an active client."""
+    row = session().get(OAuthClient, client_id)
+    if row is None or row.status != "active":
+        return None
+    return Client(row)
+
+
+# -- client authentication -----------------------------------------------------------------------
+
+
+class PrivateKeyJwt(JWTBearerClientAssertion):  # type: ignore[misc]
+    """private_key_jwt (RFC 7523 §2.2) with the FAPI 2.0 restrictions."""
+
+    CLIENT_AUTH_METHOD = "private_key_jwt"
+
+    def __init__(self) -> None:
+        super().__init__(validate_jti=True, leeway=5)
+
+    def get_audiences(self) -> list[str]:
+        """Accept the issuer identifier only (FAPI 2.0 SP §5.3.2.1 item 8)."""
+        return [issuer()]
+
+    def resolve_client_public_key(self, client: Client) -> KeySet:
+        """Return the client's registered signature keys."""
+        return client.signing_keys()
+
+    def validate_jti(self, claims: dict[str, Any], jti: str) -> bool:
+        """Allow each assertion once (RFC 7523 §3 item 7)."""
+        return remember_jti(f"assertion:{claims['iss']}:{jti}", int(claims["exp"]))
+
+    def process_assertion_claims(self, assertion: str, resolve_key: Any) -> dict[str, Any]:
+        """Verify the assertion with ES256 or PS256 only, then its claims."""
+        try:
+            token = jose_jwt.decode(assertion, resolve_key, algorithms=list(CLIENT_ASSERTION_ALGORITHMS))
+        except JoseError as exc:
+            raise InvalidClientError(
+                description=f"The client assertion does not verify ({exc.error}); "
+                f"sign it with ES256 or PS256 and a registered key."
+            ) from exc
+        claims: dict[str, Any] = dict(token.claims)
+        if not isinstance(claims.get("aud"), str) and claims.get("aud") != [issuer()]:
+            raise InvalidClientError(description="The assertion `aud` must be the issuer identifier.")
+        self.verify_claims(token.claims)
+        now = clock().timestamp()
+        if int(claims["exp"]) > now + ASSERTION_MAX_LIFETIME:
+            raise InvalidClientError(description="The assertion `exp` is more than 5 minutes ahead.")
+        return claims
+
+
+# -- PKCE ------------------------------------------------------------------------------------------
+
+
+class PkceS256(CodeChallenge):  # type: ignore[misc]
+    """PKCE required for every client, S256 only (RFC 9700 §2.1.1, FAPI 2.0 SP §5.3.2.2)."""
+
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]  # noqa: RUF012 (Authlib's attribute)
+
+    def validate_code_challenge(self, grant: AuthorizationCodeGrant, redirect_uri: str) -> None:
+        """Require a challenge and the S256 method."""
+        data = grant.request.payload.data
+        if not data.get("code_challenge"):
+            raise InvalidRequestError("PKCE is required: send code_challenge with code_challenge_method=S256.")
+        if data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("Only code_challenge_method=S256 is supported.")
+        super().validate_code_challenge(grant, redirect_uri)
+
+    def validate_code_verifier(self, grant: AuthorizationCodeGrant, result: Any) -> None:
+        """Require the verifier for every client, then compare."""
+        if not grant.request.form.get("code_verifier"):
+            raise InvalidRequestError("Missing 'code_verifier'.")
+        super().validate_code_verifier(grant, result)
+
+
+# -- the grant -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What the citizen approved, carried from the approval page to the code."""
+
+    citizen_id: str
+    national_id: str
+    acr: str
+    amr: tuple[str, ...]
+    auth_time: int
+    nonce: str | None
+    authorization_details: list[dict[str, Any]] | None
+    dpop_jkt: str | None
+    transaction_id: str
+
+
+class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
+    """The authorization code grant with FAPI 2.0 code handling."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = ["private_key_jwt"]  # noqa: RUF012 (Authlib's attribute)
+
+    def create_authorization_response(self, redirect_uri: str, grant_user: Grant | None) -> tuple[int, str, list[Any]]:
+        """Issue the code; redirect with 303 (FAPI 2.0 SP §5.3.2.2 item 11)."""
+        status, body, headers = super().create_authorization_response(redirect_uri, grant_user)
+        return (303 if status == 302 else status), body, headers
+
+    def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
+        """Store the code's hash with everything the token and ID token will need."""
+        grant: Grant = request.user
+        now = clock().timestamp()
+        session().add(
+            AuthorizationCode(
+                code_hash=sha256_hex(code),
+                client_id=request.client.client_id,
+                citizen_id=grant.citizen_id,
+                redirect_uri=request.payload.redirect_uri,
+                scope=request.client.get_allowed_scope(request.payload.scope),
+                nonce=grant.nonce,
+                code_challenge=request.payload.data["code_challenge"],
+                code_challenge_method=request.payload.data["code_challenge_method"],
+                acr=grant.acr,
+                amr=list(grant.amr),
+                auth_time=grant.auth_time,
+                authorization_details=grant.authorization_details,
+                dpop_jkt=grant.dpop_jkt,
+                transaction_id=grant.transaction_id,
+                issued_at=now,
+                expires_at=now + CODE_LIFETIME,
+            )
+        )
+
+    def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode | None:
+        """Claim the code atomically; a second use revokes every token it issued (RFC 6749 §4.1.2)."""
+        db = session()
+        code_hash = sha256_hex(code)
+        row = db.get(AuthorizationCode, code_hash)
+        if row is None or row.client_id != client.client_id:
+            return None
+        now = clock().timestamp()
+        if now >= row.expires_at and row.used_at is None:
+            raise InvalidGrantError("The authorization code has expired (codes live 60 seconds).")
+        claimed = db.execute(
+            update(AuthorizationCode)
+            .where(AuthorizationCode.code_hash == code_hash, AuthorizationCode.used_at.is_(None))
+            .values(used_at=now)
+        )
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            db.execute(
+                update(AccessToken)
+                .where(AccessToken.code_hash == code_hash, AccessToken.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+            db.commit()  # the revocation must stand although this request fails
+            raise InvalidGrantError("The authorization code was already used; the tokens it issued are revoked.")
+        db.refresh(row)
+        return row
+
+    def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
+        """Keep the row: its `used_at` is what detects a second use."""
+
+    def authenticate_user(self, authorization_code: AuthorizationCode) -> AuthorizationCode:
+        """The code carries the citizen; the token is issued to it."""
+        return authorization_code
+
+
+def add_id_token(grant: CodeGrant, response: tuple[int, dict[str, Any], list[Any]]) -> None:
+    """Add the ID token and the granted authorization details to the token response (OIDC Core §3.1.3.3)."""
+    _, token, _ = response
+    code: AuthorizationCode = grant.request.authorization_code
+    client: Client = grant.request.client
+    national_id = _national_id(code.citizen_id)
+    now = clock().timestamp()
+    claims: dict[str, Any] = {
+        "iss": issuer(),
+        "sub": pairwise_subject(national_id, client.sector),
+        "aud": client.client_id,
+        "iat": now,
+        "exp": now + ACCESS_TOKEN_LIFETIME,
+        "auth_time": code.auth_time,
+        "acr": code.acr,
+        "amr": code.amr,
+        "txn": code.transaction_id,
+        "at_hash": _half_hash(token["access_token"]),
+    }
+    if code.nonce:
+        claims["nonce"] = code.nonce
+    token["id_token"] = sign_jwt(claims)
+    if code.authorization_details is not None:
+        token["authorization_details"] = code.authorization_details
+
+
+def _half_hash(value: str) -> str:
+    digest = hashlib.sha256(value.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode()
+
+
+def _national_id(citizen_id: str) -> str:
+    from identity.models import Citizen
+
+    citizen = session().get(Citizen, citizen_id)
+    if citizen is None:
+        raise InvalidGrantError("The citizen of this code no longer exists.")
+    return citizen.national_id
+
+
+def sign_jwt(claims: dict[str, Any], typ: str = "JWT") -> str:
+    """Sign claims with the platform's active ES256 key."""
+    key = key_store(unit_of_work()).signing_key()
+    return str(jwt.encode(claims, key.private_key, algorithm="ES256", headers={"kid": key.kid, "typ": typ}))
+
+
+def pairwise_subject(national_id: str, sector: str) -> str:
+    """Return the pairwise `sub` of a citizen for one relying party (OIDC Core §8.1)."""
+    secret = key_store(unit_of_work()).secret("pairwise")
+    mac = hmac.new(secret, f"{sector}\x00{national_id}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+
+# -- tokens ----------------------------------------------------------------------------------------
+
+
+def generate_token(
+    grant_type: str,
+    client: Client,
+    user: Any = None,
+    scope: str | None = None,
+    expires_in: int | None = None,
+    include_refresh_token: bool = False,
+) -> dict[str, Any]:
+    """Return an opaque DPoP access token of 256 random bits (RFC 9449 §5, FAPI 2.0 SP §5.3.2.1)."""
+    return {
+        "access_token": secrets.token_urlsafe(32),
+        "token_type": "DPoP",
+        "expires_in": ACCESS_TOKEN_LIFETIME,
+        "scope": scope or "",
+    }
+
+
+def save_token(token: dict[str, Any], request: OAuth2Request) -> None:
+    """Store the access token's hash, bound to the DPoP key of the token request."""
+    code: AuthorizationCode = request.authorization_code
+    now = clock().timestamp()
+    session().add(
+        AccessToken(
+            token_hash=sha256_hex(token["access_token"]),
+            client_id=request.client.client_id,
+            citizen_id=code.citizen_id,
+            code_hash=code.code_hash,
+            jkt=request.dpop_jkt,
+            scope=token["scope"],
+            acr=code.acr,
+            amr=code.amr,
+            auth_time=code.auth_time,
+            authorization_details=code.authorization_details,
+            transaction_id=code.transaction_id,
+            issued_at=now,
+            expires_at=now + int(token["expires_in"]),
+        )
+    )
+
+
+def check_dpop_binding(grant: CodeGrant, result: Any = None) -> None:
+    """A code bound at PAR to a DPoP key may only be redeemed with that key (RFC 9449 §10)."""
+    code: AuthorizationCode = grant.request.authorization_code
+    if code.dpop_jkt and code.dpop_jkt != grant.request.dpop_jkt:
+        raise InvalidGrantError("The DPoP key differs from the one the authorization request was bound to.")
+
+
+# -- revocation and introspection -------------------------------------------------------------------
+
+
+class StoredToken:
+    """An :class:`AccessToken` row as Authlib's token endpoints see it."""
+
+    def __init__(self, row: AccessToken) -> None:
+        self.row = row
+
+    def check_client(self, client: Client) -> bool:
+        """Tell whether the token was issued to *client*."""
+        return self.row.client_id == client.client_id
+
+    def get_scope(self) -> str:
+        """Return the token's scope."""
+        return self.row.scope
+
+    def get_expires_in(self) -> int:
+        """Return the lifetime the token was issued with."""
+        return self.row.expires_at - self.row.issued_at
+
+    def is_expired(self) -> bool:
+        """Tell whether the token has expired."""
+        return clock().timestamp() >= self.row.expires_at
+
+    def is_revoked(self) -> bool:
+        """Tell whether the token was revoked."""
+        return self.row.revoked_at is not None
+
+
+def find_token(token_string: str) -> StoredToken | None:
+    """Look a token up by its hash."""
+    row = session().get(AccessToken, sha256_hex(token_string))
+    return StoredToken(row) if row else None
+
+
+class Revocation(RevocationEndpoint):  # type: ignore[misc]
+    """Token revocation (RFC 7009) for a client's own tokens."""
+
+    CLIENT_AUTH_METHODS = ["private_key_jwt"]  # noqa: RUF012 (Authlib's attribute)
+    SUPPORTED_TOKEN_TYPES = ("access_token",)
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> StoredToken | None:
+        """Find the token."""
+        return find_token(token_string)
+
+    def revoke_token(self, token: StoredToken, request: OAuth2Request) -> None:
+        """Revoke it now."""
+        token.row.revoked_at = clock().timestamp()
+
+
+class Introspection(IntrospectionEndpoint):  # type: ignore[misc]
+    """Token introspection (RFC 7662), for a client's own tokens only."""
+
+    CLIENT_AUTH_METHODS = ["private_key_jwt"]  # noqa: RUF012 (Authlib's attribute)
+    SUPPORTED_TOKEN_TYPES = ("access_token",)
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> StoredToken | None:
+        """Find the token."""
+        return find_token(token_string)
+
+    def check_permission(self, token: StoredToken, client: Client, request: OAuth2Request) -> bool:
+        """A client may introspect only what was issued to it."""
+        return token.check_client(client)
+
+    def introspect_token(self, token: StoredToken) -> dict[str, Any]:
+        """Describe an active token."""
+        row = token.row
+        client = query_client(row.client_id)
+        sector = client.sector if client else f"client:{row.client_id}"
+        return {
+            "active": True,
+            "client_id": row.client_id,
+            "token_type": "DPoP",
+            "scope": row.scope,
+            "sub": pairwise_subject(_national_id(row.citizen_id), sector),
+            "iss": issuer(),
+            "iat": row.issued_at,
+            "exp": row.expires_at,
+            "acr": row.acr,
+            "auth_time": row.auth_time,
+            "cnf": {"jkt": row.jkt},
+            "authorization_details": row.authorization_details,
+        }
+
+
+# -- the server ------------------------------------------------------------------------------------
+
+
+class Server(AuthorizationServer):  # type: ignore[misc]
+    """Authlib's Flask server, taking prepared requests (PAR) and answering 303 for redirects."""
+
+    def create_oauth2_request(self, request: Any) -> OAuth2Request:
+        """Use a prepared request as it is (a pushed request's stored parameters)."""
+        if isinstance(request, OAuth2Request):
+            return request
+        return super().create_oauth2_request(request)
+
+    def handle_response(self, status_code: int, payload: Any, headers: list[Any]) -> Any:
+        """Answer redirects with 303 (RFC 9700 §4.12) and never cache token responses."""
+        if status_code == 302:
+            status_code = 303
+        response = super().handle_response(status_code, payload, headers)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+
+class Issuer(IssuerParameter):  # type: ignore[misc]
+    """`iss` in every authorization response, errors included (RFC 9207 §2)."""
+
+    def get_issuer(self) -> str:
+        """Return the issuer identifier."""
+        return issuer()
+
+
+def prepared_request(params: dict[str, Any], url: str) -> OAuth2Request:
+    """Build an Authlib request from stored parameters (a pushed authorization request)."""
+    request = OAuth2Request("GET", url)
+    request.payload = BasicOAuth2Payload(params)
+    return request
+
+
+def create_server(app: Flask) -> Server:
+    """Wire Authlib for this platform."""
+    server = Server()
+    server.init_app(app, query_client=query_client, save_token=save_token)
+    server.register_token_generator("default", generate_token)
+    server.register_client_auth_method(PrivateKeyJwt.CLIENT_AUTH_METHOD, PrivateKeyJwt())
+    server.register_grant(CodeGrant, [PkceS256(required=True), _register_code_hooks])
+    server.register_extension(Issuer())
+    server.register_endpoint(Revocation)
+    server.register_endpoint(Introspection)
+    return server
+
+
+def _register_code_hooks(grant: CodeGrant) -> None:
+    grant.register_hook("after_validate_token_request", check_dpop_binding)
+    grant.register_hook("after_create_token_response", add_id_token)
+
+
+def validate_scope(scope: str | None) -> None:
+    """Require `openid`; nothing else is known (DESIGN §3.3)."""
+    requested = (scope or "").split()
+    if "openid" not in requested:
+        raise InvalidScopeError("The scope must include openid.")
+    unknown = [s for s in requested if s not in SCOPES]
+    if unknown:
+        raise InvalidScopeError(f"Unknown scope: {' '.join(unknown)}.")
+
+
+def access_denied(redirect_uri: str) -> AccessDeniedError:
+    """Return the error that sends the citizen's refusal back to the client (RFC 6749 §4.1.2.1)."""
+    return AccessDeniedError(redirect_uri=redirect_uri)
+
+
+def authorization_details_json(raw: str | None) -> list[dict[str, Any]] | None:
+    """Parse `authorization_details` (RFC 9396 §2): a JSON array of objects with a `type`."""
+    if raw is None:
+        return None
+    from identity.oauth.interfaces import InvalidAuthorizationDetails
+
+    try:
+        details = json.loads(raw)
+    except ValueError:
+        raise InvalidAuthorizationDetails("authorization_details is not JSON.") from None
+    if not isinstance(details, list) or not details or not all(isinstance(d, dict) for d in details):
+        raise InvalidAuthorizationDetails("authorization_details must be a non-empty JSON array of objects.")
+    for detail in details:
+        if not isinstance(detail.get("type"), str):
+            raise InvalidAuthorizationDetails("Every authorization_details entry needs a string `type`.")
+    return details
+
+
+def known_tokens_for_client(client_id: str) -> list[AccessToken]:
+    """Return a client's tokens, newest first (for operators' tools and tests)."""
+    return list(session().scalars(select(AccessToken).where(AccessToken.client_id == client_id)))

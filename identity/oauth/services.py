@@ -1,0 +1,417 @@
+"""The authorization server's rules: pushed requests, the browser interaction, tokens, resources.
+
+Views hand these functions the HTTP facts (method, URL, headers, form) and get back what to answer;
+each function that changes state commits its unit of work.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749 import InvalidRequestError
+from flask import Flask, Response, current_app
+from sqlalchemy import update
+
+from identity.oauth import server as oauth
+from identity.oauth.dpop import DPoPProof, InvalidDPoPProof, verify_proof
+from identity.oauth.interfaces import (
+    DetailsValidator,
+    InteractionNotFound,
+    InvalidAuthorizationDetails,
+    InvalidDPoPProofError,
+    InvalidRequestUri,
+    ResolvedDetails,
+)
+from identity.oauth.models import AccessToken, Interaction, OAuthClient, PushedRequest
+from identity.sessions import ACR, LEVELS, Authentication
+from mydata.clock import clock
+from mydata.db import UnitOfWork
+
+REQUEST_URI_PREFIX = "urn:ietf:params:oauth:request_uri:"
+REQUEST_URI_LIFETIME = 90  # DESIGN §3.3; RFC 9126 §2.2 asks for a short lifetime
+INTERACTION_LIFETIME = 600  # a citizen may take minutes to log in with a card and read the request
+ACR_LEVEL = {acr: level for level, acr in ACR.items()}
+#: Parameters that may be pushed; anything else is refused rather than ignored.
+PUSHABLE = frozenset(
+    {
+        "client_id", "response_type", "redirect_uri", "scope", "state", "nonce", "code_challenge",
+        "code_challenge_method", "acr_values", "authorization_details", "dpop_jkt", "prompt", "ui_locales",
+        "client_assertion", "client_assertion_type",
+    }
+)  # fmt: skip
+
+
+def server() -> oauth.Server:
+    """Return the application's Authlib server."""
+    return current_app.extensions["identity.oauth"]  # type: ignore[no-any-return]
+
+
+def details_validators() -> dict[str, DetailsValidator]:
+    """Return the validators of `authorization_details` types, by type."""
+    return current_app.extensions["identity.authorization_details"]  # type: ignore[no-any-return]
+
+
+def register_details_type(app: Flask, type_: str, validator: DetailsValidator) -> None:
+    """Accept an `authorization_details` type (RFC 9396 §2), validated by *validator*."""
+    app.extensions.setdefault("identity.authorization_details", {})[type_] = validator
+
+
+def endpoint_url(path: str) -> str:
+    """Return the public URL of one of the server's endpoints (what DPoP `htu` must say)."""
+    return oauth.issuer() + path
+
+
+# -- pushed authorization requests (RFC 9126) --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PushedRequestResult:
+    """The `request_uri` the client sends the browser with."""
+
+    request_uri: str
+    expires_in: int
+
+
+def push_authorization_request(uow: UnitOfWork, form: Mapping[str, list[str]], dpop: str | None) -> PushedRequestResult:
+    """Authenticate the client, validate the whole authorization request, and store it."""
+    params = _single_values(form)
+    request = oauth.prepared_request(params, endpoint_url("/oauth/par"))
+    request.method = "POST"
+    request._body = params  # Authlib's client authentication reads the assertion from the form
+    client = server().authenticate_client(request, ["private_key_jwt"], "par")
+    if "request_uri" in params or "request" in params:
+        raise InvalidRequestError("A pushed request cannot carry request_uri or request.")
+    unknown = sorted(set(params) - PUSHABLE)
+    if unknown:
+        raise InvalidRequestError(f"Unknown parameters: {', '.join(unknown)}.")
+    if params.setdefault("client_id", client.client_id) != client.client_id:
+        raise InvalidRequestError("client_id differs from the authenticated client.")
+    for name in ("client_assertion", "client_assertion_type"):
+        params.pop(name, None)
+
+    request.client = client
+    grant = server().get_authorization_grant(request)
+    grant.validate_authorization_request()
+    oauth.validate_scope(params.get("scope"))
+    resolve_details(params.get("authorization_details"), client.client_id)
+    level_for_acr_values(params.get("acr_values"))
+
+    now = clock().timestamp()
+    jkt = _dpop_binding(dpop, params.pop("dpop_jkt", None), now)
+    request_uri = REQUEST_URI_PREFIX + secrets.token_urlsafe(32)
+    uow.session.add(
+        PushedRequest(
+            request_uri_hash=oauth.sha256_hex(request_uri),
+            client_id=client.client_id,
+            params=params,
+            dpop_jkt=jkt,
+            created_at=now,
+            expires_at=now + REQUEST_URI_LIFETIME,
+        )
+    )
+    uow.commit()
+    return PushedRequestResult(request_uri=request_uri, expires_in=REQUEST_URI_LIFETIME)
+
+
+def _single_values(form: Mapping[str, list[str]]) -> dict[str, str]:
+    """Refuse repeated parameters (RFC 6749 §3.1) and return one value per name."""
+    values: dict[str, str] = {}
+    for name, items in form.items():
+        if len(items) != 1:
+            raise InvalidRequestError(f"Parameter '{name}' must not be repeated.")
+        values[name] = items[0]
+    return values
+
+
+def _dpop_binding(proof: str | None, dpop_jkt: str | None, now: int) -> str | None:
+    """Bind the code to a DPoP key given as a proof or as `dpop_jkt` (RFC 9449 §10)."""
+    if proof is None:
+        return dpop_jkt
+    try:
+        verified = verify_proof(
+            proof, method="POST", url=endpoint_url("/oauth/par"), now=now, remember_jti=oauth.remember_jti
+        )
+    except InvalidDPoPProof as exc:
+        raise InvalidDPoPProofError(str(exc)) from None
+    if dpop_jkt is not None and dpop_jkt != verified.jkt:
+        raise InvalidDPoPProofError("dpop_jkt differs from the key of the DPoP proof.")
+    return verified.jkt
+
+
+def resolve_details(raw: str | None, client_id: str) -> list[ResolvedDetails]:
+    """Validate every `authorization_details` entry with the validator of its type (RFC 9396 §5)."""
+    details = oauth.authorization_details_json(raw)
+    if details is None:
+        return []
+    validators = details_validators()
+    resolved = []
+    for detail in details:
+        validator = validators.get(detail["type"])
+        if validator is None:
+            raise InvalidAuthorizationDetails(f"Unsupported authorization_details type {detail['type']!r}.")
+        resolved.append(validator(detail, client_id))
+    return resolved
+
+
+def validate_delivery_detail(detail: dict[str, Any], client_id: str) -> ResolvedDetails:
+    """Check the shape of a `mydata_delivery` entry (DESIGN §3.3); consent wires what it grants."""
+    allowed = {"type", "service", "datasets"}
+    extra = sorted(set(detail) - allowed)
+    if extra:
+        raise InvalidAuthorizationDetails(f"Unknown mydata_delivery fields: {', '.join(extra)}.")
+    service = detail.get("service")
+    if not isinstance(service, str) or not service:
+        raise InvalidAuthorizationDetails("mydata_delivery needs a `service` id.")
+    datasets = detail.get("datasets")
+    if datasets is not None and (
+        not isinstance(datasets, list) or not datasets or not all(isinstance(d, str) and d for d in datasets)
+    ):
+        raise InvalidAuthorizationDetails("mydata_delivery `datasets` must be a non-empty array of dataset ids.")
+    return ResolvedDetails(detail=detail, level="low", summary={"service": service, "datasets": datasets or []})
+
+
+def level_for_acr_values(acr_values: str | None) -> str:
+    """Return the level the request asks for: the weakest of its `acr_values` (OIDC Core §3.1.2.1)."""
+    if not acr_values:
+        return "low"
+    levels = []
+    for value in acr_values.split():
+        if value not in ACR_LEVEL:
+            raise InvalidRequestError(f"Unknown acr value {value!r}; supported: {', '.join(ACR.values())}.")
+        levels.append(ACR_LEVEL[value])
+    return min(levels, key=LEVELS.index)
+
+
+# -- the authorization endpoint ----------------------------------------------------------------------
+
+
+def start_interaction(uow: UnitOfWork, args: Mapping[str, list[str]]) -> str:
+    """Redeem a `request_uri` once and open the browser interaction; return its secret id."""
+    params = _single_values(args)
+    request_uri = params.get("request_uri")
+    client_id = params.get("client_id")
+    if not request_uri:
+        raise InvalidRequestError(
+            "This platform accepts only pushed authorization requests: "
+            "POST the request to the PAR endpoint and send client_id and request_uri (RFC 9126)."
+        )
+    if not client_id:
+        raise InvalidRequestError("Missing client_id.")
+    extra = sorted(set(params) - {"client_id", "request_uri"})
+    if extra:
+        raise InvalidRequestError(f"Only client_id and request_uri are accepted here, not {', '.join(extra)}.")
+    now = clock().timestamp()
+    request_hash = oauth.sha256_hex(request_uri)
+    pushed = uow.session.get(PushedRequest, request_hash)
+    if pushed is None or pushed.client_id != client_id:
+        raise InvalidRequestUri("The request_uri is unknown for this client.")
+    if now >= pushed.expires_at:
+        raise InvalidRequestUri("The request_uri has expired (it lives 90 seconds).")
+    claimed = uow.session.execute(
+        update(PushedRequest)
+        .where(PushedRequest.request_uri_hash == request_hash, PushedRequest.used_at.is_(None))
+        .values(used_at=now)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise InvalidRequestUri("The request_uri was already used.")
+    interaction_id = secrets.token_urlsafe(32)
+    uow.session.add(
+        Interaction(
+            id_hash=oauth.sha256_hex(interaction_id),
+            client_id=pushed.client_id,
+            params=pushed.params,
+            dpop_jkt=pushed.dpop_jkt,
+            created_at=now,
+            expires_at=now + INTERACTION_LIFETIME,
+        )
+    )
+    uow.commit()
+    return interaction_id
+
+
+@dataclass(frozen=True)
+class PendingAuthorization:
+    """An interaction as the approval page shows it."""
+
+    interaction: Interaction
+    client: OAuthClient
+    level: str
+    details: list[ResolvedDetails]
+
+    @property
+    def redirect_uri(self) -> str:
+        """Return where the answer goes."""
+        return str(self.interaction.params["redirect_uri"])
+
+
+def load_interaction(uow: UnitOfWork, interaction_id: str) -> PendingAuthorization:
+    """Return an open interaction, or raise :class:`InteractionNotFound`."""
+    row = uow.session.get(Interaction, oauth.sha256_hex(interaction_id))
+    if row is None or row.completed_at is not None or clock().timestamp() >= row.expires_at:
+        raise InteractionNotFound()
+    client = uow.session.get(OAuthClient, row.client_id)
+    if client is None or client.status != "active":
+        raise InteractionNotFound()
+    details = resolve_details(row.params.get("authorization_details"), client.client_id)
+    levels = [level_for_acr_values(row.params.get("acr_values"))] + [d.level for d in details]
+    return PendingAuthorization(row, client, max(levels, key=LEVELS.index), details)
+
+
+def decide(uow: UnitOfWork, pending: PendingAuthorization, authentication: Authentication, approve: bool) -> Response:
+    """Answer the client: a code when the citizen approves, `access_denied` otherwise (303, with `iss`)."""
+    interaction = pending.interaction
+    interaction.completed_at = clock().timestamp()
+    request = oauth.prepared_request(dict(interaction.params), endpoint_url("/oauth/authorize"))
+    grant_user = None
+    if approve:
+        grant_user = oauth.Grant(
+            citizen_id=authentication.citizen_id,
+            national_id=authentication.national_id,
+            acr=ACR[authentication.level],
+            amr=authentication.amr,
+            auth_time=authentication.auth_time,
+            nonce=interaction.params.get("nonce"),
+            authorization_details=[d.detail for d in pending.details] or None,
+            dpop_jkt=interaction.dpop_jkt,
+            transaction_id=secrets.token_hex(16),
+        )
+    grant = server().get_authorization_grant(request)
+    response: Response = server().create_authorization_response(request, grant_user=grant_user, grant=grant)
+    uow.commit()
+    return response
+
+
+# -- the token endpoint -------------------------------------------------------------------------------
+
+
+def exchange_code(uow: UnitOfWork, dpop: str | None) -> Response:
+    """Verify the DPoP proof, then let Authlib authenticate the client and redeem the code."""
+    try:
+        proof = verify_proof(
+            dpop,
+            method="POST",
+            url=endpoint_url("/oauth/token"),
+            now=clock().timestamp(),
+            remember_jti=oauth.remember_jti,
+        )
+    except InvalidDPoPProof as exc:
+        return oauth_error_response(InvalidDPoPProofError(str(exc)))
+    request = server().create_oauth2_request(None)
+    request.dpop_jkt = proof.jkt
+    response: Response = server().create_token_response(request)
+    if response.status_code == 200:
+        uow.commit()
+    else:
+        uow.rollback()
+    return response
+
+
+def oauth_error_response(error: OAuth2Error) -> Response:
+    """Render an OAuth error as a JSON body (RFC 6749 §5.2), never as a redirect (RFC 9126 §2.3)."""
+    error.redirect_uri = None
+    return server().handle_error_response(None, error)  # type: ignore[no-any-return]
+
+
+# -- protected resources -----------------------------------------------------------------------------
+
+
+class InvalidToken(Exception):
+    """The access token or its proof is refused; carries the WWW-Authenticate error (RFC 9449 §7.1)."""
+
+    def __init__(self, error: str, description: str) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+
+    def www_authenticate(self) -> str:
+        """Return the challenge for the 401 answer."""
+        return f'DPoP error="{self.error}", error_description="{self.description}", algs="ES256 PS256"'
+
+
+def authenticate_resource_request(
+    uow: UnitOfWork, *, method: str, url: str, authorization: str | None, dpop: str | None
+) -> AccessToken:
+    """Check a DPoP-bound access token and its proof for a resource request (RFC 9449 §7)."""
+    if not authorization:
+        raise InvalidToken("invalid_token", "An access token is required: Authorization: DPoP <token>.")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "dpop" or not token:
+        # A DPoP-bound token presented as a bearer token is a downgrade (RFC 9449 §7.2).
+        raise InvalidToken("invalid_token", "Use the DPoP authorization scheme with a DPoP proof.")
+    now = clock().timestamp()
+    row = uow.session.get(AccessToken, oauth.sha256_hex(token))
+    if row is None or row.revoked_at is not None or now >= row.expires_at:
+        raise InvalidToken("invalid_token", "The access token is unknown, revoked or expired.")
+    try:
+        proof: DPoPProof = verify_proof(
+            dpop, method=method, url=url, now=now, remember_jti=oauth.remember_jti, access_token=token
+        )
+    except InvalidDPoPProof as exc:
+        raise InvalidToken("invalid_dpop_proof", str(exc)) from None
+    if proof.jkt != row.jkt:
+        raise InvalidToken("invalid_dpop_proof", "The DPoP proof is signed by another key than the token's.")
+    return row
+
+
+def userinfo(uow: UnitOfWork, token: AccessToken) -> dict[str, Any]:
+    """Return the claims the client may see: the pairwise subject and how the citizen logged in."""
+    client = oauth.query_client(token.client_id)
+    if client is None:
+        raise InvalidToken("invalid_token", "The client of this token is no longer active.")
+    claims = {
+        "sub": oauth.pairwise_subject(oauth._national_id(token.citizen_id), client.sector),
+        "acr": token.acr,
+        "amr": token.amr,
+        "auth_time": token.auth_time,
+        "txn": token.transaction_id,
+    }
+    uow.commit()  # the DPoP jti just recorded
+    return claims
+
+
+def discovery() -> dict[str, Any]:
+    """Return the server metadata (RFC 8414 §2, OIDC Discovery §3) with the FAPI 2.0 choices."""
+    base = oauth.issuer()
+    algs = list(oauth.CLIENT_ASSERTION_ALGORITHMS)
+    return {
+        "issuer": base,
+        "authorization_endpoint": f"{base}/oauth/authorize",
+        "pushed_authorization_request_endpoint": f"{base}/oauth/par",
+        "require_pushed_authorization_requests": True,
+        "token_endpoint": f"{base}/oauth/token",
+        "userinfo_endpoint": f"{base}/oauth/userinfo",
+        "jwks_uri": f"{base}/oauth/jwks",
+        "revocation_endpoint": f"{base}/oauth/revoke",
+        "introspection_endpoint": f"{base}/oauth/introspect",
+        "scopes_supported": list(oauth.SCOPES),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["ES256"],
+        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": algs,
+        "revocation_endpoint_auth_methods_supported": ["private_key_jwt"],
+        "revocation_endpoint_auth_signing_alg_values_supported": algs,
+        "introspection_endpoint_auth_methods_supported": ["private_key_jwt"],
+        "introspection_endpoint_auth_signing_alg_values_supported": algs,
+        "code_challenge_methods_supported": ["S256"],
+        "dpop_signing_alg_values_supported": algs,
+        "authorization_response_iss_parameter_supported": True,
+        "acr_values_supported": list(ACR.values()),
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "acr", "amr", "nonce", "txn"],
+        "authorization_details_types_supported": sorted(details_validators()),
+        "ui_locales_supported": ["zh-TW", "en"],
+    }
+
+
+def token_operation(uow: UnitOfWork, endpoint: str) -> Response:
+    """Run Authlib's revocation or introspection endpoint and keep what it changed."""
+    response: Response = server().create_endpoint_response(endpoint)
+    if response.status_code == 200:
+        uow.commit()
+    return response

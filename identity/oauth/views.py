@@ -1,0 +1,242 @@
+"""HTTP endpoints of the authorization server (DESIGN §3.3); each is thin over identity.oauth.services."""
+
+from __future__ import annotations
+
+from authlib.oauth2 import OAuth2Error
+from flask import Blueprint, abort, jsonify, redirect, render_template, request, session
+from flask.typing import ResponseReturnValue
+from marshmallow import Schema, fields
+
+from identity.oauth import services
+from identity.oauth.services import InvalidToken
+from identity.sessions import current_authentication, level_at_least, login_url
+from mydata.db import unit_of_work
+from mydata.keys import key_store
+from mydata.openapi import ErrorSchema, documented
+from mydata.security import csrf_exempt
+
+bp = Blueprint("oauth", __name__)
+_INTERACTIONS = "oauth_interactions"  # the browser's open interactions, in its signed session cookie
+
+
+class DiscoverySchema(Schema):
+    """OpenID Provider / authorization server metadata (RFC 8414, OIDC Discovery)."""
+
+    issuer = fields.String(required=True)
+    require_pushed_authorization_requests = fields.Boolean(required=True)
+    code_challenge_methods_supported = fields.List(fields.String())
+    token_endpoint_auth_methods_supported = fields.List(fields.String())
+    dpop_signing_alg_values_supported = fields.List(fields.String())
+    authorization_response_iss_parameter_supported = fields.Boolean()
+    acr_values_supported = fields.List(fields.String())
+    authorization_details_types_supported = fields.List(fields.String())
+
+
+class JwksSchema(Schema):
+    """The platform's public signing keys, active and retired (RFC 7517 §5)."""
+
+    keys = fields.List(fields.Dict(), required=True)
+
+
+class ParRequestSchema(Schema):
+    """A pushed authorization request (RFC 9126 §2.1), authenticated with private_key_jwt."""
+
+    response_type = fields.String(required=True, metadata={"enum": ["code"]})
+    client_id = fields.String()
+    redirect_uri = fields.String(required=True)
+    scope = fields.String(required=True, metadata={"example": "openid"})
+    state = fields.String()
+    nonce = fields.String()
+    code_challenge = fields.String(required=True)
+    code_challenge_method = fields.String(required=True, metadata={"enum": ["S256"]})
+    acr_values = fields.String()
+    authorization_details = fields.String(metadata={"description": "JSON array (RFC 9396)"})
+    dpop_jkt = fields.String()
+    client_assertion_type = fields.String(required=True)
+    client_assertion = fields.String(required=True)
+
+
+class ParResponseSchema(Schema):
+    """Where to send the browser (RFC 9126 §2.2)."""
+
+    request_uri = fields.String(required=True)
+    expires_in = fields.Integer(required=True)
+
+
+class TokenRequestSchema(Schema):
+    """A token request with a DPoP proof header (RFC 6749 §4.1.3, RFC 9449 §5)."""
+
+    grant_type = fields.String(required=True, metadata={"enum": ["authorization_code"]})
+    code = fields.String(required=True)
+    redirect_uri = fields.String(required=True)
+    code_verifier = fields.String(required=True)
+    client_assertion_type = fields.String(required=True)
+    client_assertion = fields.String(required=True)
+
+
+class TokenResponseSchema(Schema):
+    """A DPoP-bound access token and an ID token; no refresh token."""
+
+    access_token = fields.String(required=True)
+    token_type = fields.String(required=True, metadata={"enum": ["DPoP"]})
+    expires_in = fields.Integer(required=True)
+    id_token = fields.String(required=True)
+    scope = fields.String()
+    authorization_details = fields.List(fields.Dict())
+
+
+class UserInfoSchema(Schema):
+    """Claims about the citizen this client may see (OIDC Core §5.3)."""
+
+    sub = fields.String(required=True, metadata={"description": "pairwise per relying-party organisation"})
+    acr = fields.String()
+    amr = fields.List(fields.String())
+    auth_time = fields.Integer()
+    txn = fields.String()
+
+
+class TokenOperationSchema(Schema):
+    """A token to revoke or introspect, with the client's assertion."""
+
+    token = fields.String(required=True)
+    token_type_hint = fields.String()
+    client_assertion_type = fields.String(required=True)
+    client_assertion = fields.String(required=True)
+
+
+@bp.get("/.well-known/openid-configuration")
+@bp.get("/.well-known/oauth-authorization-server")
+@documented("Authorization server metadata", tags=["oauth"], responses={200: DiscoverySchema})
+def discovery() -> ResponseReturnValue:
+    """Publish the server metadata at both well-known paths."""
+    return jsonify(services.discovery())
+
+
+@bp.get("/oauth/jwks")
+@documented("Platform public keys", tags=["oauth"], responses={200: JwksSchema})
+def jwks() -> ResponseReturnValue:
+    """Publish the platform's active and retired public keys."""
+    response = jsonify(key_store(unit_of_work()).jwks())
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+@bp.post("/oauth/par")
+@csrf_exempt
+@documented(
+    "Push an authorization request",
+    tags=["oauth"],
+    body=ParRequestSchema,
+    body_content_type="application/x-www-form-urlencoded",
+    responses={201: ParResponseSchema, 400: ErrorSchema, 401: ErrorSchema},
+)
+def par() -> ResponseReturnValue:
+    """Accept a pushed authorization request (RFC 9126)."""
+    try:
+        result = services.push_authorization_request(
+            unit_of_work(), request.form.to_dict(flat=False), request.headers.get("DPoP")
+        )
+    except OAuth2Error as error:
+        return services.oauth_error_response(error)
+    response = jsonify({"request_uri": result.request_uri, "expires_in": result.expires_in})
+    response.status_code = 201
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/oauth/authorize")
+def authorize() -> ResponseReturnValue:
+    """Redeem a pushed request in the browser and continue to login and approval."""
+    try:
+        interaction_id = services.start_interaction(unit_of_work(), request.args.to_dict(flat=False))
+    except OAuth2Error as error:
+        # Nothing is trusted yet (no valid pushed request): show the error, never redirect (RFC 6749 §4.1.2.1).
+        return render_template("oauth/error.html", error=error.error, description=error.description), 400
+    session[_INTERACTIONS] = [*session.get(_INTERACTIONS, [])[-4:], interaction_id]
+    return redirect(f"/oauth/interaction/{interaction_id}", code=303)
+
+
+@bp.route("/oauth/interaction/<interaction_id>", methods=["GET", "POST"])
+def interaction(interaction_id: str) -> ResponseReturnValue:
+    """Log the citizen in at the level needed, then ask for approval and answer the client."""
+    if interaction_id not in session.get(_INTERACTIONS, []):
+        abort(404)
+    uow = unit_of_work()
+    pending = services.load_interaction(uow, interaction_id)
+    authentication = current_authentication()
+    if authentication is None or not level_at_least(authentication.level, pending.level):
+        return redirect(login_url(request.path, pending.level), code=303)
+    if request.method == "GET":
+        return render_template("oauth/approve.html", pending=pending, authentication=authentication)
+    decision = request.form.get("decision")
+    if decision not in ("approve", "deny"):
+        abort(400)
+    session[_INTERACTIONS] = [i for i in session.get(_INTERACTIONS, []) if i != interaction_id]
+    return services.decide(uow, pending, authentication, approve=decision == "approve")
+
+
+@bp.post("/oauth/token")
+@csrf_exempt
+@documented(
+    "Exchange an authorization code",
+    tags=["oauth"],
+    body=TokenRequestSchema,
+    body_content_type="application/x-www-form-urlencoded",
+    responses={200: TokenResponseSchema, 400: ErrorSchema, 401: ErrorSchema},
+    description="Requires a DPoP proof header (RFC 9449) and private_key_jwt client authentication.",
+)
+def token() -> ResponseReturnValue:
+    """Issue a DPoP-bound access token and an ID token for a code."""
+    return services.exchange_code(unit_of_work(), request.headers.get("DPoP"))
+
+
+@bp.route("/oauth/userinfo", methods=["GET", "POST"])
+@csrf_exempt
+@documented("Claims about the citizen", tags=["oauth"], responses={200: UserInfoSchema, 401: ErrorSchema})
+def userinfo() -> ResponseReturnValue:
+    """Answer a DPoP-authenticated userinfo request."""
+    uow = unit_of_work()
+    try:
+        access_token = services.authenticate_resource_request(
+            uow,
+            method=request.method,
+            url=services.endpoint_url(request.path),
+            authorization=request.headers.get("Authorization"),
+            dpop=request.headers.get("DPoP"),
+        )
+    except InvalidToken as exc:
+        response = jsonify({"error": exc.error, "error_description": exc.description})
+        response.status_code = 401
+        response.headers["WWW-Authenticate"] = exc.www_authenticate()
+        return response
+    response = jsonify(services.userinfo(uow, access_token))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/oauth/revoke")
+@csrf_exempt
+@documented(
+    "Revoke a token",
+    tags=["oauth"],
+    body=TokenOperationSchema,
+    body_content_type="application/x-www-form-urlencoded",
+    responses={200: "Revoked (or unknown)", 401: ErrorSchema},
+)
+def revoke() -> ResponseReturnValue:
+    """Revoke one of the client's own tokens (RFC 7009)."""
+    return services.token_operation(unit_of_work(), "revocation")
+
+
+@bp.post("/oauth/introspect")
+@csrf_exempt
+@documented(
+    "Introspect a token",
+    tags=["oauth"],
+    body=TokenOperationSchema,
+    body_content_type="application/x-www-form-urlencoded",
+    responses={200: "Token state (RFC 7662 §2.2)", 401: ErrorSchema},
+)
+def introspect() -> ResponseReturnValue:
+    """Describe one of the client's own tokens (RFC 7662)."""
+    return services.token_operation(unit_of_work(), "introspection")

@@ -1,0 +1,190 @@
+"""The sandbox eID certificate authority and cards, generated into the instance folder.
+
+A root CA and an intermediate ("citizen certificate") CA, like the government root and MOICA, and
+one card per persona: an EC P-256 key, encrypted under the card's PIN (so that the PIN really is
+what unlocks signing), and a certificate whose subject serialNumber is the national ID. Everything
+here is public test material, never committed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+ROOT_NAME = "MyData Sandbox Root CA"
+INTERMEDIATE_NAME = "MyData Sandbox Citizen Certificate CA"
+CA_LIFETIME = dt.timedelta(days=20 * 365)
+CARD_LIFETIME = dt.timedelta(days=5 * 365)
+
+
+@dataclass(frozen=True)
+class Authority:
+    """A CA: its certificate and private key."""
+
+    certificate: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+
+
+def name(common_name: str, serial_number: str | None = None) -> x509.Name:
+    """Return a sandbox subject name (C=TW, O=MyData Sandbox, CN, and serialNumber for cards)."""
+    attributes = [
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "TW"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "MyData Sandbox"),
+        x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+    ]
+    if serial_number:
+        attributes.append(x509.NameAttribute(NameOID.SERIAL_NUMBER, serial_number))
+    return x509.Name(attributes)
+
+
+def _ca_usage() -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=False,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=True,
+        crl_sign=True,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def make_authority(common_name: str, now: dt.datetime, issuer: Authority | None = None) -> Authority:
+    """Create a root CA (no *issuer*) or an intermediate CA issued by *issuer* (path length 0)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = name(common_name)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer.certificate.subject if issuer else subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + CA_LIFETIME)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0 if issuer else 1), critical=True)
+        .add_extension(_ca_usage(), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    )
+    signer = issuer.key if issuer else key
+    builder = builder.add_extension(
+        x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()), critical=False
+    )
+    return Authority(builder.sign(signer, hashes.SHA256()), key)
+
+
+def issue_card(
+    issuer: Authority,
+    national_id: str,
+    holder: str,
+    now: dt.datetime,
+    key: ec.EllipticCurvePrivateKey | None = None,
+    lifetime: dt.timedelta = CARD_LIFETIME,
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """Issue a citizen certificate for a card: key usage digitalSignature, serialNumber = national ID."""
+    key = key or ec.generate_private_key(ec.SECP256R1())
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name(holder, national_id))
+        .issuer_name(issuer.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + lifetime)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=True,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), critical=False)
+        .sign(issuer.key, hashes.SHA256())
+    )
+    return certificate, key
+
+
+def pem(certificate: x509.Certificate) -> bytes:
+    """Return a certificate as PEM."""
+    return certificate.public_bytes(serialization.Encoding.PEM)
+
+
+def _write(path: Path, data: bytes, private: bool = False) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+
+
+class SandboxPki:
+    """The sandbox CA and cards in a folder (``instance/sandbox/eid``)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    @property
+    def bundle_path(self) -> Path:
+        """Return the trust bundle (root and intermediate) that eID logins are verified against."""
+        return self.folder / "ca-bundle.pem"
+
+    def card_paths(self, national_id: str) -> tuple[Path, Path]:
+        """Return the certificate chain file and the PIN-encrypted key file of a card."""
+        return self.folder / "cards" / f"{national_id}.pem", self.folder / "cards" / f"{national_id}.key"
+
+    def ensure_authorities(self, now: dt.datetime) -> Authority:
+        """Load the CAs, or create them (and the bundle); return the intermediate that issues cards."""
+        paths = [self.folder / f for f in ("root.pem", "root.key", "intermediate.pem", "intermediate.key")]
+        if all(p.exists() for p in paths) and self.bundle_path.exists():
+            certificate = x509.load_pem_x509_certificate(paths[2].read_bytes())
+            key = serialization.load_pem_private_key(paths[3].read_bytes(), password=None)
+            assert isinstance(key, ec.EllipticCurvePrivateKey)
+            return Authority(certificate, key)
+        root = make_authority(ROOT_NAME, now)
+        intermediate = make_authority(INTERMEDIATE_NAME, now, issuer=root)
+        for authority, stem in ((root, "root"), (intermediate, "intermediate")):
+            _write(self.folder / f"{stem}.pem", pem(authority.certificate))
+            _write(self.folder / f"{stem}.key", _private_pem(authority.key, None), private=True)
+        _write(self.bundle_path, pem(root.certificate) + pem(intermediate.certificate))
+        return intermediate
+
+    def ensure_card(self, issuer: Authority, national_id: str, holder: str, pin: str, now: dt.datetime) -> bool:
+        """Create the card of *national_id* unless a card issued by *issuer* exists; tell if created."""
+        certificate_path, key_path = self.card_paths(national_id)
+        if certificate_path.exists() and key_path.exists():
+            existing = x509.load_pem_x509_certificates(certificate_path.read_bytes())[0]
+            try:
+                existing.verify_directly_issued_by(issuer.certificate)
+                return False
+            except (ValueError, TypeError, InvalidSignature):
+                pass  # issued by an earlier sandbox CA: issue it again
+        certificate, key = issue_card(issuer, national_id, holder, now)
+        _write(key_path, _private_pem(key, pin), private=True)
+        _write(certificate_path, pem(certificate) + pem(issuer.certificate))
+        return True
+
+
+def _private_pem(key: ec.EllipticCurvePrivateKey, password: str | None) -> bytes:
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(password.encode()) if password else serialization.NoEncryption()
+    )
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)

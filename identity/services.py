@@ -1,0 +1,99 @@
+"""Accounts: citizens, their staff roles and their enrolled phones.
+
+The authentication methods live in their own modules (identity.eid, identity.mobile, identity.nhi)
+and sessions in identity.sessions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import select
+
+from identity import national_id as nid
+from identity.interfaces import InvalidNationalId
+from identity.models import ROLES, Citizen, MobileDevice, StaffRole
+from mydata.db import UnitOfWork
+
+
+def find_citizen(uow: UnitOfWork, national_id: str) -> Citizen | None:
+    """Return the account of *national_id*, if there is one."""
+    return uow.session.scalars(select(Citizen).where(Citizen.national_id == nid.normalize(national_id))).first()
+
+
+def get_citizen(uow: UnitOfWork, citizen_id: str) -> Citizen | None:
+    """Return the account with id *citizen_id*, if there is one."""
+    return uow.session.get(Citizen, citizen_id)
+
+
+def register_citizen(
+    uow: UnitOfWork, national_id: str, name: str, now: dt.datetime, birth_date: dt.date | None = None
+) -> Citizen:
+    """Return the account of *national_id*, creating it if needed; raise on a bad check digit."""
+    national_id = nid.normalize(national_id)
+    if not nid.checksum_ok(national_id):
+        raise InvalidNationalId()
+    citizen = find_citizen(uow, national_id)
+    if citizen is None:
+        citizen = Citizen(
+            id=str(uuid.uuid4()), national_id=national_id, name=name, birth_date=birth_date, created_at=now
+        )
+        uow.session.add(citizen)
+        uow.commit()
+    return citizen
+
+
+def grant_role(uow: UnitOfWork, citizen_id: str, role: str, organisation_id: str, now: dt.datetime) -> StaffRole:
+    """Give an account a staff role for an organisation (idempotent)."""
+    if role not in ROLES:
+        raise ValueError(f"unknown staff role {role!r}; expected one of {', '.join(ROLES)}")
+    granted = uow.session.get(StaffRole, (citizen_id, role, organisation_id))
+    if granted is None:
+        granted = StaffRole(citizen_id=citizen_id, role=role, organisation_id=organisation_id, granted_at=now)
+        uow.session.add(granted)
+        uow.commit()
+    return granted
+
+
+def staff_roles(uow: UnitOfWork, citizen_id: str) -> list[StaffRole]:
+    """Return the staff roles of an account, by role then organisation."""
+    return list(
+        uow.session.scalars(
+            select(StaffRole)
+            .where(StaffRole.citizen_id == citizen_id)
+            .order_by(StaffRole.role, StaffRole.organisation_id)
+        )
+    )
+
+
+def has_role(uow: UnitOfWork, citizen_id: str, role: str, organisation_id: str | None = None) -> bool:
+    """Tell whether an account holds *role* (for *organisation_id*, or for any organisation)."""
+    query = select(StaffRole.role).where(StaffRole.citizen_id == citizen_id, StaffRole.role == role)
+    if organisation_id is not None:
+        query = query.where(StaffRole.organisation_id == organisation_id)
+    return uow.session.scalars(query.limit(1)).first() is not None
+
+
+def enrol_device(
+    uow: UnitOfWork,
+    citizen_id: str,
+    public_jwk: dict[str, str],
+    label: str,
+    now: dt.datetime,
+    device_id: str | None = None,
+) -> MobileDevice:
+    """Enrol a phone's P-256 public key for mobile ID; with *device_id*, replace that device's key."""
+    if public_jwk.get("kty") != "EC" or public_jwk.get("crv") != "P-256" or "d" in public_jwk:
+        raise ValueError("a mobile ID device key must be a public EC P-256 JWK")
+    public = {k: public_jwk[k] for k in ("kty", "crv", "x", "y")}
+    device = uow.session.get(MobileDevice, device_id) if device_id else None
+    if device is None:
+        device = MobileDevice(
+            id=device_id or str(uuid.uuid4()), citizen_id=citizen_id, label=label, public_jwk=public, enrolled_at=now
+        )
+        uow.session.add(device)
+    elif device.public_jwk != public or device.citizen_id != citizen_id:
+        device.public_jwk, device.citizen_id, device.enrolled_at = public, citizen_id, now
+    uow.commit()
+    return device

@@ -1,0 +1,87 @@
+"""Catalogue tables: agencies, their data providers, the datasets they serve, operator API tokens."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from mydata.db import Base
+
+#: Status of a provider or a dataset: registered, approved by an operator, or taken out of service.
+PENDING = "pending"
+ACTIVE = "active"
+SUSPENDED = "suspended"
+STATUSES = (PENDING, ACTIVE, SUSPENDED)
+
+#: Assurance levels in order (DESIGN §3.1); a dataset's minimum level is one of them.
+LEVELS = ("low", "substantial", "high")
+
+
+class Agency(Base):
+    """A government agency (資料提供機關) that runs one or more data providers."""
+
+    __tablename__ = "providers_agency"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name_zh: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+    providers: Mapped[list[Provider]] = relationship(back_populates="agency", order_by="Provider.id")
+
+
+class Provider(Base):
+    """An agency system that answers the provider protocol at a base URL and signs with its JWKS."""
+
+    __tablename__ = "providers_provider"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    agency_id: Mapped[str] = mapped_column(ForeignKey("providers_agency.id"), index=True)
+    base_url: Mapped[str] = mapped_column(String(500))
+    # Public response-signing keys only (checked at registration): {"keys": [JWK, ...]}.
+    jwks: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+    agency: Mapped[Agency] = relationship(back_populates="providers")
+    datasets: Mapped[list[Dataset]] = relationship(back_populates="provider", order_by="Dataset.id")
+
+
+class Dataset(Base):
+    """A kind of personal data one provider serves, with the JSON Schema its ``data`` must meet."""
+
+    __tablename__ = "providers_dataset"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    provider_id: Mapped[str] = mapped_column(ForeignKey("providers_provider.id"), index=True)
+    title_zh: Mapped[str] = mapped_column(String(200))
+    title_en: Mapped[str] = mapped_column(String(200))
+    description_zh: Mapped[str] = mapped_column(Text)
+    description_en: Mapped[str] = mapped_column(Text)
+    json_schema: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The client compiles one validator per schema version; the digest names the version's content.
+    schema_version: Mapped[int] = mapped_column(Integer)
+    schema_sha256: Mapped[str] = mapped_column(String(64))
+    min_level: Mapped[str] = mapped_column(String(16))
+    citizen_downloadable: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+    provider: Mapped[Provider] = relationship(back_populates="datasets")
+
+
+class OperatorToken(Base):
+    """A bearer token for the catalogue's operator API; only its SHA-256 is stored (ADR 0002)."""
+
+    __tablename__ = "providers_operator_token"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    label: Mapped[str] = mapped_column(String(200))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

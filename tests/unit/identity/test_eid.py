@@ -1,0 +1,279 @@
+"""eID login: the virtual card reader, and the real verification of certificate chain and signature."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from identity import eid
+from identity import national_id as nid
+from identity.eid import TrustAnchors, VerifiedCard
+from identity.interfaces import CardSignature, CertificateRejected, EidNotConfigured
+from identity.models import Citizen, LoginSession
+from identity.sandbox.pki import SandboxPki, name, pem
+from mydata.clock import FrozenClock
+from mydata.db import get_db
+from tests.factories.identity import SandboxEid, card_certificate, eid_nonce, other_ca, post_form, text
+
+pytestmark = pytest.mark.db
+
+
+def card_login(client: FlaskClient, national_id: str = "A123456789", pin: str = "123456", lang: str = "") -> object:
+    nonce = eid_nonce(client)
+    return post_form(client, "/login/eid", {"national_id": national_id, "pin": pin, "nonce": nonce}, lang)
+
+
+def signed_login(
+    client: FlaskClient,
+    chain: list[x509.Certificate],
+    key: ec.EllipticCurvePrivateKey,
+    lang: str = "",
+    nonce: str = "",
+) -> object:
+    """Post what a card-reader component posts: certificate chain, signature over the nonce, nonce."""
+    nonce = nonce or eid_nonce(client)
+    signature = key.sign(nonce.encode(), ec.ECDSA(hashes.SHA256()))
+    data = {
+        "certificate": b"".join(pem(c) for c in chain).decode(),
+        "signature": base64.b64encode(signature).decode(),
+        "nonce": nonce,
+    }
+    return post_form(client, "/login/eid", data, lang)
+
+
+def persona_card(
+    sandbox_eid: SandboxEid, national_id: str = "A123456789"
+) -> tuple[list[x509.Certificate], ec.EllipticCurvePrivateKey]:
+    certificate_path, key_path = SandboxPki(sandbox_eid.folder).card_paths(national_id)
+    key = serialization.load_pem_private_key(key_path.read_bytes(), password=b"123456")
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    return x509.load_pem_x509_certificates(certificate_path.read_bytes()), key
+
+
+def test_card_and_pin_log_in_at_level_high_and_open_the_account(eid_app: Flask, client: FlaskClient) -> None:
+    response = card_login(client)
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/me"
+    with eid_app.app_context(), get_db().unit_of_work() as uow:
+        citizen = uow.session.scalars(select(Citizen)).one()
+        assert (citizen.national_id, citizen.name) == ("A123456789", "王小明")
+        session = uow.session.scalars(select(LoginSession)).one()
+        assert (session.level, session.amr, session.method) == ("high", ["sc", "pin", "hwk"], "eid")
+    page = text(client.get("/me?lang=en"))
+    assert "eID card (citizen digital certificate)" in page
+    assert "high" in page
+
+
+def test_wrong_pin_is_refused_with_a_clear_message(eid_app: Flask, client: FlaskClient) -> None:
+    response = card_login(client, pin="654321", lang="en")
+    assert response.status_code == 401
+    page = text(response)
+    assert "The PIN is not correct. Check the PIN of your eID card and try again." in page
+    assert 'href="#eid-pin"' in page
+    assert "PIN 碼不正確" in text(card_login(client, pin="654321", lang="zh_Hant_TW"))
+    assert client.get("/me").status_code == 303  # not logged in
+
+
+def test_no_card_in_the_reader_for_this_number(eid_app: Flask, client: FlaskClient) -> None:
+    unknown = next(f"A1{n:07d}" + d for n in range(1000) for d in "0123456789" if nid.checksum_ok(f"A1{n:07d}" + d))
+    page = text(card_login(client, national_id=unknown, lang="en"))
+    assert "There is no eID card for this national ID number in the card reader." in page
+    assert "讀卡機裡沒有這個身分證統一編號的自然人憑證" in text(
+        card_login(client, national_id=unknown, lang="zh_Hant_TW")
+    )
+
+
+def test_invalid_national_id_is_a_form_error(eid_app: Flask, client: FlaskClient) -> None:
+    response = card_login(client, national_id="A123456788", lang="en")
+    assert response.status_code == 400
+    page = text(response)
+    assert "Enter a valid national ID number" in page
+    assert 'id="eid-national_id-error"' in page
+
+
+def test_genuine_card_posted_by_a_reader_component_logs_in(
+    eid_app: Flask, client: FlaskClient, sandbox_eid: SandboxEid
+) -> None:
+    chain, key = persona_card(sandbox_eid, "B223456782")
+    response = signed_login(client, chain, key)
+    assert response.status_code == 303
+    assert "林美華" in text(client.get("/me"))
+
+
+def test_forged_signature_is_refused(eid_app: Flask, client: FlaskClient, sandbox_eid: SandboxEid) -> None:
+    chain, _ = persona_card(sandbox_eid)
+    forger = ec.generate_private_key(ec.SECP256R1())  # someone with the certificate but not the card
+    response = signed_login(client, chain, forger, "en")
+    assert response.status_code == 401
+    assert "the signature was not made by the key of this certificate, so it may be forged" in text(response)
+    assert "簽章不是由這張憑證的金鑰所產生" in text(signed_login(client, chain, forger, "zh_Hant_TW"))
+    assert client.get("/me").status_code == 303
+
+
+def test_certificate_from_another_ca_is_refused(eid_app: Flask, client: FlaskClient, clock: FrozenClock) -> None:
+    now = clock.now()
+    impostor_ca = other_ca(now)  # same names as the sandbox CAs, other keys
+    certificate, key = card_certificate(
+        impostor_ca,
+        "A123456789",
+        "王小明",
+        not_before=now - dt.timedelta(days=1),
+        not_after=now + dt.timedelta(days=365),
+    )
+    response = signed_login(client, [certificate, impostor_ca.certificate], key, "en")
+    assert response.status_code == 401
+    assert "it was not issued by a certificate authority that MyData trusts" in text(response)
+    zh = text(signed_login(client, [certificate, impostor_ca.certificate], key, "zh_Hant_TW"))
+    assert "不是由 MyData 信任的憑證機構所簽發" in zh
+
+
+def test_expired_certificate_is_refused_with_its_date(
+    eid_app: Flask, client: FlaskClient, sandbox_eid: SandboxEid, clock: FrozenClock
+) -> None:
+    now = clock.now()
+    expired_on = now - dt.timedelta(days=2)
+    certificate, key = card_certificate(
+        sandbox_eid.intermediate, "A123456789", "王小明", not_before=now - dt.timedelta(days=800), not_after=expired_on
+    )
+    response = signed_login(client, [certificate, sandbox_eid.intermediate.certificate], key, "en")
+    assert response.status_code == 401
+    day = expired_on.astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d")
+    assert f"it expired on {day}" in text(response)
+    zh = text(signed_login(client, [certificate, sandbox_eid.intermediate.certificate], key, "zh_Hant_TW"))
+    assert f"已於 {day} 到期" in zh
+
+
+def test_certificate_without_digital_signature_usage_is_refused(
+    eid_app: Flask, client: FlaskClient, sandbox_eid: SandboxEid, clock: FrozenClock
+) -> None:
+    now = clock.now()
+    certificate, key = card_certificate(
+        sandbox_eid.intermediate,
+        "A123456789",
+        "王小明",
+        not_before=now - dt.timedelta(days=1),
+        not_after=now + dt.timedelta(days=365),
+        digital_signature=False,
+    )
+    page = text(signed_login(client, [certificate, sandbox_eid.intermediate.certificate], key, "en"))
+    assert "it may not be used for signing in" in page
+
+
+def test_a_nonce_cannot_be_used_twice(eid_app: Flask, client: FlaskClient, sandbox_eid: SandboxEid) -> None:
+    chain, key = persona_card(sandbox_eid)
+    nonce = eid_nonce(client)
+    assert signed_login(client, chain, key, nonce=nonce).status_code == 303
+    replay = eid_app.test_client()
+    response = signed_login(replay, chain, key, "en", nonce=nonce)
+    assert response.status_code == 401
+    assert "This login page was open too long or was already used" in text(response)
+
+
+def test_a_nonce_expires_after_five_minutes(
+    eid_app: Flask, client: FlaskClient, sandbox_eid: SandboxEid, clock: FrozenClock
+) -> None:
+    chain, key = persona_card(sandbox_eid)
+    nonce = eid_nonce(client)
+    clock.advance(5 * 60 + 1)
+    assert signed_login(client, chain, key, nonce=nonce).status_code == 401
+
+
+def test_reader_component_json_gives_what_the_login_accepts(eid_app: Flask, client: FlaskClient) -> None:
+    nonce = eid_nonce(client)
+    signed = client.post(
+        "/sandbox/card-reader/sign", json={"national_id": "A123456789", "pin": "123456", "nonce": nonce}
+    )
+    assert signed.status_code == 200
+    response = post_form(client, "/login/eid", {**signed.json, "nonce": nonce})
+    assert response.status_code == 303
+    wrong = client.post(
+        "/sandbox/card-reader/sign", json={"national_id": "A123456789", "pin": "000000", "nonce": nonce}
+    )
+    assert (wrong.status_code, wrong.json["error"]) == (401, "wrong_pin")
+
+
+def test_without_a_trusted_ca_eid_is_not_offered(app: Flask, client: FlaskClient) -> None:
+    # The plain test app's sandbox folder has no CA yet (`mydata sandbox seed` has not run).
+    page = text(client.get("/login?lang=en"))
+    assert 'id="eid-section"' not in page
+    assert 'id="mobile-section"' in page
+    response = post_form(client, "/login/eid", {"national_id": "A123456789", "pin": "123456", "nonce": "x"}, "en")
+    assert response.status_code == 503
+    assert "eID login is not available at the moment" in text(response)
+
+
+def verify(chain: list[x509.Certificate], key: object, anchors: TrustAnchors, now: dt.datetime) -> VerifiedCard:
+    """Run the verification directly, as the login does after using up the nonce."""
+    if isinstance(key, rsa.RSAPrivateKey):
+        signature = key.sign(b"nonce", padding.PKCS1v15(), hashes.SHA256())
+    else:
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        signature = key.sign(b"nonce", ec.ECDSA(hashes.SHA256()))
+    card = CardSignature(b"".join(pem(c) for c in chain).decode(), signature)
+    return eid.verify_card(card, "nonce", anchors, now)
+
+
+def test_rsa_cards_verify_too(sandbox_eid: SandboxEid) -> None:
+    # The Ministry of the Interior's cards carry RSA keys; the sandbox's carry P-256 keys.
+    now = dt.datetime.now(dt.UTC)
+    anchors = eid.TrustBundle(sandbox_eid.bundle).anchors()
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name("林美華", "B223456782"))
+        .issuer_name(sandbox_eid.intermediate.certificate.subject)
+        .public_key(rsa_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
+        .sign(sandbox_eid.intermediate.key, hashes.SHA256())
+    )
+    verified = verify([certificate, sandbox_eid.intermediate.certificate], rsa_key, anchors, now)
+    assert verified.national_id == "B223456782"
+
+
+@pytest.mark.parametrize(
+    ("serial", "days_from_now", "reason"),
+    [("12345678", -1, "no_national_id"), ("A123456789", 3, "not_yet_valid")],
+)
+def test_other_certificate_refusals(sandbox_eid: SandboxEid, serial: str, days_from_now: int, reason: str) -> None:
+    now = dt.datetime.now(dt.UTC)
+    anchors = eid.TrustBundle(sandbox_eid.bundle).anchors()
+    start = now + dt.timedelta(days=days_from_now)
+    certificate, key = card_certificate(
+        sandbox_eid.intermediate, serial, "某人", not_before=start, not_after=start + dt.timedelta(days=30)
+    )
+    with pytest.raises(CertificateRejected) as refused:
+        verify([certificate, sandbox_eid.intermediate.certificate], key, anchors, now)
+    assert refused.value.reason == reason
+
+
+def test_unreadable_answers_are_explained(eid_app: Flask, client: FlaskClient) -> None:
+    nonce = eid_nonce(client)
+    garbage = post_form(client, "/login/eid", {"certificate": "not PEM", "signature": "AAAA", "nonce": nonce}, "en")
+    assert garbage.status_code == 401
+    assert "The card reader did not send a readable certificate." in text(garbage)
+    nonce = eid_nonce(client)
+    bad_base64 = post_form(client, "/login/eid", {"certificate": "x", "signature": "!!!", "nonce": nonce}, "en")
+    assert "so it may be forged" in text(bad_base64)
+
+
+def test_a_bundle_without_a_root_is_not_a_trust_anchor(tmp_path: Path, sandbox_eid: SandboxEid) -> None:
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_bytes(pem(sandbox_eid.intermediate.certificate))
+    with pytest.raises(EidNotConfigured):
+        eid.TrustBundle(bundle).anchors()
+    bundle.write_text("garbage")
+    with pytest.raises(EidNotConfigured):
+        eid.TrustBundle(bundle).anchors()
