@@ -14,5 +14,6 @@ def init_app(app: Flask) -> None:
     from identity.oauth.services import register_consent_flow
 
     app.register_blueprint(api.bp)
+    app.register_blueprint(api.me)
     app.cli.add_command(cli.ledger_cli)
     register_consent_flow(app, ConsentScreen())

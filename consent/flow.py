@@ -109,7 +109,11 @@ class ConsentScreen:
         now = clock().now()
         if form.get("decision", [""])[0] != "approve":
             consents.deny(
-                uow, transaction_id, citizen_id=authentication.citizen_id, national_id=authentication.national_id, now=now
+                uow,
+                transaction_id,
+                citizen_id=authentication.citizen_id,
+                national_id=authentication.national_id,
+                now=now,
             )
             return ConsentDecision(approve=False)
         consent = consents.grant(

@@ -121,3 +121,11 @@ class ProviderUnavailable(MydataError):
 
     def __init__(self, *, datasets: dict[str, str], retry_after: int) -> None:
         super().__init__(headers={"Retry-After": str(retry_after)}, datasets=datasets)
+
+
+class LoginRequired(MydataError):
+    """The citizen's own API needs a logged-in session."""
+
+    code = "login_required"
+    status = 401
+    description = "Log in first: this API answers only for the logged-in citizen."

@@ -26,21 +26,11 @@ from identity.oauth.clients import register_client
 from mydata.clock import FrozenClock
 from mydata.db import UnitOfWork, get_db
 from mydata.keys import key_store
+from tests.factories.consent import TERMS
 from tests.factories.identity import make_citizen
 from tests.factories.oauth import TestRelyingParty
 
 pytestmark = pytest.mark.db
-
-TERMS = consents.ServiceTerms(
-    organisation_id="sandbox-bank",
-    organisation_name="沙盒銀行",
-    service_id="sandbox-bank.credit-card",
-    purpose="信用卡線上申辦：核對身分與收入",
-    retention="P1Y",
-    level="substantial",
-    datasets_required=("household.registration", "tax.income"),
-    datasets_optional=("tax.property",),
-)
 
 
 @pytest.fixture
