@@ -60,6 +60,11 @@ def register_details_type(app: Flask, type_: str, validator: DetailsValidator) -
     app.extensions.setdefault("identity.authorization_details", {})[type_] = validator
 
 
+def publish_endpoint(app: Flask, name: str, path: str) -> None:
+    """Name another package's endpoint in the server metadata (e.g. ``registration_endpoint``, RFC 8414 §2)."""
+    app.extensions.setdefault("identity.oauth_endpoints", {})[name] = path
+
+
 def endpoint_url(path: str) -> str:
     """Return the public URL of one of the server's endpoints (what DPoP `htu` must say)."""
     return oauth.issuer() + path
@@ -406,6 +411,7 @@ def discovery() -> dict[str, Any]:
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "acr", "amr", "nonce", "txn"],
         "authorization_details_types_supported": sorted(details_validators()),
         "ui_locales_supported": ["zh-TW", "en"],
+        **{name: base + path for name, path in current_app.extensions.get("identity.oauth_endpoints", {}).items()},
     }
 
 
