@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
 from identity.oauth import clients as oauth_clients
@@ -110,15 +111,7 @@ def register_organisation(
     session = uow.session
     if session.get(Organisation, organisation_id) is not None:
         raise AlreadyRegistered(f"An organisation is already registered as {organisation_id!r}.")
-    holder = session.scalars(
-        select(Organisation.id).where(Organisation.registration_number == number, Organisation.status == APPROVED)
-    ).first()
-    if holder is not None:
-        # The same legal entity registers once; its staff ask the operator rather than apply again.
-        raise AlreadyRegistered(
-            f"The approved organisation {holder!r} holds the registration number {number}: "
-            "ask the platform operator to add what you need to it."
-        )
+    _check_number_is_free(uow, number, organisation_id)
     now = clock().now()
     organisation = Organisation(
         id=organisation_id,
@@ -132,9 +125,35 @@ def register_organisation(
         **names,
     )
     session.add(organisation)
-    uow.commit()
+    _commit_new(uow, f"An organisation is already registered as {organisation_id!r}.")
     log.info("relying_parties:organisation:applied organisation=%s status=%s actor=%s", organisation_id, status, actor)
     return organisation
+
+
+def _check_number_is_free(uow: UnitOfWork, number: str, organisation_id: str) -> None:
+    """Refuse a registration number an approved organisation (other than this one) holds."""
+    holder = uow.session.scalars(
+        select(Organisation.id).where(
+            Organisation.registration_number == number,
+            Organisation.status == APPROVED,
+            Organisation.id != organisation_id,
+        )
+    ).first()
+    if holder is not None:
+        # One legal entity, one organisation: its staff ask the operator rather than apply again.
+        raise AlreadyRegistered(
+            f"The approved organisation {holder!r} holds the registration number {number}: "
+            "ask the platform operator to add what you need to it."
+        )
+
+
+def _commit_new(uow: UnitOfWork, conflict: str) -> None:
+    """Commit a new row; another request that created the same id first makes it a 409, not a 500."""
+    try:
+        uow.commit()
+    except IntegrityError:
+        uow.rollback()
+        raise AlreadyRegistered(conflict) from None
 
 
 def get_organisation(uow: UnitOfWork, organisation_id: str) -> Organisation:
@@ -157,6 +176,7 @@ def approve_organisation(uow: UnitOfWork, organisation_id: str, *, actor: str) -
     """Approve an organisation (again, after a suspension: its clients work again), and commit."""
     organisation = get_organisation(uow, organisation_id)
     if organisation.status != APPROVED:
+        _check_number_is_free(uow, organisation.registration_number, organisation_id)
         now = clock().now()
         organisation.status, organisation.updated_at, organisation.approved_at = APPROVED, now, now
         organisation.suspended_at = None
@@ -343,7 +363,7 @@ def define_service(
         **purposes,
     )
     session.add(service)
-    uow.commit()
+    _commit_new(uow, f"A service is already registered as {service_id!r}.")
     log.info(
         "relying_parties:service:defined service=%s organisation=%s status=%s actor=%s",
         service_id,

@@ -129,6 +129,8 @@ def test_one_id_and_one_approved_holder_of_a_number(uow: UnitOfWork) -> None:
     services.approve_organisation(uow, "test-bank-2", actor="test")
     with pytest.raises(AlreadyRegistered, match="test-bank-2"):
         apply(uow, id="test-bank-3")
+    with pytest.raises(AlreadyRegistered, match="test-bank-2"):
+        services.approve_organisation(uow, BANK, actor="test")
 
 
 def test_suspending_an_organisation_suspends_its_clients_and_approval_restores_them(
