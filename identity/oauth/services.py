@@ -72,6 +72,11 @@ def consent_flow() -> ConsentFlow | None:
     return current_app.extensions.get("identity.consent_flow")
 
 
+def publish_endpoint(app: Flask, name: str, path: str) -> None:
+    """Name another package's endpoint in the server metadata (e.g. ``registration_endpoint``, RFC 8414 §2)."""
+    app.extensions.setdefault("identity.oauth_endpoints", {})[name] = path
+
+
 def endpoint_url(path: str) -> str:
     """Return the public URL of one of the server's endpoints (what DPoP `htu` must say)."""
     return oauth.issuer() + path
@@ -434,6 +439,7 @@ def discovery() -> dict[str, Any]:
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "acr", "amr", "nonce", "txn"],
         "authorization_details_types_supported": sorted(details_validators()),
         "ui_locales_supported": ["zh-TW", "en"],
+        **{name: base + path for name, path in current_app.extensions.get("identity.oauth_endpoints", {}).items()},
     }
 
 

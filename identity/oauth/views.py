@@ -31,6 +31,7 @@ class DiscoverySchema(Schema):
     authorization_response_iss_parameter_supported = fields.Boolean()
     acr_values_supported = fields.List(fields.String())
     authorization_details_types_supported = fields.List(fields.String())
+    registration_endpoint = fields.String(metadata={"description": "RFC 7591 dynamic client registration"})
 
 
 class JwksSchema(Schema):
