@@ -12,7 +12,7 @@ import jwt
 import pytest
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric import ec
-from flask import current_app
+from flask import Flask
 
 from consent.interfaces import ReceiptInvalid, ReceiptNotIssuable
 from consent.ledger import Ledger, LedgerEvent
@@ -61,13 +61,13 @@ def _resign(uow: UnitOfWork, claims: dict[str, Any], key: ec.EllipticCurvePrivat
 
 
 def test_a_receipt_verifies_and_states_the_consent(
-    uow: UnitOfWork, log: Ledger, fields: ReceiptFields, clock: FrozenClock
+    app: Flask, uow: UnitOfWork, log: Ledger, fields: ReceiptFields, clock: FrozenClock
 ) -> None:
     token = issue_receipt(uow, fields)
     header = jwt.get_unverified_header(token)
     assert (header["alg"], header["typ"], header["kid"]) == ("ES256", RECEIPT_TYP, key_store(uow).signing_key().kid)
     claims = _claims(token)
-    assert claims["iss"] == current_app.config["MYDATA_ISSUER"]
+    assert claims["iss"] == app.config["MYDATA_ISSUER"]
     assert claims["receipt_id"] == "rcpt-0001"
     assert claims["jurisdiction"] == "TW"
     assert claims["controller"] == {"id": "sandbox-bank", "name": "沙盒銀行"}
