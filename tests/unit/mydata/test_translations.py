@@ -16,7 +16,7 @@ PYBABEL = str(Path(sys.executable).with_name("pybabel"))
 def test_every_string_in_the_code_is_translated(tmp_path: Path) -> None:
     template = tmp_path / "messages.pot"
     subprocess.run(
-        [PYBABEL, "extract", "-q", "-F", "babel.cfg", "-k", "lazy_gettext", "-o", str(template), "."],
+        [PYBABEL, "extract", "-F", "babel.cfg", "-k", "lazy_gettext", "-o", str(template), "."],
         cwd=ROOT, check=True, capture_output=True, timeout=120,
     )  # fmt: skip
     with template.open("rb") as fh:
