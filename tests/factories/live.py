@@ -11,11 +11,12 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 from urllib.parse import urljoin
 
 import requests
@@ -40,30 +41,45 @@ class LivePlatform:
 
 
 @contextmanager
-def serve_platform(folder: Path, database_url: str | None = None) -> Iterator[LivePlatform]:
-    """Migrate and seed a sandbox platform in *folder*, serve it on 127.0.0.1, and stop it after."""
+def serve_platform(
+    folder: Path, database_url: str | None = None, overrides: Mapping[str, Any] | None = None
+) -> Iterator[LivePlatform]:
+    """Migrate and seed a sandbox platform in *folder*, serve it on 127.0.0.1, and stop it after.
+
+    The port is chosen before the app is built, so that the issuer is right from the start: the
+    sandbox agencies, the sandbox relying parties and the clients' redirect URIs all follow it.
+    *overrides* change settings (for example a short ``provider_timeout_seconds``).
+    """
+    httpd = make_server("127.0.0.1", 0, _not_ready, threaded=True)
+    base = f"http://127.0.0.1:{httpd.server_port}"
     settings = Settings(
         instance_path=folder / "instance",
         sandbox=True,
+        issuer=base,
         database_url=database_url or f"sqlite:///{folder / 'live.sqlite'}",
         master_key=base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode(),
         secret_key=secrets.token_urlsafe(48),
-    )
+    ).replace(**(overrides or {}))
     app = create_app(settings)
     cli.upgrade(app)
     with app.app_context():
         cli.seed(app)
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    base = f"http://127.0.0.1:{httpd.server_port}"
-    app.config["MYDATA_ISSUER"] = base
+    httpd.app = app
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
         yield LivePlatform(base, app)
     finally:
         httpd.shutdown()
+        httpd.server_close()
         thread.join(timeout=10)
         get_db(app).engine.dispose()
+
+
+def _not_ready(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """Answer 503 until the platform is built (the server exists first, to know its port)."""
+    start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+    return [b"starting"]
 
 
 class _Forms(HTMLParser):
