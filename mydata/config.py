@@ -48,6 +48,9 @@ class Settings:
     provider_breaker_cool_down_seconds: float = 30.0
     # Sandbox agencies (DESIGN §4.3): the faults they inject by default; relative to the repository.
     sandbox_faults_file: str = "config/sandbox-faults.toml"
+    # Transparency ledger (DESIGN §6.3): signed tree head cadence.
+    ledger_sth_every_entries: int = 1000
+    ledger_sth_every_seconds: int = 300
 
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with some settings changed, validated again."""
@@ -121,6 +124,10 @@ def validate(settings: Settings) -> Settings:
     if settings.master_key:
         decode_master_key(settings.master_key)
     _validate_providers(settings)
+    if not 1 <= settings.ledger_sth_every_entries <= 10_000_000:
+        raise ConfigError(env_name("ledger_sth_every_entries"), "must be between 1 and 10000000 entries")
+    if not 1 <= settings.ledger_sth_every_seconds <= 86_400:
+        raise ConfigError(env_name("ledger_sth_every_seconds"), "must be between 1 and 86400 seconds")
     if not settings.sandbox:
         _validate_production(settings)
     if settings.eid_ca_roots:

@@ -123,3 +123,26 @@ def test_example_production_file_is_complete_but_for_secrets() -> None:
     with pytest.raises(ConfigError) as raised:
         load_settings({"MYDATA_CONFIG": str(path)})
     assert raised.value.setting == "MYDATA_MASTER_KEY"
+
+
+def test_ledger_tree_head_cadence_is_configurable(tmp_path: Path) -> None:
+    defaults = load_settings({"MYDATA_INSTANCE_PATH": str(tmp_path)})
+    assert (defaults.ledger_sth_every_entries, defaults.ledger_sth_every_seconds) == (1000, 300)
+    extra = tmp_path / "site.toml"
+    extra.write_text("ledger_sth_every_entries = 50\n")
+    settings = load_settings({"MYDATA_CONFIG": str(extra), "MYDATA_LEDGER_STH_EVERY_SECONDS": " 30 "})
+    assert (settings.ledger_sth_every_entries, settings.ledger_sth_every_seconds) == (50, 30)
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "ten", "1.5", "true", ""])
+def test_ledger_tree_head_cadence_must_be_a_positive_whole_number(value: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings({"MYDATA_LEDGER_STH_EVERY_ENTRIES": value})
+    assert raised.value.setting == "MYDATA_LEDGER_STH_EVERY_ENTRIES"
+
+
+def test_ledger_tree_head_cadence_in_a_file_must_be_a_number(tmp_path: Path) -> None:
+    extra = tmp_path / "site.toml"
+    extra.write_text('ledger_sth_every_seconds = "soon"\n')
+    with pytest.raises(ConfigError, match="whole number"):
+        load_settings({"MYDATA_CONFIG": str(extra)})

@@ -1,0 +1,93 @@
+"""`mydata ledger ...`: audit the transparency ledger and sign its tree head."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+from flask.cli import AppGroup
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from consent.audit import DEFAULT_BATCH_SIZE, verify_ledger
+from consent.interfaces import LedgerVerificationFailed
+from consent.ledger import b64, ledger, read_head, sign_tree_head
+from mydata.db import UnitOfWork, get_db
+from mydata.errors import MydataError
+
+ledger_cli = AppGroup("ledger", help="The transparency ledger: audit it, sign its tree head.")
+
+#: Logs shorter than this are checked in a blink: no progress bar.
+PROGRESS_FROM = 10_000
+
+
+@contextmanager
+def _snapshot() -> Iterator[UnitOfWork]:
+    """Open a read-only unit of work that sees one snapshot of the database throughout."""
+    engine = get_db().engine
+    with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execution_options(isolation_level="REPEATABLE READ")
+        # SQLite: one transaction is one snapshot (WAL), and the audit stays in one transaction.
+        with Session(bind=connection) as session, UnitOfWork(session) as uow:
+            yield uow
+
+
+@contextmanager
+def _reported(command: str) -> Iterator[None]:
+    """Turn what stops a command into one line on stderr and an exit status: 1 a failed audit, 2 cannot run."""
+    try:
+        yield
+    except LedgerVerificationFailed as exc:
+        click.echo(f"ledger {command}: FAILED at {exc.where}: {exc.problem}", err=True)
+        sys.exit(1)
+    except MydataError as exc:
+        click.echo(f"ledger {command}: cannot run: {exc.description}", err=True)
+        sys.exit(2)
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        click.echo(
+            f"ledger {command}: cannot read the ledger ({reason}): is the database migrated (mydata db upgrade)?",
+            err=True,
+        )
+        sys.exit(2)
+
+
+@ledger_cli.command("verify")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=min(os.cpu_count() or 1, 4),
+    show_default=True,
+    help="Processes replaying the log in parallel (long logs only).",
+)
+@click.option("--batch-size", type=click.IntRange(1, 1_000_000), default=DEFAULT_BATCH_SIZE, show_default=True)
+def verify(workers: int, batch_size: int) -> None:
+    """Recompute every leaf, subtree, root and signed tree head from the stored entries.
+
+    Exit status 0 when everything holds; 1 naming the first bad sequence number (or signed tree
+    head) otherwise; 2 when the audit cannot run.
+    """
+    with _reported("verify"), _snapshot() as uow:
+        size = read_head(uow.session.connection()).tree_size
+        with click.progressbar(
+            length=size, label="ledger verify", file=sys.stderr, hidden=size < PROGRESS_FROM, show_pos=True
+        ) as bar:
+            report = verify_ledger(ledger(uow), workers=workers, batch_size=batch_size, progress=bar.update)
+    click.echo(
+        f"ledger verify: OK: {report.tree_size} entries, {report.signed_tree_heads} signed tree heads, "
+        f"root {b64(report.root_hash)}"
+    )
+    if report.unsigned_entries:
+        click.echo(f"ledger verify: {report.unsigned_entries} entries are not covered by a signed tree head yet")
+
+
+@ledger_cli.command("sign")
+def sign() -> None:
+    """Sign the current tree head now (for example from cron, or before an audit)."""
+    with _reported("sign"), get_db().unit_of_work() as uow:
+        signed = sign_tree_head(uow)
+    click.echo(f"Signed tree head: tree_size {signed.tree_size}, root {b64(signed.root_hash)}, {signed.timestamp}")

@@ -1,0 +1,655 @@
+"""The transparency ledger (透明紀錄, DESIGN §6.3): an append-only RFC 9162 Merkle tree log.
+
+Every consent transition, delivery, download and verification appends one entry: RFC 8785
+canonical JSON naming what happened, to whose data (a pseudonym, never the ID number), for whom
+and with what outcome. Entries are the leaves of a Merkle tree built exactly as RFC 9162 §2.1
+builds a Certificate Transparency log, and the platform signs its root (a *signed tree head*), so
+anyone holding an earlier signed head can check that the log only ever grew.
+
+Storage keeps an append and a proof at O(log n): each append stores the hashes of the complete
+aligned subtrees it finishes (:meth:`consent.merkle.CompactRange.append`) and updates the head
+row's frontier; proofs and roots are assembled from those stored subtrees with one query
+(:func:`consent.merkle.range_hash`). The tree is never rebuilt and the entries are never read
+back, except by the full audit (:mod:`consent.audit`), which recomputes everything.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import jwt
+import rfc8785
+from flask import current_app
+from sqlalchemy import ARRAY, LargeBinary, bindparam, insert, select, text, update
+from sqlalchemy.engine import Connection
+
+from consent import merkle
+from consent.interfaces import LedgerEventInvalid, LedgerQueryInvalid, LedgerUnavailable, LedgerVerificationFailed
+from consent.models import LedgerEntry, LedgerHead, LedgerNode, LedgerTreeHead
+from mydata.clock import Clock, clock
+from mydata.db import UnitOfWork
+from mydata.keys import KeyStore, key_store
+
+T = TypeVar("T")
+
+ENTRY_VERSION = 1
+"""Version of the entry format; a future format gets a new number, old entries keep theirs."""
+
+EVENT_TYPES = frozenset(
+    {
+        "consent.requested",
+        "consent.granted",
+        "consent.denied",
+        "consent.revoked",
+        "consent.expired",
+        "delivery.completed",
+        "delivery.failed",
+        "download.completed",
+        "download.failed",
+        "counter.verified",
+        "document.verified",
+    }
+)
+"""The events the ledger records (DESIGN §6.3). A closed list: a typo would stay in the log forever."""
+
+MAX_ENTRIES_PER_REQUEST = 1000
+STH_TYP = "mydata-sth+json"
+"""JWS ``typ`` of a signed tree head (RFC 8725 §3.11: explicit typing, so no other token passes as one)."""
+
+SIGNING_ALG = "ES256"
+PSEUDONYM_KEY_NAME = "ledger"
+"""The key-store secret the pseudonymous subjects are computed with."""
+_HEAD_ID = 1
+
+# Identifiers only: ASCII, no spaces. A name (姓名) or free text cannot pass.
+_IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}")
+_OUTCOME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+# A Republic of China national ID (國民身分證統一編號) or resident certificate number (居留證統一證號):
+# one letter, then 1/2 (citizens), 8/9 (new format) or A-D (old format), then eight digits.
+_NATIONAL_ID = re.compile(r"[A-Z][1289A-D][0-9]{8}")
+
+
+# --- Values --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LedgerEvent:
+    """What happened, as a platform service reports it; the ledger adds seq, time and the pseudonym.
+
+    ``subject_national_id`` is turned into the pseudonymous subject (HMAC-SHA-256 under the
+    ledger secret) and never stored. Every other field is an identifier: the ledger refuses
+    anything that could be a name, an ID number or a data value.
+    """
+
+    event: str
+    actor: str
+    subject_national_id: str | None = field(default=None, repr=False)
+    service: str | None = None
+    datasets: tuple[str, ...] = ()
+    outcome: str = "ok"
+    consent_id: str | None = None
+    document_hashes: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.event not in EVENT_TYPES:
+            raise LedgerEventInvalid(f"unknown ledger event {self.event!r}: add it to EVENT_TYPES first")
+        _check_identifier("actor", self.actor)
+        for name, value in (("service", self.service), ("consent_id", self.consent_id)):
+            if value is not None:
+                _check_identifier(name, value)
+        if not isinstance(self.outcome, str) or not _OUTCOME.fullmatch(self.outcome):
+            raise LedgerEventInvalid(f"outcome must be a snake_case code, not {self.outcome!r}")
+        datasets = tuple(self.datasets)
+        if len(set(datasets)) != len(datasets):
+            raise LedgerEventInvalid("datasets must not repeat")
+        for dataset in datasets:
+            _check_identifier("datasets", dataset)
+        for name, digest in self.document_hashes.items():
+            _check_identifier("document_hashes", name)
+            if not isinstance(digest, str) or not _SHA256_HEX.fullmatch(digest):
+                raise LedgerEventInvalid(f"document hash of {name!r} must be a lowercase hex SHA-256")
+        if self.subject_national_id is not None:
+            object.__setattr__(self, "subject_national_id", normalise_national_id(self.subject_national_id))
+        # Sets, really: sorted so that the same event always gives the same entry.
+        object.__setattr__(self, "datasets", tuple(sorted(datasets)))
+        object.__setattr__(self, "document_hashes", dict(sorted(self.document_hashes.items())))
+
+    def entry(self, seq: int, time: str, subject: str | None) -> dict[str, Any]:
+        """Return the entry as the ledger hashes it (before RFC 8785 canonicalisation)."""
+        return {
+            "version": ENTRY_VERSION,
+            "seq": seq,
+            "time": time,
+            "event": self.event,
+            "subject": subject,
+            "actor": self.actor,
+            "service": self.service,
+            "datasets": list(self.datasets),
+            "outcome": self.outcome,
+            "consent_id": self.consent_id,
+            "document_hashes": dict(self.document_hashes),
+        }
+
+
+def _check_identifier(name: str, value: object) -> None:
+    if not isinstance(value, str) or not _IDENTIFIER.fullmatch(value):
+        raise LedgerEventInvalid(f"{name} must be an identifier (ASCII letters, digits and ._:@/+=-), not {value!r}")
+    if _NATIONAL_ID.search(value):
+        raise LedgerEventInvalid(f"{name} looks like a national ID number: the ledger never records one")
+
+
+def normalise_national_id(national_id: str) -> str:
+    """Return a national ID in the one form its pseudonym is computed from (upper case, no spaces)."""
+    normalised = national_id.strip().upper()
+    if not _NATIONAL_ID.fullmatch(normalised):
+        raise LedgerEventInvalid("the subject is not a national ID or resident certificate number")
+    return normalised
+
+
+@dataclass(frozen=True)
+class TreeHeadPolicy:
+    """How often the ledger signs its tree head unasked (settings ``ledger_sth_every_entries`` and ``_seconds``)."""
+
+    every_entries: int = 1000
+    every_seconds: int = 300
+
+
+@dataclass(frozen=True)
+class TreeHead:
+    """The size and root of the tree (RFC 9162 §2.1.1 MTH), unsigned."""
+
+    tree_size: int
+    root_hash: bytes
+
+
+@dataclass(frozen=True)
+class SignedTreeHead:
+    """A tree head signed by the platform: a compact JWS over ``{tree_size, root_hash, timestamp}``."""
+
+    tree_size: int
+    root_hash: bytes
+    timestamp: str
+    jws: str
+
+    def payload(self) -> dict[str, Any]:
+        """Return the fields the JWS signs, as they appear in it."""
+        return {"tree_size": self.tree_size, "root_hash": b64(self.root_hash), "timestamp": self.timestamp}
+
+
+@dataclass(frozen=True)
+class AppendedEntry:
+    """The result of an append: the entry's leaf index and exactly what was hashed."""
+
+    seq: int
+    leaf_input: bytes
+    leaf_hash: bytes
+    signed_tree_head: SignedTreeHead | None = None
+    """The tree head this append signed, when the policy made one due."""
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    """An entry as stored: its leaf index and canonical bytes."""
+
+    seq: int
+    leaf_input: bytes
+
+    @property
+    def entry(self) -> dict[str, Any]:
+        """Return the entry's fields."""
+        value = json.loads(self.leaf_input)
+        assert isinstance(value, dict)
+        return value
+
+
+@dataclass(frozen=True)
+class InclusionProof:
+    """An audit path (RFC 9162 §2.1.3) for entry ``seq`` in the tree of ``tree_size`` entries."""
+
+    seq: int
+    tree_size: int
+    leaf_hash: bytes
+    audit_path: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
+class ConsistencyProof:
+    """A consistency proof (RFC 9162 §2.1.4) from the tree of ``first`` entries to that of ``second``."""
+
+    first: int
+    second: int
+    consistency_path: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
+class StoredHead:
+    """The head row: tree size, frontier, and the size and time of the newest signed tree head."""
+
+    tree_size: int
+    frontier: merkle.CompactRange
+    sth_tree_size: int | None
+    sth_timestamp: str | None
+
+
+# --- Encoding ------------------------------------------------------------------------------------
+
+
+def b64(data: bytes) -> str:
+    """Encode bytes as standard base64 (RFC 4648 §4), the encoding of every hash in the ledger API."""
+    return base64.b64encode(data).decode("ascii")
+
+
+def rfc3339(moment: dt.datetime) -> str:
+    """Format a time as RFC 3339 UTC with milliseconds, the one form the ledger writes."""
+    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_rfc3339(text: str) -> dt.datetime:
+    """Parse a time the ledger wrote."""
+    return dt.datetime.fromisoformat(text)
+
+
+# --- Statements ----------------------------------------------------------------------------------
+
+_HEAD_COLUMNS = (LedgerHead.tree_size, LedgerHead.frontier, LedgerHead.sth_tree_size, LedgerHead.sth_timestamp)
+_SELECT_HEAD = select(*_HEAD_COLUMNS).where(LedgerHead.id == _HEAD_ID)
+# PostgreSQL: the row lock is held until the transaction ends, and under READ COMMITTED the
+# locked read returns the newest committed head, so appends queue up on it one by one.
+_LOCK_HEAD_POSTGRESQL = _SELECT_HEAD.with_for_update()
+# SQLite has no row locks: the database has one writer. A deferred transaction takes the write
+# lock at its first write, so the append starts with a write (a no-op update) before it reads the
+# head; a plain SELECT first would let two writers read the same head.
+_LOCK_HEAD_SQLITE = (
+    update(LedgerHead).where(LedgerHead.id == _HEAD_ID).values(tree_size=LedgerHead.tree_size).returning(*_HEAD_COLUMNS)
+)
+_INSERT_ENTRY = insert(LedgerEntry)
+_INSERT_NODE = insert(LedgerNode)
+_INSERT_TREE_HEAD = insert(LedgerTreeHead)
+_UPDATE_HEAD = update(LedgerHead).where(LedgerHead.id == _HEAD_ID)
+# The whole append in one round trip while the head is locked (the lock is held until commit,
+# so each round trip saved under it raises the ledger's throughput). PostgreSQL runs
+# data-modifying WITH queries together with the main statement (PostgreSQL 15 manual §7.8.4);
+# the completed blocks arrive as one array, leaf first, so their ordinality is level + 1.
+_APPEND_POSTGRESQL = text(
+    """
+    WITH new_entry AS (
+        INSERT INTO consent_ledger_entry (seq, leaf_input, subject, consent_id)
+        VALUES (:seq, :leaf_input, :subject, :consent_id)
+    ), new_nodes AS (
+        INSERT INTO consent_ledger_node (last_seq, level, hash)
+        SELECT :seq, block.ordinality - 1, block.hash
+        FROM unnest(CAST(:hashes AS bytea[])) WITH ORDINALITY AS block(hash, ordinality)
+    )
+    UPDATE consent_ledger_head SET tree_size = :tree_size, frontier = :frontier WHERE id = 1
+    """
+).bindparams(
+    bindparam("leaf_input", type_=LargeBinary),
+    bindparam("hashes", type_=ARRAY(LargeBinary)),
+    bindparam("frontier", type_=LargeBinary),
+)
+TREE_HEAD_COLUMNS = (
+    LedgerTreeHead.id,
+    LedgerTreeHead.tree_size,
+    LedgerTreeHead.root_hash,
+    LedgerTreeHead.timestamp,
+    LedgerTreeHead.jws,
+)
+_SELECT_NODES = select(LedgerNode.last_seq, LedgerNode.level, LedgerNode.hash).where(
+    LedgerNode.last_seq.in_(bindparam("last_seqs", expanding=True))
+)
+_PLACEHOLDER = bytes(merkle.HASH_SIZE)
+
+
+# --- The ledger ----------------------------------------------------------------------------------
+
+
+class Ledger:
+    """The ledger over one unit of work. It never commits: what it writes commits with the caller's work."""
+
+    def __init__(self, uow: UnitOfWork, *, keys: KeyStore, clock: Clock, policy: TreeHeadPolicy) -> None:
+        self.uow = uow
+        self.keys = keys
+        self.clock = clock
+        self.policy = policy
+
+    @property
+    def connection(self) -> Connection:
+        """Return the connection of the unit of work's transaction."""
+        return self.uow.session.connection()
+
+    # -- appending -----------------------------------------------------------------------------
+
+    def append(self, event: LedgerEvent) -> AppendedEntry:
+        """Append one entry in the caller's transaction; it commits or rolls back with the caller's work.
+
+        The append locks the ledger head until that transaction ends, so concurrent appends are
+        serialised and sequence numbers are contiguous. Make it the last thing a transaction
+        does before it commits (after the state change it records).
+        """
+        head = self._lock_head()
+        subject = None
+        if event.subject_national_id is not None:
+            subject = self.subject_pseudonym(event.subject_national_id)
+        body = event.entry(head.tree_size, rfc3339(self.clock.now()), subject)
+        return self._append_locked(head, rfc8785.dumps(body), subject=subject, consent_id=event.consent_id)
+
+    def append_raw(self, leaf_input: bytes) -> AppendedEntry:
+        """Append exact bytes as the next leaf, unchecked: for known-answer tests of the storage only.
+
+        A ledger holding such a leaf fails the audit, which expects ledger entries.
+        """
+        return self._append_locked(self._lock_head(), leaf_input, subject=None, consent_id=None)
+
+    def _append_locked(
+        self, head: StoredHead, leaf_input: bytes, *, subject: str | None, consent_id: str | None
+    ) -> AppendedEntry:
+        seq = head.tree_size
+        leaf = merkle.leaf_hash(leaf_input)
+        frontier, completed = head.frontier.append(leaf)
+        entry = {"seq": seq, "leaf_input": leaf_input, "subject": subject, "consent_id": consent_id}
+        # Every block the leaf completes ends at this leaf, smallest first: level i has 2**i leaves.
+        hashes = [block.hash for block in completed]
+        head_values: dict[str, Any] = {"tree_size": frontier.size, "frontier": b"".join(frontier.hashes)}
+        signed = None
+        if self._tree_head_due(head.sth_tree_size, head.sth_timestamp, frontier.size):
+            signed = self._sign(frontier.size, frontier.root(), head.sth_timestamp)
+            head_values.update(sth_tree_size=signed.tree_size, sth_timestamp=signed.timestamp)
+        connection = self.connection
+        if connection.dialect.name == "postgresql" and signed is None:
+            connection.execute(_APPEND_POSTGRESQL, {**entry, "hashes": hashes, **head_values})
+        else:
+            connection.execute(_INSERT_ENTRY, entry)
+            connection.execute(_INSERT_NODE, [{"last_seq": seq, "level": i, "hash": h} for i, h in enumerate(hashes)])
+            if signed is not None:
+                connection.execute(_INSERT_TREE_HEAD, _tree_head_row(signed))
+            connection.execute(_UPDATE_HEAD, head_values)
+        return AppendedEntry(seq=seq, leaf_input=leaf_input, leaf_hash=leaf, signed_tree_head=signed)
+
+    def _lock_head(self) -> StoredHead:
+        # The caller's own changes go out first, so that the head is the last lock this
+        # transaction takes: a transaction holding the head never waits for another row, and
+        # two transactions cannot deadlock over the head and a consent row.
+        self.uow.session.flush()
+        connection = self.connection
+        lock = _LOCK_HEAD_POSTGRESQL if connection.dialect.name == "postgresql" else _LOCK_HEAD_SQLITE
+        return _head_from(connection.execute(lock).one_or_none())
+
+    def subject_pseudonym(self, national_id: str) -> str:
+        """Return a citizen's pseudonymous subject: HMAC-SHA-256 of the national ID under the ledger secret, hex."""
+        secret = self.keys.secret(PSEUDONYM_KEY_NAME)
+        return hmac.new(secret, normalise_national_id(national_id).encode("ascii"), hashlib.sha256).hexdigest()
+
+    # -- signed tree heads ---------------------------------------------------------------------
+
+    def _tree_head_due(self, sth_tree_size: int | None, sth_timestamp: str | None, tree_size: int) -> bool:
+        if sth_tree_size is None or sth_timestamp is None:
+            return True
+        if tree_size <= sth_tree_size:
+            return False
+        if tree_size - sth_tree_size >= self.policy.every_entries:
+            return True
+        age = self.clock.now() - parse_rfc3339(sth_timestamp)
+        return age.total_seconds() >= self.policy.every_seconds
+
+    def _sign(self, tree_size: int, root: bytes, previous_timestamp: str | None) -> SignedTreeHead:
+        key = self.keys.signing_key()
+        now = self.clock.now()
+        if previous_timestamp is not None:
+            # Tree heads are ordered by time as well as by size, even if the clock steps back.
+            now = max(now, parse_rfc3339(previous_timestamp))
+        timestamp = rfc3339(now)
+        payload = rfc8785.dumps({"tree_size": tree_size, "root_hash": b64(root), "timestamp": timestamp})
+        token = jwt.api_jws.encode(
+            payload, key.private_key, algorithm=SIGNING_ALG, headers={"kid": key.kid, "typ": STH_TYP}
+        )
+        return SignedTreeHead(tree_size=tree_size, root_hash=root, timestamp=timestamp, jws=token)
+
+    def sign_tree_head(self, *, only_if_due: bool = False) -> SignedTreeHead:
+        """Sign the current tree head and store it; with ``only_if_due``, only when the policy says one is due.
+
+        When nothing is due, return the newest signed tree head unchanged.
+        """
+        head = self._lock_head()
+        if only_if_due and not self._tree_head_due(head.sth_tree_size, head.sth_timestamp, head.tree_size):
+            latest = self.latest_signed_tree_head()
+            if latest is not None:
+                return latest
+        signed = self._sign(head.tree_size, head.frontier.root(), head.sth_timestamp)
+        connection = self.connection
+        connection.execute(_INSERT_TREE_HEAD, _tree_head_row(signed))
+        connection.execute(_UPDATE_HEAD, {"sth_tree_size": signed.tree_size, "sth_timestamp": signed.timestamp})
+        return signed
+
+    def signed_tree_head_covering(self, seq: int) -> SignedTreeHead:
+        """Return a signed tree head that includes entry ``seq``, signing one now if none does yet."""
+        latest = self.latest_signed_tree_head()
+        if latest is not None and latest.tree_size > seq:
+            return latest
+        if seq < 0 or seq >= read_head(self.connection).tree_size:
+            raise LedgerQueryInvalid(f"the ledger has no entry {seq}")
+        return self.sign_tree_head()
+
+    def latest_signed_tree_head(self) -> SignedTreeHead | None:
+        """Return the newest signed tree head, or None before the first."""
+        row = self.connection.execute(
+            select(*TREE_HEAD_COLUMNS).order_by(LedgerTreeHead.id.desc()).limit(1)
+        ).one_or_none()
+        return None if row is None else _signed_tree_head(row)
+
+    def signed_tree_heads(self, start: int = 0, limit: int = MAX_ENTRIES_PER_REQUEST) -> list[SignedTreeHead]:
+        """Return stored signed tree heads, oldest first, from position ``start``."""
+        rows = self.connection.execute(
+            select(*TREE_HEAD_COLUMNS).order_by(LedgerTreeHead.id).offset(start).limit(limit)
+        )
+        return [_signed_tree_head(row) for row in rows]
+
+    def tree_head_is_stale(self, latest: SignedTreeHead | None) -> bool:
+        """Tell whether entries have waited for a signed tree head longer than the policy allows."""
+        if latest is None:
+            return True
+        return self._tree_head_due(latest.tree_size, latest.timestamp, read_head(self.connection).tree_size)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def tree_head(self) -> TreeHead:
+        """Return the current size and root, as this transaction sees them."""
+        head = read_head(self.connection)
+        return TreeHead(head.tree_size, head.frontier.root())
+
+    def entries(self, start: int, end: int) -> list[StoredEntry]:
+        """Return entries ``start`` to ``end`` inclusive (at most 1,000; ``end`` is cut at the last entry)."""
+        if start < 0 or end < start:
+            raise LedgerQueryInvalid(f"start ({start}) must be at least 0 and at most end ({end})")
+        if end - start + 1 > MAX_ENTRIES_PER_REQUEST:
+            raise LedgerQueryInvalid(f"at most {MAX_ENTRIES_PER_REQUEST} entries per request, not {end - start + 1}")
+        tree_size = read_head(self.connection).tree_size
+        if start >= tree_size:
+            raise LedgerQueryInvalid(f"the ledger has {tree_size} entries: there is no entry {start}")
+        end = min(end, tree_size - 1)
+        rows = self.connection.execute(
+            select(LedgerEntry.seq, LedgerEntry.leaf_input)
+            .where(LedgerEntry.seq >= start, LedgerEntry.seq <= end)
+            .order_by(LedgerEntry.seq)
+        )
+        return [StoredEntry(row.seq, bytes(row.leaf_input)) for row in rows]
+
+    def entry(self, seq: int) -> StoredEntry:
+        """Return entry ``seq``."""
+        found = self.entries(seq, seq)
+        if not found or found[0].seq != seq:
+            raise LedgerVerificationFailed(f"seq {seq}", "the entry is missing")
+        return found[0]
+
+    def inclusion_proof(self, seq: int, tree_size: int) -> InclusionProof:
+        """Return the audit path of entry ``seq`` in the tree of ``tree_size`` entries (RFC 9162 §2.1.3.1)."""
+        current = read_head(self.connection).tree_size
+        if tree_size < 1 or tree_size > current:
+            raise LedgerQueryInvalid(
+                f"tree_size must be between 1 and the current tree size {current}, not {tree_size}"
+            )
+        if seq < 0 or seq >= tree_size:
+            raise LedgerQueryInvalid(f"seq must be between 0 and tree_size - 1 ({tree_size - 1}), not {seq}")
+
+        def prove(subtree: merkle.SubtreeLookup) -> tuple[bytes, list[bytes]]:
+            return subtree(seq, 1), merkle.inclusion_proof(seq, tree_size, subtree)
+
+        leaf, path = with_blocks(self.connection, prove)
+        return InclusionProof(seq=seq, tree_size=tree_size, leaf_hash=leaf, audit_path=tuple(path))
+
+    def consistency_proof(self, first: int, second: int) -> ConsistencyProof:
+        """Return the proof that the tree of ``first`` entries is a prefix of that of ``second`` (RFC 9162 §2.1.4.1)."""
+        current = read_head(self.connection).tree_size
+        if first < 0 or first > second:
+            raise LedgerQueryInvalid(f"first ({first}) must be at least 0 and at most second ({second})")
+        if second > current:
+            raise LedgerQueryInvalid(f"second ({second}) is beyond the current tree size {current}")
+        path = with_blocks(self.connection, lambda subtree: merkle.consistency_proof(first, second, subtree))
+        return ConsistencyProof(first=first, second=second, consistency_path=tuple(path))
+
+    def root_at(self, tree_size: int) -> bytes:
+        """Return the root of the tree of the first ``tree_size`` entries (RFC 9162 §2.1.1 MTH)."""
+        current = read_head(self.connection).tree_size
+        if tree_size < 0 or tree_size > current:
+            raise LedgerQueryInvalid(
+                f"tree_size must be between 0 and the current tree size {current}, not {tree_size}"
+            )
+        if tree_size == 0:
+            return merkle.EMPTY_ROOT
+        return with_blocks(self.connection, lambda subtree: merkle.range_hash(0, tree_size, subtree))
+
+    def public_keys(self) -> dict[str, Any]:
+        """Return the platform's verification keys by kid, active and retired (the JWKS)."""
+        return {jwk["kid"]: jwt.PyJWK(jwk).key for jwk in self.keys.jwks()["keys"]}
+
+
+# --- Storage helpers shared with the audit -------------------------------------------------------
+
+
+def read_head(connection: Connection) -> StoredHead:
+    """Read the head row, without locking it."""
+    return _head_from(connection.execute(_SELECT_HEAD).one_or_none())
+
+
+def _head_from(row: Any) -> StoredHead:
+    if row is None:
+        raise LedgerUnavailable()
+    frontier = bytes(row.frontier)
+    hashes = tuple(frontier[i : i + merkle.HASH_SIZE] for i in range(0, len(frontier), merkle.HASH_SIZE))
+    try:
+        compact = merkle.CompactRange(row.tree_size, hashes)
+    except ValueError as exc:
+        raise LedgerVerificationFailed("tree head", f"the stored frontier does not fit the tree size: {exc}") from None
+    return StoredHead(row.tree_size, compact, row.sth_tree_size, row.sth_timestamp)
+
+
+def with_blocks(connection: Connection, compute: Callable[[merkle.SubtreeLookup], T]) -> T:
+    """Run a proof or root computation over the stored blocks, fetching every block it reads in one query."""
+    # Which blocks a proof or a root reads depends only on the indexes, never on the hashes, so
+    # a dry run with placeholders names them all; one query then fetches the O(log n) rows
+    # instead of one round trip per block.
+    wanted: set[tuple[int, int]] = set()
+
+    def record(start: int, size: int) -> bytes:
+        wanted.add((start, size))
+        return _PLACEHOLDER
+
+    compute(record)
+    blocks = fetch_blocks(connection, wanted)
+
+    def lookup(start: int, size: int) -> bytes:
+        return blocks[start, size]
+
+    return compute(lookup)
+
+
+def fetch_blocks(connection: Connection, wanted: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    """Return the stored hashes of the blocks ``(start, size)``; raise naming the first one missing."""
+    # Select on the key's first column only: SQLite answers a row-value IN with a full scan, but
+    # a list of last_seq values through the primary key, as PostgreSQL does. The few other
+    # blocks ending at the same leaves (two on average) are dropped here.
+    keys = {(start + size - 1, size.bit_length() - 1): (start, size) for start, size in wanted}
+    if not keys:
+        return {}
+    rows = connection.execute(_SELECT_NODES, {"last_seqs": sorted({last for last, _ in keys})})
+    blocks = {keys[row.last_seq, row.level]: bytes(row.hash) for row in rows if (row.last_seq, row.level) in keys}
+    missing = sorted(block for block in keys.values() if block not in blocks)
+    if missing:
+        start, size = missing[0]
+        raise LedgerVerificationFailed(
+            f"seq {start + size - 1}", f"the stored hash of subtree [{start}, {start + size}) is missing"
+        )
+    return blocks
+
+
+def _tree_head_row(signed: SignedTreeHead) -> dict[str, Any]:
+    return {
+        "tree_size": signed.tree_size,
+        "root_hash": signed.root_hash,
+        "timestamp": signed.timestamp,
+        "jws": signed.jws,
+    }
+
+
+def _signed_tree_head(row: Any) -> SignedTreeHead:
+    return SignedTreeHead(tree_size=row.tree_size, root_hash=bytes(row.root_hash), timestamp=row.timestamp, jws=row.jws)
+
+
+def check_tree_head_signature(jws: str, public_keys: Mapping[str, Any]) -> dict[str, Any]:
+    """Verify a signed tree head's JWS against the platform keys; return its payload or raise ValueError."""
+    try:
+        header = jwt.get_unverified_header(jws)
+    except jwt.InvalidTokenError:
+        raise ValueError("the JWS is malformed") from None
+    if header.get("alg") != SIGNING_ALG or header.get("typ") != STH_TYP:
+        raise ValueError("the JWS header is not that of an ES256 signed tree head")
+    key = public_keys.get(str(header.get("kid", "")))
+    if key is None:
+        raise ValueError(f"the JWS is signed by an unknown key {header.get('kid')!r}")
+    try:
+        signed = jwt.api_jws.decode_complete(jws, key, algorithms=[SIGNING_ALG])
+    except jwt.InvalidTokenError:
+        raise ValueError("the JWS signature does not verify") from None
+    try:
+        payload = json.loads(signed["payload"])
+    except ValueError:
+        raise ValueError("the JWS payload is not JSON") from None
+    if not isinstance(payload, dict) or set(payload) != {"tree_size", "root_hash", "timestamp"}:
+        raise ValueError("the JWS payload is not {tree_size, root_hash, timestamp}")
+    return payload
+
+
+# --- Services for the API and the command line (these own their transaction) ---------------------
+
+
+def ledger(uow: UnitOfWork) -> Ledger:
+    """Return the current application's ledger over *uow*."""
+    settings = current_app.config["MYDATA_SETTINGS"]
+    policy = TreeHeadPolicy(settings.ledger_sth_every_entries, settings.ledger_sth_every_seconds)
+    return Ledger(uow, keys=key_store(uow), clock=clock(), policy=policy)
+
+
+def publish_tree_head(uow: UnitOfWork) -> SignedTreeHead:
+    """Return the newest signed tree head, first signing and committing a fresh one when one is due."""
+    log = ledger(uow)
+    latest = log.latest_signed_tree_head()
+    if latest is not None and not log.tree_head_is_stale(latest):
+        return latest
+    signed = log.sign_tree_head(only_if_due=True)
+    uow.commit()
+    return signed
+
+
+def sign_tree_head(uow: UnitOfWork) -> SignedTreeHead:
+    """Sign the current tree head now and commit it."""
+    signed = ledger(uow).sign_tree_head()
+    uow.commit()
+    return signed

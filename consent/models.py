@@ -1,0 +1,108 @@
+"""Consent tables: the transparency ledger's entries, stored subtrees, head and signed tree heads.
+
+The ledger (DESIGN §6.3) is an RFC 9162 Merkle tree kept so that an append and a proof each
+cost O(log n): every complete aligned subtree ("block", see :mod:`consent.merkle`) is stored once
+when the append that completes it happens, and the head row holds the tree size and its right
+frontier. Nothing here is ever updated or deleted except the single head row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Integer, LargeBinary, SmallInteger, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from mydata.db import Base, UTCDateTime
+
+
+class LedgerEntry(Base):
+    """One ledger entry: the exact RFC 8785 canonical JSON bytes that were hashed into leaf ``seq``."""
+
+    __tablename__ = "consent_ledger_entry"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    leaf_input: Mapped[bytes] = mapped_column(LargeBinary)
+    # Copies of two fields of ``leaf_input``, indexed for the citizen's usage history (§6.4) and
+    # the broker; `mydata ledger verify` checks that they still agree with the hashed bytes.
+    subject: Mapped[str | None] = mapped_column(String(64), index=True)
+    consent_id: Mapped[str | None] = mapped_column(String(128), index=True)
+
+
+class LedgerNode(Base):
+    """The hash of one complete aligned subtree, stored when the append of its last leaf completed it.
+
+    The block is ``[last_seq - 2**level + 1, last_seq]``; level 0 rows are the leaf hashes. Keyed
+    by (last leaf, level), the rows sort in the order appends create them, so an append writes at
+    the right edge of the index and a full verification reads them in one ordered pass.
+    """
+
+    __tablename__ = "consent_ledger_node"
+
+    last_seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class LedgerHead(Base):
+    """The single row every append locks: tree size, right frontier and the last signed tree head."""
+
+    __tablename__ = "consent_ledger_head"
+    __table_args__ = (CheckConstraint("id = 1", name="singleton"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    tree_size: Mapped[int] = mapped_column(BigInteger)
+    # The frontier block hashes of the tree (consent.merkle.frontier_blocks), largest first,
+    # concatenated: popcount(tree_size) times 32 bytes.
+    frontier: Mapped[bytes] = mapped_column(LargeBinary)
+    sth_tree_size: Mapped[int | None] = mapped_column(BigInteger)
+    sth_timestamp: Mapped[str | None] = mapped_column(String(32))
+
+
+class LedgerTreeHead(Base):
+    """A signed tree head: the root of the first ``tree_size`` entries, signed by the platform."""
+
+    __tablename__ = "consent_signed_tree_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tree_size: Mapped[int] = mapped_column(BigInteger, index=True)
+    root_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    # Kept as the exact RFC 3339 text that was signed, so the API serves what the JWS says.
+    timestamp: Mapped[str] = mapped_column(String(32))
+    jws: Mapped[str] = mapped_column(Text)
+
+
+class Consent(Base):
+    """One request for a citizen's data by a relying party, and what became of it (DESIGN §6.1).
+
+    requested (PAR accepted) -> granted | denied; granted -> delivered | expired | revoked.
+    Datasets and the purpose are kept as the citizen was shown them; the data itself never is.
+    """
+
+    __tablename__ = "consent_consent"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("identity_oauth_client.client_id"), index=True)
+    organisation_id: Mapped[str] = mapped_column(String(64), index=True)
+    organisation_name: Mapped[str] = mapped_column(String(200))
+    service_id: Mapped[str] = mapped_column(String(128), index=True)
+    purpose: Mapped[str] = mapped_column(Text)
+    retention: Mapped[str] = mapped_column(String(64))
+    level: Mapped[str] = mapped_column(String(16))
+    datasets_required: Mapped[list[str]] = mapped_column(JSON)
+    datasets_optional: Mapped[list[str]] = mapped_column(JSON)
+    datasets_granted: Mapped[list[str] | None] = mapped_column(JSON)
+    citizen_id: Mapped[str | None] = mapped_column(ForeignKey("identity_citizen.id"), index=True)
+    amr: Mapped[list[str] | None] = mapped_column(JSON)
+    delivery_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    delivery_outcomes: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    document_hashes: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    receipt: Mapped[str | None] = mapped_column(Text)
+    receipt_id: Mapped[str | None] = mapped_column(String(64))
+    requested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    window_ends_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    expired_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())

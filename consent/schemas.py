@@ -1,0 +1,205 @@
+"""Marshmallow schemas of the consent package's JSON API: the public ledger (DESIGN §6.3)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+
+from consent.ledger import MAX_ENTRIES_PER_REQUEST
+
+# Leaf indexes and tree sizes are stored as 64-bit signed integers.
+_MAX_INDEX = 2**63 - 1
+
+
+class Base64Bytes(fields.Field[bytes]):
+    """Bytes as standard base64 (RFC 4648 §4), as every hash of the ledger API is written."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        metadata = {"type": "string", "format": "byte", **kwargs.pop("metadata", {})}
+        super().__init__(metadata=metadata, **kwargs)
+
+    def _serialize(self, value: bytes | None, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        return None if value is None else base64.b64encode(value).decode("ascii")
+
+
+def _index(description: str, *, minimum: int = 0, **kwargs: Any) -> fields.Integer:
+    return fields.Integer(
+        strict=False,
+        validate=validate.Range(min=minimum, max=_MAX_INDEX),
+        metadata={"description": description},
+        **kwargs,
+    )
+
+
+# --- Query parameters ----------------------------------------------------------------------------
+
+
+class _Query(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+
+class EntriesQuery(_Query):
+    """Which entries to return."""
+
+    start = _index("first sequence number (leaf index from 0)", required=True)
+    end = _index(f"last sequence number, inclusive; at most {MAX_ENTRIES_PER_REQUEST} entries", required=True)
+
+    @validates_schema
+    def _range(self, data: dict[str, int], **_: Any) -> None:
+        if data["end"] < data["start"]:
+            raise ValidationError("end must not be smaller than start", "end")
+        if data["end"] - data["start"] + 1 > MAX_ENTRIES_PER_REQUEST:
+            raise ValidationError(f"at most {MAX_ENTRIES_PER_REQUEST} entries per request", "end")
+
+
+class InclusionQuery(_Query):
+    """Which entry to prove, in which tree."""
+
+    seq = _index("sequence number of the entry", required=True)
+    tree_size = _index("size of the tree to prove inclusion in (e.g. a signed tree head's)", minimum=1, required=True)
+
+
+class ConsistencyQuery(_Query):
+    """Which two trees to prove consistent."""
+
+    first = _index("size of the older tree", required=True)
+    second = _index("size of the newer tree", required=True)
+
+    @validates_schema
+    def _order(self, data: dict[str, int], **_: Any) -> None:
+        if data["second"] < data["first"]:
+            raise ValidationError("second must not be smaller than first", "second")
+
+
+class TreeHeadsQuery(_Query):
+    """Which page of signed tree heads to return."""
+
+    start = _index("position of the first tree head to return, oldest first", load_default=0)
+    limit = fields.Integer(
+        load_default=MAX_ENTRIES_PER_REQUEST,
+        validate=validate.Range(min=1, max=MAX_ENTRIES_PER_REQUEST),
+        metadata={"description": f"how many tree heads to return, at most {MAX_ENTRIES_PER_REQUEST}"},
+    )
+
+
+# --- Responses -----------------------------------------------------------------------------------
+
+
+class SignedTreeHeadSchema(Schema):
+    """A signed tree head: the tree's size and root, signed by the platform (ES256 compact JWS)."""
+
+    tree_size = fields.Integer(required=True, metadata={"description": "number of entries in the tree"})
+    root_hash = Base64Bytes(required=True, metadata={"description": "RFC 9162 §2.1.1 root (MTH), base64"})
+    timestamp = fields.String(required=True, metadata={"description": "when it was signed, RFC 3339"})
+    jws = fields.String(
+        required=True,
+        metadata={
+            "description": "compact JWS (ES256, platform kid from /oauth/jwks, typ mydata-sth+json) "
+            "whose payload is {tree_size, root_hash, timestamp}"
+        },
+    )
+
+
+class SignedTreeHeadListSchema(Schema):
+    """Stored signed tree heads, oldest first."""
+
+    sths = fields.List(fields.Nested(SignedTreeHeadSchema), required=True)
+
+
+class EntrySchema(Schema):
+    """One ledger entry: the exact bytes that were hashed, and their fields."""
+
+    seq = fields.Integer(required=True, metadata={"description": "sequence number (leaf index from 0)"})
+    leaf_input = Base64Bytes(
+        required=True, metadata={"description": "base64 of the exact RFC 8785 canonical JSON bytes that were hashed"}
+    )
+    entry = fields.Dict(
+        required=True,
+        metadata={
+            "description": "the entry: version, seq, time, event, subject (pseudonym), actor, service, "
+            "datasets, outcome, consent_id, document_hashes (SHA-256, hex)"
+        },
+    )
+
+
+class EntryListSchema(Schema):
+    """Consecutive ledger entries."""
+
+    entries = fields.List(fields.Nested(EntrySchema), required=True)
+
+
+class InclusionProofSchema(Schema):
+    """An inclusion proof (RFC 9162 §2.1.3): the audit path from the entry's leaf to the root."""
+
+    seq = fields.Integer(required=True)
+    tree_size = fields.Integer(required=True)
+    leaf_hash = Base64Bytes(required=True, metadata={"description": "SHA-256(0x00 || leaf_input), base64"})
+    audit_path = fields.List(Base64Bytes(), required=True, metadata={"description": "sibling hashes, leaf first"})
+
+
+class ConsistencyProofSchema(Schema):
+    """A consistency proof (RFC 9162 §2.1.4): the older tree is a prefix of the newer one."""
+
+    first = fields.Integer(required=True)
+    second = fields.Integer(required=True)
+    consistency_path = fields.List(Base64Bytes(), required=True)
+
+
+# -- the citizen's own history and consents (DESIGN §6.4) ------------------------------------------
+
+
+class HistoryQuery(Schema):
+    """Filters of the usage history; all optional."""
+
+    since = fields.AwareDateTime(metadata={"description": "RFC 3339; events at or after"})
+    until = fields.AwareDateTime(metadata={"description": "RFC 3339; events at or before"})
+    recipient = fields.String(metadata={"description": "relying-party organisation id"})
+    dataset = fields.String(metadata={"description": "dataset id, e.g. tax.income"})
+    event = fields.String(metadata={"description": "event type, e.g. delivery.completed"})
+
+
+class HistoryEventSchema(Schema):
+    """One event about the citizen's data, with the ledger sequence number that proves it."""
+
+    seq = fields.Integer(required=True, metadata={"description": "verify at /ledger/proof/inclusion?seq="})
+    time = fields.AwareDateTime(required=True)
+    event = fields.String(required=True)
+    actor = fields.String(required=True)
+    service = fields.String(allow_none=True)
+    datasets = fields.List(fields.String(), required=True)
+    outcome = fields.String(required=True)
+    consent_id = fields.String(allow_none=True)
+    recipient = fields.String(allow_none=True)
+    purpose = fields.String(allow_none=True)
+
+
+class HistorySchema(Schema):
+    """The citizen's usage history, newest first."""
+
+    events = fields.List(fields.Nested(HistoryEventSchema), required=True)
+
+
+class ConsentSchema(Schema):
+    """One of the citizen's consents and where it stands."""
+
+    id = fields.String(required=True)
+    status = fields.String(required=True, metadata={"enum": ["granted", "denied", "delivered", "expired", "revoked"]})
+    organisation_id = fields.String(required=True)
+    organisation_name = fields.String(required=True)
+    service_id = fields.String(required=True)
+    purpose = fields.String(required=True)
+    datasets_granted = fields.List(fields.String(), allow_none=True)
+    decided_at = fields.AwareDateTime(allow_none=True)
+    window_ends_at = fields.AwareDateTime(allow_none=True)
+    delivered_at = fields.AwareDateTime(allow_none=True)
+    revoked_at = fields.AwareDateTime(allow_none=True)
+    receipt = fields.String(allow_none=True, metadata={"description": "the signed consent receipt (JWS)"})
+
+
+class ConsentListSchema(Schema):
+    """The citizen's consents, newest first."""
+
+    consents = fields.List(fields.Nested(ConsentSchema), required=True)
