@@ -12,8 +12,7 @@ import datetime as dt
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from identity.models import UTCDateTime
-from mydata.db import Base
+from mydata.db import Base, UTCDateTime
 
 #: Status of an organisation or a service: applied, approved by an operator, or taken out of service.
 PENDING = "pending"

@@ -164,6 +164,9 @@ class VerifiedDataset:
     status: str  # ok | no_record | unavailable (an optional dataset the agency could not give)
     generated_at: str | None = None
     data: dict[str, Any] | None = None
+    #: The agency's name as the public catalogue gives it.
+    agency_zh: str = ""
+    agency_en: str = ""
 
 
 @dataclass(frozen=True)
@@ -254,15 +257,15 @@ class MyDataClient:
             keys = KeySet.import_key_set(self._platform_jwks.get(refresh=True))
         return keys
 
-    def provider_keys(self, provider: str, kid: str | None) -> KeySet:
-        """Return an agency's public keys from the public catalogue (DESIGN §4.1)."""
+    def provider(self, provider: str, kid: str | None) -> tuple[KeySet, dict[str, Any]]:
+        """Return an agency's public keys and catalogue entry (DESIGN §4.1), fetched again for an unknown kid."""
         for refresh in (False, True):
             catalogue = self._catalogue.get(refresh=refresh)
             for entry in catalogue.get("providers", []):
                 if entry.get("id") == provider:
                     keys = KeySet.import_key_set(entry["jwks"])
                     if kid is None or _has_kid(keys, kid):
-                        return keys
+                        return keys, dict(entry)
         raise VerificationFailed(f"The catalogue has no key {kid!r} for provider {provider!r}.")
 
     # -- messages this client signs -------------------------------------------------------------
@@ -521,7 +524,7 @@ class MyDataClient:
             raise VerificationFailed(f"Dataset {dataset_id}: the agency document is not a compact JWS.") from None
         if header.get("typ") != PROVIDER_TYP:
             raise VerificationFailed(f"Dataset {dataset_id}: the agency document has the wrong typ.")
-        keys = self.provider_keys(provider, header.get("kid"))
+        keys, catalogue_entry = self.provider(provider, header.get("kid"))
         try:
             token = jwt.decode(document, keys, algorithms=list(PROVIDER_ALGORITHMS))
         except JoseError as exc:
@@ -539,7 +542,15 @@ class MyDataClient:
         for name, value in expected.items():
             if signed.get(name) != value:
                 raise VerificationFailed(f"Dataset {dataset_id}: the agency's {name} differs from the package's.")
-        verified = VerifiedDataset(dataset_id, provider, "ok", str(signed["generated_at"]), dict(signed["data"]))
+        verified = VerifiedDataset(
+            dataset_id,
+            provider,
+            "ok",
+            str(signed["generated_at"]),
+            dict(signed["data"]),
+            agency_zh=str(catalogue_entry.get("agency_name_zh", provider)),
+            agency_en=str(catalogue_entry.get("agency_name_en", provider)),
+        )
         check = Check("provider", f"{dataset_id}: {provider}, {header.get('alg')}, kid {header.get('kid')}")
         return verified, str(signed.get("sub", "")), check
 

@@ -19,6 +19,7 @@ import hashlib
 import hmac
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from flask import Flask, current_app
@@ -28,6 +29,9 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from relying_parties.sandbox import bank, school
 from relying_parties.sandbox.keys import client_keys_dir, key_file
 from relying_parties.sandbox.webapp import Deployment
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
 
 #: slug -> (organisation id, path under the issuer, app factory)
 RELYING_PARTIES: dict[str, tuple[str, str, Callable[[Deployment], Flask]]] = {
@@ -61,7 +65,7 @@ def mount_sandbox_relying_parties(platform: Flask) -> None:
         for slug, (_, path, factory) in RELYING_PARTIES.items()
     }
     platform.extensions["relying_parties.sandbox_apps"] = apps
-    mounts = {RELYING_PARTIES[slug][1]: app for slug, app in apps.items()}
+    mounts: dict[str, WSGIApplication] = {RELYING_PARTIES[slug][1]: app for slug, app in apps.items()}
     platform.wsgi_app = DispatcherMiddleware(platform.wsgi_app, mounts)  # type: ignore[method-assign]
 
 

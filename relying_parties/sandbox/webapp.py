@@ -369,6 +369,7 @@ def record_package(package: Package, tokens: Tokens, *, received_at: float) -> d
         "datasets": {
             dataset_id: {
                 "provider": dataset.provider,
+                "agency": {"zh": dataset.agency_zh, "en": dataset.agency_en},
                 "status": dataset.status,
                 "generated_at": dataset.generated_at,
                 "data": dataset.data,
@@ -432,7 +433,7 @@ def _show(rp: RelyingParty, application: Application) -> ResponseReturnValue:
         seconds = max(0, int((application.retry_at or 0) - rp.clock()))
         return render_template(
             "sandbox_rp/waiting.html",
-            outcomes=application.outcomes,
+            outcomes=_in_service_order(rp.profile, application.outcomes),
             retry_time=_local_time(application.retry_at or rp.clock()),
             retry_seconds=seconds,
             too_soon=g.get("too_soon", False),
@@ -446,6 +447,11 @@ def _error_page(rp: RelyingParty, error: str, *, detail: str = "", status: int) 
     known = f"error.{error}" in COMMON
     message = rp.t(f"error.{error}" if known else "error.other", detail=detail or error)
     return render_template("sandbox_rp/error.html", error=error, message=message), status
+
+
+def _in_service_order(profile: Profile, outcomes: Mapping[str, str]) -> list[tuple[str, str]]:
+    order = [*profile.required_datasets, *profile.optional_datasets]
+    return sorted(outcomes.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order))
 
 
 def _datasets_to_show(profile: Profile, received: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
