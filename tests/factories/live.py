@@ -7,6 +7,7 @@ way a citizen would, for integration tests and benchmarks that need a logged-in 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import os
 import secrets
 import threading
@@ -25,11 +26,27 @@ from werkzeug.serving import make_server
 
 from mydata import cli
 from mydata.app import create_app
+from mydata.clock import Clock
 from mydata.config import Settings
 from mydata.db import get_db
 
 EID_PIN = "123456"
 NHI_PASSWORD = "Sandbox-2026"
+
+
+class ShiftedClock(Clock):
+    """The real clock, moved forward by ``offset`` seconds when a test needs time to pass."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def now(self) -> dt.datetime:
+        """Return the real time plus the offset."""
+        return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.offset)
+
+    def time(self) -> float:
+        """Return the shifted time in seconds since the epoch (what time.time() would say)."""
+        return time.time() + self.offset
 
 
 @dataclass(frozen=True)
@@ -42,13 +59,17 @@ class LivePlatform:
 
 @contextmanager
 def serve_platform(
-    folder: Path, database_url: str | None = None, overrides: Mapping[str, Any] | None = None
+    folder: Path,
+    database_url: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    clock: Clock | None = None,
 ) -> Iterator[LivePlatform]:
     """Migrate and seed a sandbox platform in *folder*, serve it on 127.0.0.1, and stop it after.
 
     The port is chosen before the app is built, so that the issuer is right from the start: the
     sandbox agencies, the sandbox relying parties and the clients' redirect URIs all follow it.
-    *overrides* change settings (for example a short ``provider_timeout_seconds``).
+    *overrides* change settings (for example a short ``provider_timeout_seconds``); *clock* is the
+    platform's (and its sandbox agencies') clock, for tests that move time.
     """
     httpd = make_server("127.0.0.1", 0, _not_ready, threaded=True)
     base = f"http://127.0.0.1:{httpd.server_port}"
@@ -60,7 +81,7 @@ def serve_platform(
         master_key=base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode(),
         secret_key=secrets.token_urlsafe(48),
     ).replace(**(overrides or {}))
-    app = create_app(settings)
+    app = create_app(settings, clock_=clock)
     cli.upgrade(app)
     with app.app_context():
         cli.seed(app)
