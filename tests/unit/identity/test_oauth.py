@@ -371,6 +371,7 @@ def test_valid_authorization_details_are_accepted(
     # What a service grants is the relying_parties validator's business (tested there); the server
     # accepts an entry its type's validator accepts.
     register_details_type(app, "mydata_delivery", lambda detail, client_id: ResolvedDetails(detail=detail))
+    app.extensions.pop("identity.consent_flow")  # the consent lifecycle is tested in tests/unit/consent
     details = [{"type": "mydata_delivery", "service": "sandbox-bank.credit-card", "datasets": ["tax.income"]}]
     assert par(client, rp, issuer, authorization_details=json.dumps(details)).status_code == 201
 
