@@ -36,7 +36,7 @@ TEXTS: Texts = {
     "retention": ("本行依法保存申請資料 5 年。", "We keep application records for 5 years, as the law requires."),
     "summary.applicant": ("申請人", "Applicant"),
     "summary.address": ("戶籍地址", "Registered address"),
-    "summary.income": ("年所得總額", "Yearly gross income"),
+    "summary.income": ("{roc} 年度所得總額", "Gross income {year}"),
     "summary.employer": ("目前任職單位", "Current employer"),
     "summary.salary": ("目前投保薪資", "Current insured salary"),
     "next_step": (
@@ -57,8 +57,8 @@ def summarise(data: Mapping[str, dict[str, Any]], t: Callable[..., str]) -> list
         summary.append((t("summary.address"), household["address"]["full"]))
     income = data.get("tax.income")
     if income:
-        year = t("tax_year_value", year=income["tax_year"], roc=income["tax_year_roc"])
-        summary.append((f"{t('summary.income')} ({year})", t("amount", value=f"{income['total_gross_amount']:,}")))
+        label = t("summary.income", year=income["tax_year"], roc=income["tax_year_roc"])
+        summary.append((label, t("amount", value=f"{income['total_gross_amount']:,}")))
     labour = data.get("labor.insurance")
     if labour:
         current = [e["unit_name"] for e in labour["enrolments"] if e.get("withdrawal_date") is None]

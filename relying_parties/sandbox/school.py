@@ -45,7 +45,7 @@ TEXTS: Texts = {
     "summary.applicant": ("申請人（家長）", "Applicant (parent)"),
     "summary.members": ("戶內人口", "Household members"),
     "summary.children": ("戶內子女", "Children in the household"),
-    "summary.income": ("家長年所得總額", "Parent's yearly gross income"),
+    "summary.income": ("家長 {roc} 年度所得總額", "Parent's gross income {year}"),
     "summary.property": ("財產總額", "Total property"),
     "summary.property_missing": ("未提供（請另繳財產證明）", "not shared (bring a property certificate)"),
     "summary.people": ("{count} 人", "{count}"),
@@ -72,8 +72,8 @@ def summarise(data: Mapping[str, dict[str, Any]], t: Callable[..., str]) -> list
         summary.append((t("summary.children"), "、".join(children) or t("none")))
     income = data.get("tax.income")
     if income:
-        year = t("tax_year_value", year=income["tax_year"], roc=income["tax_year_roc"])
-        summary.append((f"{t('summary.income')} ({year})", t("amount", value=f"{income['total_gross_amount']:,}")))
+        label = t("summary.income", year=income["tax_year"], roc=income["tax_year_roc"])
+        summary.append((label, t("amount", value=f"{income['total_gross_amount']:,}")))
     property_ = data.get("tax.property")
     summary.append(
         (

@@ -125,6 +125,15 @@ COMMON: Texts = {
         "找不到這次申辦（可能已逾時或在其他瀏覽器開始）。請重新申辦。",
         "We cannot find this application (it may have timed out, or started in another browser). Please start again.",
     ),
+    "error.in_progress": (
+        "此申辦尚未完成（仍在 MyData 等候您的同意，或正在取得資料）。請稍候重新整理，或重新申辦。",
+        "This application is not finished yet (MyData is waiting for your answer, or we are collecting the data). "
+        "Reload in a moment, or start again.",
+    ),
+    "error.not_configured": (
+        "本服務尚未完成 MyData 串接設定：{detail}",
+        "This service is not set up with MyData yet: {detail}",
+    ),
     "error.other": ("MyData 回覆錯誤：{detail}", "MyData answered with an error: {detail}"),
     "error_code": ("錯誤代碼", "Error code"),
     # Dataset headings and labels (the data itself is in Traditional Chinese, as the agencies give it).

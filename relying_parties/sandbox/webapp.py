@@ -247,9 +247,14 @@ def _apply(rp: RelyingParty) -> ResponseReturnValue:
     """Push the authorization request and send the browser to MyData."""
     application = rp.store.new(rp.clock(), current_lang())
     try:
-        start = rp.client.start_authorization(
-            rp.profile.authorization_details, ui_locales=LANGUAGE_TAGS[application.lang]
+        client = rp.client
+    except (OSError, ValueError) as exc:
+        log.error(
+            "sandbox %s: the client keys cannot be read from %s: %s", rp.profile.slug, rp.deployment.keys_file, exc
         )
+        return _error_page(rp, "not_configured", detail="run `mydata sandbox seed`", status=503)
+    try:
+        start = client.start_authorization(rp.profile.authorization_details, ui_locales=LANGUAGE_TAGS[application.lang])
     except (MyDataError, requests.RequestException) as exc:
         log.warning("sandbox %s: the pushed authorization request failed: %s", rp.profile.slug, exc)
         return _error_page(rp, "other", detail=_describe(exc), status=502)
@@ -440,7 +445,7 @@ def _show(rp: RelyingParty, application: Application) -> ResponseReturnValue:
         ), (429 if g.get("too_soon") else 200)
     if application.status == FAILED:
         return _error_page(rp, application.error or "other", detail=application.error_description or "", status=200)
-    return _error_page(rp, "session", status=409)  # still with MyData, or being collected right now
+    return _error_page(rp, "in_progress", status=409)  # still with MyData, or being collected right now
 
 
 def _error_page(rp: RelyingParty, error: str, *, detail: str = "", status: int) -> ResponseReturnValue:

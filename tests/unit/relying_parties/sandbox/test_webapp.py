@@ -199,3 +199,26 @@ def test_the_client_keys_are_the_registered_ones(app: Flask) -> None:
     assert client.settings.key("sig").kid == "sig"
     assert client.settings.key("enc").kid == "enc"
     assert client.settings.redirect_uri == "http://bank.localhost/callback"
+
+
+def test_without_its_keys_the_bank_says_it_is_not_set_up(tmp_path: Path) -> None:
+    deployment = Deployment(
+        issuer=ISSUER,
+        base_url="http://bank.localhost",
+        keys_file=tmp_path / "missing.jwk.json",
+        data_file=tmp_path / "applications.sqlite",
+        secret_key="test",
+    )
+    application = bank.create_app(deployment)
+    application.config.update(TESTING=True, WTF_CSRF_ENABLED=False)
+    answer = application.test_client().post("/apply")
+    assert answer.status_code == 503
+    assert "本服務尚未完成 MyData 串接設定" in text(answer.data)
+
+
+def test_an_unfinished_application_says_so(app: Flask) -> None:
+    browser = app.test_client()
+    browser.post("/apply")  # and the citizen comes back without answering on MyData
+    answer = browser.get("/application")
+    assert answer.status_code == 409
+    assert "此申辦尚未完成" in text(answer.data)
