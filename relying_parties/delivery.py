@@ -55,7 +55,8 @@ def deliver() -> ResponseReturnValue:
         return response
     citizen = uow.session.get(Citizen, token.citizen_id)
     client = uow.session.get(OAuthClient, token.client_id)
-    assert citizen is not None and client is not None  # foreign keys
+    assert citizen is not None
+    assert client is not None
     recipient = broker.Recipient(
         client_id=client.client_id,
         subject=pairwise_subject(citizen.national_id, Client(client).sector),
