@@ -66,17 +66,21 @@ class ApplicationStore:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS application "
-                "(id TEXT PRIMARY KEY, status TEXT NOT NULL, document TEXT NOT NULL)"
-            )
+        self._ready = False
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
+        # Created on first use, owner-only: the folder also holds the client's private keys.
+        if not self._ready:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         # One connection per operation: safe across threads and processes; `with db` commits.
         with closing(sqlite3.connect(self.path, timeout=30)) as db, db:
+            if not self._ready:
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS application "
+                    "(id TEXT PRIMARY KEY, status TEXT NOT NULL, document TEXT NOT NULL)"
+                )
+                self._ready = True
             yield db
 
     def new(self, now: float, lang: str) -> Application:

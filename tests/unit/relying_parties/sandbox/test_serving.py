@@ -50,3 +50,12 @@ def test_serving_one_alone_adds_its_callback_to_the_client(app: Flask, monkeypat
         client = uow.session.get(OAuthClient, "sandbox-school-web")
         assert client is not None
         assert client.redirect_uris == ["http://localhost/sandbox/school/callback", "http://127.0.0.1:5002/callback"]
+
+
+def test_mounting_writes_nothing_and_the_records_stay_owner_only(app: Flask) -> None:
+    keys_file = app.extensions["relying_parties.sandbox_apps"]["bank"].extensions["sandbox_rp"].deployment.keys_file
+    folder = keys_file.parent
+    assert not folder.exists()  # the seeder creates it, owner-only, with the keys
+    rp = app.extensions["relying_parties.sandbox_apps"]["bank"].extensions["sandbox_rp"]
+    rp.store.save(rp.store.new(0.0, "zh"))
+    assert folder.stat().st_mode & 0o777 == 0o700
