@@ -14,12 +14,13 @@ from flask import Flask
 
 from identity.oauth.interfaces import ResolvedDetails
 from identity.oauth.services import publish_endpoint, register_details_type
-from mydata.cli import register_seeder
+from mydata.cli import register_seeder, sandbox_cli
 from mydata.config import Settings
 from mydata.db import UnitOfWork, unit_of_work
 from mydata.openapi import add_security_scheme
 from mydata.security import csrf
 from relying_parties import api, cli, delivery, services
+from relying_parties.sandbox.serving import mount_sandbox_relying_parties, serve_sandbox_relying_party
 
 
 def _validate_delivery_detail(detail: dict[str, Any], client_id: str) -> ResolvedDetails:
@@ -63,8 +64,11 @@ def init_app(app: Flask) -> None:
     )
     app.register_blueprint(delivery.bp)
     app.cli.add_command(cli.rp_cli)
+    sandbox_cli.add_command(serve_sandbox_relying_party)
     if app.config["MYDATA_SANDBOX"]:
         _seed_sandbox(app)
+        # The sandbox bank and school, at /sandbox/bank and /sandbox/school (relying_parties.sandbox.serving).
+        mount_sandbox_relying_parties(app)
 
 
 def _seed_sandbox(app: Flask) -> None:

@@ -7,16 +7,17 @@ way a citizen would, for integration tests and benchmarks that need a logged-in 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import os
 import secrets
-import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 from urllib.parse import urljoin
 
 import requests
@@ -25,11 +26,27 @@ from werkzeug.serving import make_server
 
 from mydata import cli
 from mydata.app import create_app
+from mydata.clock import Clock
 from mydata.config import Settings
 from mydata.db import get_db
 
 EID_PIN = "123456"
 NHI_PASSWORD = "Sandbox-2026"
+
+
+class ShiftedClock(Clock):
+    """The real clock, moved forward by ``offset`` seconds when a test needs time to pass."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def now(self) -> dt.datetime:
+        """Return the real time plus the offset."""
+        return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.offset)
+
+    def time(self) -> float:
+        """Return the shifted time in seconds since the epoch (what time.time() would say)."""
+        return time.time() + self.offset
 
 
 @dataclass(frozen=True)
@@ -41,34 +58,49 @@ class LivePlatform:
 
 
 @contextmanager
-def serve_platform(folder: Path, database_url: str | None = None) -> Iterator[LivePlatform]:
-    """Migrate and seed a sandbox platform in *folder*, serve it on 127.0.0.1, and stop it after."""
-    # The port is chosen first: the issuer (and every URL seeding registers) must name it.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    base = f"http://127.0.0.1:{port}"
+def serve_platform(
+    folder: Path,
+    database_url: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    clock: Clock | None = None,
+) -> Iterator[LivePlatform]:
+    """Migrate and seed a sandbox platform in *folder*, serve it on 127.0.0.1, and stop it after.
+
+    The port is chosen before the app is built, so that the issuer is right from the start: the
+    sandbox agencies, the sandbox relying parties and the clients' redirect URIs all follow it.
+    *overrides* change settings (for example a short ``provider_timeout_seconds``); *clock* is the
+    platform's (and its sandbox agencies') clock, for tests that move time.
+    """
+    httpd = make_server("127.0.0.1", 0, _not_ready, threaded=True)
+    base = f"http://127.0.0.1:{httpd.server_port}"
     settings = Settings(
-        issuer=base,
         instance_path=folder / "instance",
         sandbox=True,
+        issuer=base,
         database_url=database_url or f"sqlite:///{folder / 'live.sqlite'}",
         master_key=base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode(),
         secret_key=secrets.token_urlsafe(48),
-    )
-    app = create_app(settings)
+    ).replace(**(overrides or {}))
+    app = create_app(settings, clock_=clock)
     cli.upgrade(app)
     with app.app_context():
         cli.seed(app)
-    httpd = make_server("127.0.0.1", port, app, threaded=True)
+    httpd.app = app
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
         yield LivePlatform(base, app)
     finally:
         httpd.shutdown()
+        httpd.server_close()
         thread.join(timeout=10)
         get_db(app).engine.dispose()
+
+
+def _not_ready(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """Answer 503 until the platform is built (the server exists first, to know its port)."""
+    start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+    return [b"starting"]
 
 
 class _Forms(HTMLParser):

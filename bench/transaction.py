@@ -1,0 +1,311 @@
+"""Benchmark: full one-shot transactions against gunicorn with PostgreSQL (DESIGN §10).
+
+One transaction is what a bank's "apply with MyData" costs the platform: the bank pushes the
+request (PAR with private_key_jwt, PKCE, DPoP and `authorization_details` for the sandbox bank's
+credit-card service), the browser follows /oauth/authorize, logs in with the eID card (sandbox card
+reader), approves on the consent screen, the bank redeems the code (private_key_jwt + DPoP) and
+collects the package: the platform fetches household registration, income and labour insurance
+from the sandbox agencies over HTTP (mounted in the same gunicorn, hence gthread workers), verifies
+the agencies' signatures and schemas, signs (JWS) and encrypts (JWE) the package, and records the
+ledger entries. The bank side is the sandbox relying parties' client
+(relying_parties/sandbox/mydata_client.py), which decrypts and verifies every package.
+
+The ratio compares the server CPU of one transaction with that of one bare Flask request (a view
+returning a short text) served by the same gunicorn settings; the load generator keeps its
+connections open for the bare requests, which makes them as cheap as they can be.
+
+    python bench/transaction.py [--transactions 100] [--concurrency 4] [--workers 2] [--threads 8]
+
+Prints one summary line and writes bench/results/transaction.json. Target: server CPU per
+transaction at most 25 x that of a bare request. Set MYDATA_BENCH_DATABASE_URL to use another
+PostgreSQL server (a database named mydata_bench_transaction is dropped and recreated there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import platform
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import requests  # noqa: E402
+from flask import Flask  # noqa: E402
+from joserfc.jwk import ECKey, KeySet  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from mydata import cli  # noqa: E402
+from mydata.app import create_app  # noqa: E402
+from mydata.config import Settings  # noqa: E402
+from mydata.db import get_db  # noqa: E402
+from relying_parties.sandbox.mydata_client import ClientSettings, MyDataClient  # noqa: E402
+from tests.factories.live import Browser  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+DEFAULT_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+REDIRECT_URI = "https://bench-bank.example/mydata/callback"
+CLIENT_ID = "bench-bank-web"
+SERVICE = "sandbox-bank.credit-card"
+DATASETS = {"household.registration", "tax.income", "labor.insurance"}
+PERSONA = "A123456789"
+
+
+def bare_app() -> Flask:
+    """Return the bare Flask app the transaction is compared with: one view, a short text."""
+    app = Flask("bare")
+
+    @app.get("/")
+    def index() -> str:
+        return "ok"
+
+    return app
+
+
+def fresh_database(server_url: str, name: str) -> str:
+    """Drop and create database *name* on the server; return its URL."""
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def free_port() -> int:
+    """Return a free TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def prepare(database_url: str, folder: Path, issuer: str) -> tuple[dict[str, str], KeySet]:
+    """Migrate, seed and register the bench bank's client; return the server's environment and its keys."""
+    env = {
+        "MYDATA_DATABASE_URL": database_url,
+        "MYDATA_INSTANCE_PATH": str(folder),
+        "MYDATA_MASTER_KEY": base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode(),
+        "MYDATA_SECRET_KEY": secrets.token_urlsafe(48),
+        "MYDATA_ISSUER": issuer,
+        "MYDATA_SANDBOX": "true",
+        "MYDATA_LOG_LEVEL": "WARNING",
+    }
+    settings = Settings(
+        instance_path=folder, database_url=database_url, master_key=env["MYDATA_MASTER_KEY"],
+        secret_key=env["MYDATA_SECRET_KEY"], issuer=issuer, log_level="WARNING",
+    )  # fmt: skip
+    app = create_app(settings)
+    cli.upgrade(app)
+    sig = ECKey.generate_key("P-256", parameters={"kid": "bench-sig", "use": "sig", "alg": "ES256"})
+    enc = ECKey.generate_key("P-256", parameters={"kid": "bench-enc", "use": "enc", "alg": "ECDH-ES+A256KW"})
+    with app.app_context():
+        cli.seed(app)
+        from identity.oauth.clients import register_client
+        from mydata.clock import clock
+
+        jwks = {"keys": [sig.as_dict(private=False), enc.as_dict(private=False)]}
+        with get_db().unit_of_work() as uow:
+            register_client(
+                uow, clock(), name="Bench bank", jwks=jwks,
+                redirect_uris=[REDIRECT_URI], sandbox=True, organisation_id="sandbox-bank", client_id=CLIENT_ID,
+                require_encryption_key=True,
+            )  # fmt: skip
+    get_db(app).engine.dispose()
+    return env, KeySet([sig, enc])
+
+
+def server_cpu_seconds(master_pid: int) -> float:
+    """Return user + system CPU seconds of gunicorn's master and workers so far."""
+    pids = [master_pid]
+    children = Path(f"/proc/{master_pid}/task/{master_pid}/children")
+    if children.exists():
+        pids += [int(p) for p in children.read_text().split()]
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / CLOCK_TICKS
+
+
+def worker_rss_mb(master_pid: int) -> float:
+    """Return the largest resident memory of a worker, in MB."""
+    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
+    sizes = []
+    for pid in children:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                sizes.append(int(line.split()[1]) / 1024)
+    return max(sizes) if sizes else 0.0
+
+
+@contextmanager
+def gunicorn(app: str, port: int, args: argparse.Namespace, env: dict[str, str]) -> Iterator[int]:
+    """Serve *app* with gunicorn (gthread) on *port*; yield the master's pid once it answers."""
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("gunicorn")), "-w", str(args.workers), "-k", "gthread",
+         "--threads", str(args.threads), "-b", f"127.0.0.1:{port}", "--log-level", "warning", app],
+        env={**os.environ, **env, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'bench'}"},
+        cwd=ROOT,
+    )  # fmt: skip
+    try:
+        for _ in range(150):
+            try:
+                requests.get(f"http://127.0.0.1:{port}/", timeout=5)
+                break
+            except requests.RequestException:
+                time.sleep(0.2)
+        yield process.pid
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+class Bank:
+    """The bench bank: one MyData client per load thread (each keeps its connections and caches)."""
+
+    def __init__(self, issuer: str, keys: KeySet) -> None:
+        self.settings = ClientSettings(issuer=issuer, client_id=CLIENT_ID, redirect_uri=REDIRECT_URI, keys=keys)
+        self._local = threading.local()
+
+    def client(self) -> MyDataClient:
+        """Return this thread's client."""
+        if not hasattr(self._local, "client"):
+            self._local.client = MyDataClient(self.settings)
+        return self._local.client  # type: ignore[no-any-return]
+
+    def transaction(self) -> float:
+        """Run one complete transaction; return its wall time in seconds."""
+        started = time.perf_counter()
+        client = self.client()
+        start = client.start_authorization([{"type": "mydata_delivery", "service": SERVICE}])
+        browser = Browser(self.settings.issuer)
+        browser.http.trust_env = False
+        login = browser.follow(browser.get(start.authorization_url))
+        screen = browser.follow(browser.log_in(login, "eid", PERSONA))
+        answer = browser.follow(browser.approve(screen), stop_at=REDIRECT_URI)
+        query = {k: v[0] for k, v in parse_qs(urlsplit(answer.headers["Location"]).query).items()}
+        tokens = client.redeem_code(client.authorization_code(query, start.state), start)
+        package = client.collect_delivery(tokens, start.dpop_key)
+        if set(package.datasets) != DATASETS or any(d.status != "ok" for d in package.datasets.values()):
+            raise RuntimeError(f"unexpected package: { {k: v.status for k, v in package.datasets.items()} }")
+        return time.perf_counter() - started
+
+
+def measure(pid: int, work: Callable[[object], float], count: int, warmup: int, concurrency: int) -> dict[str, float]:
+    """Run *warmup* then *count* units of *work*; return wall time, latencies and server CPU."""
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(work, range(warmup)))
+        cpu_before = server_cpu_seconds(pid)
+        started = time.perf_counter()
+        latencies = list(pool.map(work, range(count)))
+        wall = time.perf_counter() - started
+        cpu = server_cpu_seconds(pid) - cpu_before
+    return {
+        "per_second": count / wall,
+        "p50": statistics.median(latencies),
+        "p95": percentile(latencies, 0.95),
+        "p99": percentile(latencies, 0.99),
+        "cpu_per_unit": cpu / count,
+    }
+
+
+def percentile(values: list[float], share: float) -> float:
+    """Return the *share* percentile (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
+
+
+def bare_requests(port: int) -> Callable[[object], float]:
+    """Return a unit of work: one GET of the bare app, on this thread's kept-alive connection."""
+    local = threading.local()
+
+    def work(_: object) -> float:
+        if not hasattr(local, "http"):
+            local.http = requests.Session()
+            local.http.trust_env = False
+        started = time.perf_counter()
+        local.http.get(f"http://127.0.0.1:{port}/", timeout=10).raise_for_status()
+        return time.perf_counter() - started
+
+    return work
+
+
+def main() -> None:
+    """Run the benchmark."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--transactions", type=int, default=100)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--bare-requests", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2)
+    # Each delivery holds a thread while the platform calls its three agencies, served by the same
+    # gunicorn: enough threads for every concurrent transaction and its agency calls.
+    parser.add_argument("--threads", type=int, default=8)
+    args = parser.parse_args()
+
+    server_url = os.environ.get("MYDATA_BENCH_DATABASE_URL", DEFAULT_SERVER)
+    database_url = fresh_database(server_url, "mydata_bench_transaction")
+    port = free_port()
+    issuer = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory() as folder:
+        env, keys = prepare(database_url, Path(folder), issuer)
+        bank = Bank(issuer, keys)
+        with gunicorn("mydata.app:create_app()", port, args, env) as pid:
+            tx = measure(pid, lambda _: bank.transaction(), args.transactions, args.warmup, args.concurrency)
+            rss = worker_rss_mb(pid)
+    bare_port = free_port()
+    with gunicorn("transaction:bare_app()", bare_port, args, {}) as pid:
+        bare = measure(pid, bare_requests(bare_port), args.bare_requests, 200, args.concurrency)
+
+    ratio = tx["cpu_per_unit"] / bare["cpu_per_unit"]
+    result = {
+        "bench": "transaction",
+        "transactions": args.transactions,
+        "concurrency": args.concurrency,
+        "gunicorn": f"{args.workers} workers x {args.threads} threads (gthread)",
+        "transactions_per_second": round(tx["per_second"], 2),
+        "latency_ms": {k: round(tx[k] * 1000, 1) for k in ("p50", "p95", "p99")},
+        "server_cpu_ms_per_transaction": round(tx["cpu_per_unit"] * 1000, 2),
+        "bare_request": {
+            "requests": args.bare_requests,
+            "requests_per_second": round(bare["per_second"], 1),
+            "server_cpu_ms_per_request": round(bare["cpu_per_unit"] * 1000, 3),
+            "latency_ms_p50": round(bare["p50"] * 1000, 2),
+        },
+        "ratio_to_bare_request": round(ratio, 1),
+        "target_ratio": 25,
+        "worker_rss_mb": round(rss, 1),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "transaction.json").write_text(json.dumps(result, indent=2) + "\n")
+    latency = result["latency_ms"]
+    print(
+        f"transaction: {result['transactions_per_second']} tx/s, p50 {latency['p50']} ms, p95 {latency['p95']} ms, "
+        f"p99 {latency['p99']} ms, server CPU {result['server_cpu_ms_per_transaction']} ms/tx = "
+        f"{result['ratio_to_bare_request']} x a bare Flask request "
+        f"({result['bare_request']['server_cpu_ms_per_request']} ms; target <= 25 x), "
+        f"worker RSS {result['worker_rss_mb']} MB"
+    )
+
+
+if __name__ == "__main__":
+    main()
