@@ -33,6 +33,7 @@ def init_app(app: Flask) -> None:
     # Replaces the authorization server's shape-only check (identity registers it first).
     register_details_type(app, "mydata_delivery", _validate_delivery_detail)
     publish_endpoint(app, "registration_endpoint", "/oauth/register")
+    publish_endpoint(app, "mydata_delivery_endpoint", delivery.PATH)
     for blueprint in (api.public_bp, api.operator_bp, api.organisation_bp):
         app.register_blueprint(blueprint)
         # No cookie authenticates these routes, except an operator's login session, which the

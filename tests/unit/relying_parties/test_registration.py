@@ -245,3 +245,4 @@ def test_a_suspended_organisations_token_is_refused(
 def test_discovery_names_the_registration_endpoint(client: FlaskClient, issuer: str) -> None:
     document = client.get("/.well-known/openid-configuration").json
     assert document["registration_endpoint"] == f"{issuer}/oauth/register"
+    assert document["mydata_delivery_endpoint"] == f"{issuer}/api/v1/delivery"
