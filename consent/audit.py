@@ -18,6 +18,7 @@ kept as one root per distinct size.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import multiprocessing
@@ -29,14 +30,18 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql import Select
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from consent import merkle
 from consent.interfaces import LedgerVerificationFailed
 from consent.ledger import (
+    BLOCK_LEVELS,
     ENTRY_VERSION,
     TREE_HEAD_COLUMNS,
     Ledger,
     b64,
+    block_of,
     check_tree_head_signature,
     fetch_blocks,
     parse_rfc3339,
@@ -56,10 +61,11 @@ _SELECT_ENTRIES = (
     .order_by(LedgerEntry.seq)
     .limit(bindparam("limit"))
 )
+# The subtrees completed by the appends of leaves first..last, in the order they were made.
 _SELECT_NODES = (
-    select(LedgerNode.last_seq, LedgerNode.level, LedgerNode.hash)
-    .where(LedgerNode.last_seq >= bindparam("first"), LedgerNode.last_seq <= bindparam("last"))
-    .order_by(LedgerNode.last_seq, LedgerNode.level)
+    select(LedgerNode.block, LedgerNode.hash)
+    .where(LedgerNode.block >= bindparam("first") * BLOCK_LEVELS, LedgerNode.block < bindparam("end") * BLOCK_LEVELS)
+    .order_by(LedgerNode.block)
 )
 _SELECT_TREE_HEADS = (
     select(*TREE_HEAD_COLUMNS)
@@ -173,15 +179,15 @@ def replay_range(
     next_size = next(pending, None)
     seq = start
     while seq < end:
-        rows = connection.execute(_SELECT_ENTRIES, {"start": seq, "end": end, "limit": batch_size}).all()
+        rows = _rows(connection, _SELECT_ENTRIES, start=seq, end=end, limit=batch_size)
         if not rows:
             while next_size is not None and next_size <= seq:
                 result.roots[next_size] = tree.root()
                 next_size = next(pending, None)
             result.problem = _Problem(seq, f"the entry is missing (no entry is stored from seq {seq} to {end - 1})")
             return result
-        nodes = connection.execute(_SELECT_NODES, {"first": seq, "last": rows[-1][0]}).all()
-        expected: list[tuple[int, int, bytes]] = []
+        nodes = _rows(connection, _SELECT_NODES, first=seq, end=rows[-1][0] + 1)
+        expected: list[tuple[int, bytes]] = []
         problem = None
         replayed_to = seq  # leaves [first, replayed_to) were appended to the tree
         for stored_seq, leaf_input, subject, consent_id in rows:
@@ -193,14 +199,14 @@ def replay_range(
                 problem = _Problem(seq, f"the entry is missing (the next stored entry is seq {stored_seq})")
                 break
             tree, completed = tree.append(merkle.leaf_hash(leaf_input))
-            expected.extend((seq, level, block.hash) for level, block in enumerate(completed))
+            expected.extend((seq * BLOCK_LEVELS + level, block.hash) for level, block in enumerate(completed))
             replayed_to = seq + 1
             found = _entry_problem(seq, leaf_input, subject, consent_id)
             if found is not None:
                 problem = _Problem(seq, found)
                 break
             seq += 1
-        stored = [(row[0], row[1], bytes(row[2])) for row in nodes if row[0] < replayed_to]
+        stored = [(key, bytes(digest)) for key, digest in nodes if key < replayed_to * BLOCK_LEVELS]
         if stored != expected:
             mismatch = _first_mismatch(expected, stored)
             if problem is None or mismatch.seq <= problem.seq:
@@ -214,6 +220,29 @@ def replay_range(
         result.roots[end] = tree.root()
     result.frontier = tree.hashes
     return result
+
+
+def _rows(connection: Connection, statement: Select[*tuple[Any, ...]], **params: int) -> list[tuple[Any, ...]]:
+    """Run a read of the audit on the DBAPI cursor of the connection (same transaction, same snapshot).
+
+    The audit reads three rows per entry; a SQLAlchemy Row for each costs more than checking it.
+    The statement is still compiled by SQLAlchemy for the connection's dialect, once.
+    """
+    key = (id(statement), connection.dialect.name)
+    compiled = _compiled.get(key)
+    if compiled is None:
+        compiled = _compiled[key] = statement.compile(dialect=connection.dialect)
+    values = compiled.construct_params(params)
+    arguments: Any = [values[name] for name in compiled.positiontup or ()] if compiled.positional else values
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(compiled.string, arguments)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
+_compiled: dict[tuple[int, str], SQLCompiler] = {}
 
 
 def _entry_problem(seq: int, leaf_input: bytes, subject: str | None, consent_id: str | None) -> str | None:
@@ -230,22 +259,23 @@ def _entry_problem(seq: int, leaf_input: bytes, subject: str | None, consent_id:
     return None
 
 
-def _first_mismatch(expected: list[tuple[int, int, bytes]], stored: list[tuple[int, int, bytes]]) -> _Problem:
+def _first_mismatch(expected: list[tuple[int, bytes]], stored: list[tuple[int, bytes]]) -> _Problem:
     for index in range(max(len(expected), len(stored))):
         want = expected[index] if index < len(expected) else None
         got = stored[index] if index < len(stored) else None
         if want == got:
             continue
-        if want is None or (got is not None and got[:2] < want[:2]):
+        if want is None or (got is not None and got[0] < want[0]):
             assert got is not None
-            return _Problem(got[0], f"a stored subtree hash at level {got[1]} belongs to no subtree")
-        seq, level, _ = want
-        start = seq - (1 << level) + 1
-        if got is None or got[:2] != want[:2]:
-            return _Problem(seq, f"the stored hash of subtree [{start}, {seq + 1}) is missing")
-        if level == 0:
-            return _Problem(seq, "leaf hash does not match the stored entry")
-        return _Problem(seq, f"the stored hash of subtree [{start}, {seq + 1}) does not match the entries")
+            start, size = block_of(got[0])
+            return _Problem(start + size - 1, f"a stored hash of [{start}, {start + size}) belongs to no subtree")
+        start, size = block_of(want[0])
+        last = start + size - 1
+        if got is None or got[0] != want[0]:
+            return _Problem(last, f"the stored hash of subtree [{start}, {last + 1}) is missing")
+        if size == 1:
+            return _Problem(last, "leaf hash does not match the stored entry")
+        return _Problem(last, f"the stored hash of subtree [{start}, {last + 1}) does not match the entries")
     raise AssertionError("the lists are equal")
 
 
@@ -306,9 +336,14 @@ def _check_nothing_beyond(connection: Connection, size: int) -> None:
     extra = connection.execute(select(func.min(LedgerEntry.seq)).where(LedgerEntry.seq >= size)).scalar()
     if extra is not None:
         raise LedgerVerificationFailed(f"seq {extra}", f"an entry lies beyond the tree head ({size} entries)")
-    extra = connection.execute(select(func.min(LedgerNode.last_seq)).where(LedgerNode.last_seq >= size)).scalar()
+    extra = connection.execute(
+        select(func.min(LedgerNode.block)).where(LedgerNode.block >= size * BLOCK_LEVELS)
+    ).scalar()
     if extra is not None:
-        raise LedgerVerificationFailed(f"seq {extra}", f"a stored subtree lies beyond the tree head ({size} entries)")
+        start, width = block_of(extra)
+        raise LedgerVerificationFailed(
+            f"seq {start + width - 1}", f"a stored subtree lies beyond the tree head ({size} entries)"
+        )
 
 
 # --- Parallel replay -----------------------------------------------------------------------------
@@ -336,15 +371,20 @@ def _replay_in_parallel(
             pool.submit(_replay_in_worker, url, snapshot, start, end, wanted(start, end), batch_size): start
             for start, end in ranges
         }
-        for future in as_completed(futures):
-            result = future.result()
-            results.append(result)
-            if result.problem is not None:
-                for other, start in futures.items():
-                    if start > result.problem.seq:
-                        other.cancel()
-            elif progress is not None:
-                progress(result.end - result.start)
+        try:
+            for future in as_completed(futures):
+                result = future.result()
+                results.append(result)
+                if result.problem is not None:
+                    for other, start in futures.items():
+                        if start > result.problem.seq:
+                            other.cancel()
+                elif progress is not None:
+                    progress(result.end - result.start)
+        except BaseException:
+            # A worker could not read its range (or the audit was interrupted): stop the others.
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
     results.sort(key=lambda r: r.start)
     return results
 
@@ -358,6 +398,7 @@ def _replay_in_worker(
     engine = _worker_engines.get(url)
     if engine is None:
         engine = _worker_engines[url] = make_engine(url)
+        atexit.register(engine.dispose)
     with engine.connect() as connection:
         if snapshot is not None:
             if not _SNAPSHOT_ID.fullmatch(snapshot):

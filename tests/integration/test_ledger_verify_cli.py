@@ -18,7 +18,7 @@ from flask import Flask
 from consent import audit, cli
 from consent.audit import verify_ledger
 from consent.interfaces import LedgerVerificationFailed
-from consent.ledger import LedgerEvent, ledger
+from consent.ledger import LedgerEvent, block_key, ledger
 from mydata.app import create_app
 from mydata.cli import upgrade
 from mydata.config import Settings
@@ -167,7 +167,7 @@ def test_parallel_workers_find_the_same_first_failure(platform: Platform, monkey
     monkeypatch.setattr(audit, "RANGE_SIZE", 64)
     with platform.app.app_context(), get_db().unit_of_work() as uow:
         assert verify_ledger(ledger(uow), workers=2).tree_size == SIZE
-    platform.sql("UPDATE consent_ledger_node SET hash = zeroblob(32) WHERE last_seq = 255 AND level = 5")
+    platform.sql("UPDATE consent_ledger_node SET hash = zeroblob(32) WHERE block = ?", block_key(224, 32))
     platform.sql("DELETE FROM consent_ledger_entry WHERE seq = 140")
     with platform.app.app_context(), get_db().unit_of_work() as uow, pytest.raises(LedgerVerificationFailed) as raised:
         verify_ledger(ledger(uow), workers=2)

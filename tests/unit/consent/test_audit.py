@@ -14,7 +14,7 @@ from sqlalchemy import delete, insert, select, update
 
 from consent.audit import verify_ledger
 from consent.interfaces import LedgerVerificationFailed
-from consent.ledger import STH_TYP, Ledger, LedgerEvent, TreeHeadPolicy, b64
+from consent.ledger import BLOCK_LEVELS, STH_TYP, Ledger, LedgerEvent, TreeHeadPolicy, b64, block_key
 from consent.models import LedgerEntry, LedgerHead, LedgerNode, LedgerTreeHead
 from mydata.clock import FrozenClock
 from mydata.db import UnitOfWork
@@ -108,17 +108,13 @@ def test_two_swapped_entries_are_found_at_the_first(filled: Ledger, uow: UnitOfW
 def test_swapped_entries_with_swapped_leaf_hashes_are_still_found(filled: Ledger, uow: UnitOfWork) -> None:
     a, b = _leaf_input(uow, 40), _leaf_input(uow, 41)
     leaves = {
-        seq: uow.session.execute(
-            select(LedgerNode.hash).where(LedgerNode.last_seq == seq, LedgerNode.level == 0)
-        ).scalar_one()
+        seq: uow.session.execute(select(LedgerNode.hash).where(LedgerNode.block == block_key(seq, 1))).scalar_one()
         for seq in (40, 41)
     }
     _set_entry(uow, 40, leaf_input=b)
     _set_entry(uow, 41, leaf_input=a)
     for seq, other in ((40, 41), (41, 40)):
-        uow.session.execute(
-            update(LedgerNode).where(LedgerNode.last_seq == seq, LedgerNode.level == 0).values(hash=leaves[other])
-        )
+        uow.session.execute(update(LedgerNode).where(LedgerNode.block == block_key(seq, 1)).values(hash=leaves[other]))
     failure = _fails(filled)
     # The pair's parent hashes the leaves in order, so it no longer matches.
     assert failure.where == "seq 40"
@@ -129,7 +125,7 @@ def test_swapped_entries_with_swapped_leaf_hashes_are_still_found(filled: Ledger
 def test_a_changed_stored_subtree_is_found(filled: Ledger, uow: UnitOfWork, level: int) -> None:
     last = 63 if level else 50
     uow.session.execute(
-        update(LedgerNode).where(LedgerNode.last_seq == last, LedgerNode.level == level).values(hash=b"\x01" * 32)
+        update(LedgerNode).where(LedgerNode.block == last * BLOCK_LEVELS + level).values(hash=b"\x01" * 32)
     )
     failure = _fails(filled, batch_size=10)
     assert failure.where == f"seq {last}"
@@ -141,11 +137,11 @@ def test_a_changed_stored_subtree_is_found(filled: Ledger, uow: UnitOfWork, leve
 
 
 def test_a_missing_or_extra_stored_subtree_is_found(filled: Ledger, uow: UnitOfWork) -> None:
-    uow.session.execute(delete(LedgerNode).where(LedgerNode.last_seq == 71, LedgerNode.level == 2))
+    uow.session.execute(delete(LedgerNode).where(LedgerNode.block == block_key(68, 4)))
     failure = _fails(filled)
     assert (failure.where, failure.problem) == ("seq 71", "the stored hash of subtree [68, 72) is missing")
     uow.rollback()
-    uow.session.execute(insert(LedgerNode).values(last_seq=70, level=1, hash=b"\x00" * 32))
+    uow.session.execute(insert(LedgerNode).values(block=block_key(69, 2), hash=b"\x00" * 32))
     failure = _fails(filled)
     assert failure.where == "seq 70"
     assert "belongs to no subtree" in failure.problem
@@ -254,9 +250,7 @@ def test_a_tampered_head_is_found(filled: Ledger, uow: UnitOfWork) -> None:
 
 def test_the_first_failure_in_log_order_is_named(filled: Ledger, uow: UnitOfWork) -> None:
     _set_entry(uow, 90, leaf_input=b"x")
-    uow.session.execute(
-        update(LedgerNode).where(LedgerNode.last_seq == 15, LedgerNode.level == 4).values(hash=b"\5" * 32)
-    )
+    uow.session.execute(update(LedgerNode).where(LedgerNode.block == block_key(0, 16)).values(hash=b"\5" * 32))
     failure = _fails(filled, batch_size=1000)
     assert failure.where == "seq 15"
     # A tree head made before the first bad entry is reported first.
