@@ -50,7 +50,7 @@ from sqlalchemy.engine import make_url
 
 from consent import merkle
 from consent.audit import verify_ledger
-from consent.ledger import LedgerEvent, ledger, read_head, rfc3339
+from consent.ledger import BLOCK_LEVELS, LedgerEvent, ledger, read_head, rfc3339
 from consent.models import LedgerEntry, LedgerHead, LedgerNode
 from mydata.app import create_app
 from mydata.cli import upgrade
@@ -115,7 +115,7 @@ def bulk_grow(app: Any, target: int) -> None:
                 leaf_input = rfc8785.dumps(item.entry(seq, now, subject))
                 frontier, completed = frontier.append(merkle.leaf_hash(leaf_input))
                 entries.append((seq, leaf_input, subject, item.consent_id))
-                nodes.extend((seq, level, block.hash) for level, block in enumerate(completed))
+                nodes.extend((seq * BLOCK_LEVELS + level, block.hash) for level, block in enumerate(completed))
             _bulk_insert(connection, entries, nodes)
             connection.execute(update(LedgerHead).values(tree_size=frontier.size, frontier=b"".join(frontier.hashes)))
             size = stop
@@ -137,7 +137,7 @@ def _bulk_insert(connection: Any, entries: list[tuple[Any, ...]], nodes: list[tu
             with cursor.copy("COPY consent_ledger_entry (seq, leaf_input, subject, consent_id) FROM STDIN") as copy:
                 for row in entries:
                     copy.write_row(row)
-            with cursor.copy("COPY consent_ledger_node (last_seq, level, hash) FROM STDIN") as copy:
+            with cursor.copy("COPY consent_ledger_node (block, hash) FROM STDIN") as copy:
                 for row in nodes:
                     copy.write_row(row)
         return
@@ -145,7 +145,7 @@ def _bulk_insert(connection: Any, entries: list[tuple[Any, ...]], nodes: list[tu
         insert(LedgerEntry),
         [dict(zip(("seq", "leaf_input", "subject", "consent_id"), r, strict=True)) for r in entries],
     )
-    connection.execute(insert(LedgerNode), [dict(zip(("last_seq", "level", "hash"), r, strict=True)) for r in nodes])
+    connection.execute(insert(LedgerNode), [dict(zip(("block", "hash"), r, strict=True)) for r in nodes])
 
 
 # --- Measurements --------------------------------------------------------------------------------
