@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -165,8 +166,18 @@ def test_long_logs_show_a_progress_bar(platform: Platform, monkeypatch: pytest.M
 
 def test_parallel_workers_find_the_same_first_failure(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(audit, "RANGE_SIZE", 64)
+    monkeypatch.setattr(audit, "PARALLEL_FROM", 128)
+    replayed: list[list[tuple[int, int]]] = []
+    in_parallel = audit._replay_in_parallel
+
+    def spy(connection: Any, ranges: list[tuple[int, int]], *args: Any) -> Any:
+        replayed.append(ranges)
+        return in_parallel(connection, ranges, *args)
+
+    monkeypatch.setattr(audit, "_replay_in_parallel", spy)
     with platform.app.app_context(), get_db().unit_of_work() as uow:
         assert verify_ledger(ledger(uow), workers=2).tree_size == SIZE
+    assert replayed == [[(0, 64), (64, 128), (128, 192), (192, 256), (256, 300)]]
     platform.sql("UPDATE consent_ledger_node SET hash = zeroblob(32) WHERE block = ?", block_key(224, 32))
     platform.sql("DELETE FROM consent_ledger_entry WHERE seq = 140")
     with platform.app.app_context(), get_db().unit_of_work() as uow, pytest.raises(LedgerVerificationFailed) as raised:
