@@ -19,6 +19,7 @@ kept as one root per distinct size.
 from __future__ import annotations
 
 import atexit
+import bisect
 import functools
 import json
 import multiprocessing
@@ -129,7 +130,9 @@ def verify_ledger(
     ranges = [(start, min(start + RANGE_SIZE, size)) for start in range(0, size, RANGE_SIZE)]
 
     def wanted(start: int, end: int) -> list[int]:
-        return [s for s in sizes if start <= s < end or (s == end == size)]
+        # The roots a range must note: tree head sizes in [start, end), and in [start, end] at the end.
+        stop = bisect.bisect_right(sizes, end) if end == size else bisect.bisect_left(sizes, end)
+        return sizes[bisect.bisect_left(sizes, start) : stop]
 
     if workers > 1 and size >= PARALLEL_FROM:
         results = _replay_in_parallel(connection, ranges, wanted, batch_size, workers, progress)
@@ -377,6 +380,8 @@ def _replay_in_parallel(
         }
         try:
             for future in as_completed(futures):
+                if future.cancelled():
+                    continue  # a range after a failure found earlier
                 result = future.result()
                 results.append(result)
                 if result.problem is not None:

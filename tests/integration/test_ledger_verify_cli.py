@@ -186,3 +186,15 @@ def test_parallel_workers_find_the_same_first_failure(platform: Platform, monkey
         "seq 140",
         "the entry is missing (the next stored entry is seq 141)",
     )
+
+
+def test_an_early_failure_stops_the_parallel_audit(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(audit, "RANGE_SIZE", 8)
+    monkeypatch.setattr(audit, "PARALLEL_FROM", 16)
+    (raw,) = platform.sql("SELECT leaf_input FROM consent_ledger_entry WHERE seq = 3")[0]
+    assert isinstance(raw, bytes)
+    platform.sql("UPDATE consent_ledger_entry SET leaf_input = ? WHERE seq = 3", raw.replace(b'"ok"', b'"no"'))
+    # Most of the 38 ranges are still queued when the first fails: they are cancelled, not waited for.
+    with platform.app.app_context(), get_db().unit_of_work() as uow, pytest.raises(LedgerVerificationFailed) as raised:
+        verify_ledger(ledger(uow), workers=2)
+    assert (raised.value.where, raised.value.problem) == ("seq 3", "leaf hash does not match the stored entry")
