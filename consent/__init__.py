@@ -10,6 +10,10 @@ def init_app(app: Flask) -> None:
     # Imported here, so that the pure parts (consent.merkle, the audit's worker processes) load
     # without the web layer.
     from consent import api, cli
+    from consent.flow import ConsentScreen
+    from identity.oauth.services import register_consent_flow
 
     app.register_blueprint(api.bp)
+    app.register_blueprint(api.me)
     app.cli.add_command(cli.ledger_cli)
+    register_consent_flow(app, ConsentScreen())

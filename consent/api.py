@@ -8,9 +8,11 @@ from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 from marshmallow import Schema, ValidationError
 
-from consent import schemas
-from consent.interfaces import LedgerQueryInvalid
+from consent import consents, history, schemas
+from consent.interfaces import LedgerQueryInvalid, LoginRequired
 from consent.ledger import ledger, publish_tree_head
+from identity.sessions import Authentication, current_authentication
+from mydata.clock import clock
 from mydata.db import unit_of_work
 from mydata.openapi import ErrorSchema, documented
 
@@ -107,3 +109,63 @@ def consistency_proof() -> ResponseReturnValue:
     query = _query(schemas.ConsistencyQuery())
     proof = ledger(unit_of_work()).consistency_proof(query["first"], query["second"])
     return jsonify(schemas.ConsistencyProofSchema().dump(proof))
+
+
+# -- the logged-in citizen's history and consents (DESIGN §6.4) -------------------------------------
+
+me = Blueprint("me_api", __name__, url_prefix="/api/v1/me")
+ME_TAGS = ["citizen"]
+
+
+def _citizen() -> Authentication:
+    authentication = current_authentication()
+    if authentication is None:
+        raise LoginRequired()
+    return authentication
+
+
+@me.get("/history")
+@documented(
+    "My usage history",
+    tags=ME_TAGS,
+    query=schemas.HistoryQuery,
+    responses={200: schemas.HistorySchema, 400: ErrorSchema, 401: ErrorSchema},
+    description="Every event about the logged-in citizen's data, newest first, from the public ledger.",
+)
+def my_history() -> ResponseReturnValue:
+    """Return the logged-in citizen's usage history."""
+    citizen = _citizen()
+    wanted = history.HistoryFilter(**_query(schemas.HistoryQuery()))
+    events = history.usage_history(unit_of_work(), citizen.national_id, wanted)
+    return jsonify(schemas.HistorySchema().dump({"events": events}))
+
+
+@me.get("/consents")
+@documented(
+    "My consents",
+    tags=ME_TAGS,
+    responses={200: schemas.ConsentListSchema, 401: ErrorSchema},
+)
+def my_consents() -> ResponseReturnValue:
+    """Return the logged-in citizen's consents, each with its signed receipt."""
+    citizen = _citizen()
+    items = history.citizen_consents(unit_of_work(), citizen.citizen_id)
+    return jsonify(schemas.ConsentListSchema().dump({"consents": items}))
+
+
+@me.post("/consents/<consent_id>/revoke")
+@documented(
+    "Revoke one of my consents",
+    tags=ME_TAGS,
+    responses={200: schemas.ConsentSchema, 401: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema},
+    description="Only a granted consent not yet delivered can be revoked. Send the CSRF token in X-CSRFToken.",
+)
+def revoke_consent(consent_id: str) -> ResponseReturnValue:
+    """Withdraw a granted, undelivered consent."""
+    citizen = _citizen()
+    uow = unit_of_work()
+    consent = consents.revoke(
+        uow, consent_id, citizen_id=citizen.citizen_id, national_id=citizen.national_id, now=clock().now()
+    )
+    uow.commit()
+    return jsonify(schemas.ConsentSchema().dump(consent))

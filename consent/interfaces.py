@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mydata.errors import BadRequest, MydataError
+from mydata.errors import BadRequest, MydataError, NotFound
 
 
 class LedgerEventInvalid(MydataError):
@@ -55,3 +55,77 @@ class ReceiptNotIssuable(MydataError):
     code = "server_error"
     status = 500
     description = "The consent receipt does not match its ledger entry."
+
+
+class ConsentNotFound(NotFound):
+    """No such consent (for this citizen or client)."""
+
+    code = "consent_not_found"
+    description = "There is no such consent."
+
+
+class ConsentNotPending(BadRequest):
+    """The consent was already decided; it cannot be decided again."""
+
+    code = "consent_already_decided"
+    status = 409
+    description = "This request was already answered."
+
+
+class AlreadyDelivered(MydataError):
+    """The package of this consent was delivered once already (DESIGN §6.2)."""
+
+    code = "already_delivered"
+    status = 410
+    description = "The data of this consent was already delivered; each consent delivers once."
+
+
+class ConsentExpired(MydataError):
+    """The delivery window of this consent has passed."""
+
+    code = "consent_expired"
+    status = 410
+    description = "The delivery window of this consent has passed; ask the citizen again."
+
+
+class ConsentRevoked(MydataError):
+    """The citizen withdrew this consent before delivery."""
+
+    code = "consent_revoked"
+    status = 403
+    description = "The citizen revoked this consent."
+
+
+class ConsentNotGranted(MydataError):
+    """The consent was not granted (denied, or still waiting for the citizen)."""
+
+    code = "consent_not_granted"
+    status = 403
+    description = "The citizen has not granted this consent."
+
+
+class ConsentNotRevocable(BadRequest):
+    """Only a granted, undelivered consent within its window can be revoked."""
+
+    code = "consent_not_revocable"
+    status = 409
+    description = "Only a consent that is granted and not yet delivered can be revoked."
+
+
+class ProviderUnavailable(MydataError):
+    """A required dataset could not be fetched; nothing was delivered and the consent stays granted."""
+
+    code = "provider_unavailable"
+    status = 503
+    description = "A required dataset could not be fetched from its agency; nothing was delivered. Retry later."
+
+    def __init__(self, *, datasets: dict[str, str], retry_after: int) -> None:
+        super().__init__(headers={"Retry-After": str(retry_after)}, datasets=datasets)
+
+
+class LoginRequired(MydataError):
+    """The citizen's own API needs a logged-in session."""
+
+    code = "login_required"
+    status = 401
+    description = "Log in first: this API answers only for the logged-in citizen."

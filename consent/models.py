@@ -8,10 +8,12 @@ frontier. Nothing here is ever updated or deleted except the single head row.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, CheckConstraint, Integer, LargeBinary, String, Text
+import datetime as dt
+
+from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from mydata.db import Base
+from mydata.db import Base, UTCDateTime
 
 
 class LedgerEntry(Base):
@@ -69,3 +71,39 @@ class LedgerTreeHead(Base):
     # Kept as the exact RFC 3339 text that was signed, so the API serves what the JWS says.
     timestamp: Mapped[str] = mapped_column(String(32))
     jws: Mapped[str] = mapped_column(Text)
+
+
+class Consent(Base):
+    """One request for a citizen's data by a relying party, and what became of it (DESIGN §6.1).
+
+    requested (PAR accepted) -> granted | denied; granted -> delivered | expired | revoked.
+    Datasets and the purpose are kept as the citizen was shown them; the data itself never is.
+    """
+
+    __tablename__ = "consent_consent"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("identity_oauth_client.client_id"), index=True)
+    organisation_id: Mapped[str] = mapped_column(String(64), index=True)
+    organisation_name: Mapped[str] = mapped_column(String(200))
+    service_id: Mapped[str] = mapped_column(String(128), index=True)
+    purpose: Mapped[str] = mapped_column(Text)
+    retention: Mapped[str] = mapped_column(String(64))
+    level: Mapped[str] = mapped_column(String(16))
+    datasets_required: Mapped[list[str]] = mapped_column(JSON)
+    datasets_optional: Mapped[list[str]] = mapped_column(JSON)
+    datasets_granted: Mapped[list[str] | None] = mapped_column(JSON)
+    citizen_id: Mapped[str | None] = mapped_column(ForeignKey("identity_citizen.id"), index=True)
+    amr: Mapped[list[str] | None] = mapped_column(JSON)
+    delivery_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    delivery_outcomes: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    document_hashes: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    receipt: Mapped[str | None] = mapped_column(Text)
+    receipt_id: Mapped[str | None] = mapped_column(String(64))
+    requested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    window_ends_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    expired_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())

@@ -146,3 +146,60 @@ class ConsistencyProofSchema(Schema):
     first = fields.Integer(required=True)
     second = fields.Integer(required=True)
     consistency_path = fields.List(Base64Bytes(), required=True)
+
+
+# -- the citizen's own history and consents (DESIGN §6.4) ------------------------------------------
+
+
+class HistoryQuery(Schema):
+    """Filters of the usage history; all optional."""
+
+    since = fields.AwareDateTime(metadata={"description": "RFC 3339; events at or after"})
+    until = fields.AwareDateTime(metadata={"description": "RFC 3339; events at or before"})
+    recipient = fields.String(metadata={"description": "relying-party organisation id"})
+    dataset = fields.String(metadata={"description": "dataset id, e.g. tax.income"})
+    event = fields.String(metadata={"description": "event type, e.g. delivery.completed"})
+
+
+class HistoryEventSchema(Schema):
+    """One event about the citizen's data, with the ledger sequence number that proves it."""
+
+    seq = fields.Integer(required=True, metadata={"description": "verify at /ledger/proof/inclusion?seq="})
+    time = fields.AwareDateTime(required=True)
+    event = fields.String(required=True)
+    actor = fields.String(required=True)
+    service = fields.String(allow_none=True)
+    datasets = fields.List(fields.String(), required=True)
+    outcome = fields.String(required=True)
+    consent_id = fields.String(allow_none=True)
+    recipient = fields.String(allow_none=True)
+    purpose = fields.String(allow_none=True)
+
+
+class HistorySchema(Schema):
+    """The citizen's usage history, newest first."""
+
+    events = fields.List(fields.Nested(HistoryEventSchema), required=True)
+
+
+class ConsentSchema(Schema):
+    """One of the citizen's consents and where it stands."""
+
+    id = fields.String(required=True)
+    status = fields.String(required=True, metadata={"enum": ["granted", "denied", "delivered", "expired", "revoked"]})
+    organisation_id = fields.String(required=True)
+    organisation_name = fields.String(required=True)
+    service_id = fields.String(required=True)
+    purpose = fields.String(required=True)
+    datasets_granted = fields.List(fields.String(), allow_none=True)
+    decided_at = fields.AwareDateTime(allow_none=True)
+    window_ends_at = fields.AwareDateTime(allow_none=True)
+    delivered_at = fields.AwareDateTime(allow_none=True)
+    revoked_at = fields.AwareDateTime(allow_none=True)
+    receipt = fields.String(allow_none=True, metadata={"description": "the signed consent receipt (JWS)"})
+
+
+class ConsentListSchema(Schema):
+    """The citizen's consents, newest first."""
+
+    consents = fields.List(fields.Nested(ConsentSchema), required=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from mydata.db import Base, import_models
+from mydata.db import Base, UTCDateTime, import_models
 
 import_models()
 config = context.config
@@ -44,10 +44,18 @@ def run_migrations_online() -> None:
         _run(new_connection)
 
 
+def render_item(type_: str, obj: object, autogen_context: object) -> str | bool:
+    """Write UTCDateTime columns as the plain timezone-aware DateTime they store."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
 def _run(connection: object) -> None:
     context.configure(
         connection=connection,  # type: ignore[arg-type]
         target_metadata=target_metadata,
+        render_item=render_item,
         render_as_batch=connection.dialect.name == "sqlite",  # type: ignore[attr-defined]
         compare_type=True,
     )

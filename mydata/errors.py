@@ -35,9 +35,10 @@ class MydataError(Exception):
     status = 500
     description = "The platform could not complete the request."
 
-    def __init__(self, description: str | None = None, **extra: Any) -> None:
+    def __init__(self, description: str | None = None, *, headers: dict[str, str] | None = None, **extra: Any) -> None:
         super().__init__(description or self.description)
         self.description = description or self.description
+        self.headers = headers or {}
         self.extra = extra
 
     def to_dict(self) -> dict[str, Any]:
@@ -83,8 +84,10 @@ def _render(status: int, code: str, description: object, extra: dict[str, Any] |
 
 
 def handle_domain_error(error: MydataError) -> Response:
-    """Render a domain error."""
-    return _render(error.status, error.code, error.description, error.extra)
+    """Render a domain error, with the headers it asks for (Retry-After, WWW-Authenticate)."""
+    response = _render(error.status, error.code, error.description, error.extra)
+    response.headers.update(error.headers)
+    return response
 
 
 def handle_http_error(error: HTTPException) -> Response:

@@ -1,9 +1,89 @@
-"""Relying parties: organisations, clients, services, onboarding, the delivery API and the sandbox RPs (DESIGN §5)."""
+"""Relying parties: organisations, clients, services, onboarding, the delivery API and the sandbox RPs (DESIGN §5).
+
+The authorization server learns about services through one seam: the validator of `mydata_delivery`
+authorization details registered here (:func:`relying_parties.services.delivery_details`), which
+resolves each request to an approved service of the client's organisation.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from flask import Flask
+
+from identity.oauth.interfaces import ResolvedDetails
+from identity.oauth.services import publish_endpoint, register_details_type
+from mydata.cli import register_seeder
+from mydata.config import Settings
+from mydata.db import UnitOfWork, unit_of_work
+from mydata.openapi import add_security_scheme
+from mydata.security import csrf
+from relying_parties import api, cli, delivery, services
+
+
+def _validate_delivery_detail(detail: dict[str, Any], client_id: str) -> ResolvedDetails:
+    """Resolve a `mydata_delivery` entry on the current request's session (PAR and the consent screen)."""
+    return services.delivery_details(unit_of_work(), detail, client_id)
 
 
 def init_app(app: Flask) -> None:
-    """Register this package's blueprints, commands and sandbox seeding steps."""
+    """Register this package's blueprints, commands, the delivery-details validator and sandbox seeding."""
+    # Replaces the authorization server's shape-only check (identity registers it first).
+    register_details_type(app, "mydata_delivery", _validate_delivery_detail)
+    publish_endpoint(app, "registration_endpoint", "/oauth/register")
+    for blueprint in (api.public_bp, api.operator_bp, api.organisation_bp):
+        app.register_blueprint(blueprint)
+        # No cookie authenticates these routes, except an operator's login session, which the
+        # operator blueprint checks for a CSRF token itself.
+        csrf.exempt(blueprint)
+    add_security_scheme(
+        app,
+        api.OPERATOR_SECURITY_SCHEME,
+        {"type": "http", "scheme": "bearer", "description": "Operator token: `mydata providers issue-operator-token`"},
+    )
+    add_security_scheme(
+        app,
+        api.STAFF_SESSION_SECURITY_SCHEME,
+        {
+            "type": "apiKey",
+            "in": "cookie",
+            "name": "mydata_login",
+            "description": "The login session of an account with the operator role; writes also need X-CSRFToken.",
+        },
+    )
+    add_security_scheme(
+        app,
+        api.ORGANISATION_SECURITY_SCHEME,
+        {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "The organisation's initial access token (RFC 7591 §3): `mydata rp issue-token ORG`",
+        },
+    )
+    app.register_blueprint(delivery.bp)
+    app.cli.add_command(cli.rp_cli)
+    if app.config["MYDATA_SANDBOX"]:
+        _seed_sandbox(app)
+
+
+def _seed_sandbox(app: Flask) -> None:
+    """Seed the sandbox bank and school after the agencies' catalogue, and name their start pages."""
+    from relying_parties.sandbox.keys import client_keys_dir
+    from relying_parties.sandbox.seed import RELYING_PARTIES, seed_sandbox_relying_parties
+
+    settings: Settings = app.config["MYDATA_SETTINGS"]
+    keys_dir = client_keys_dir(Path(settings.instance_path))
+
+    def seed(uow: UnitOfWork) -> None:
+        # The issuer as it is when seeding runs: the clients' redirect URIs follow it.
+        seed_sandbox_relying_parties(uow, keys_dir=keys_dir, issuer=str(app.config["MYDATA_ISSUER"]))
+
+    register_seeder(app, "sandbox relying parties, services and clients", seed)
+    notes = app.extensions.setdefault("mydata.demo_notes", [])
+    for party in RELYING_PARTIES:
+        notes.append(f"Sandbox relying party {party.name_en} ({party.service.name_en}): {{base}}{party.start_path}")
+    notes.append(
+        "Register your own client: TOKEN=$(mydata rp issue-token sandbox-bank), then POST {base}/oauth/register "
+        "with Authorization: Bearer $TOKEN (docs/integrators.md)"
+    )

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from flask.typing import ResponseReturnValue
+
+    from identity.oauth.services import PendingAuthorization
+    from identity.sessions import Authentication
+    from mydata.db import UnitOfWork
 
 from authlib.oauth2 import OAuth2Error
 
@@ -56,3 +63,37 @@ class ResolvedDetails:
 #: Validates one `authorization_details` entry of a type for a client; raises
 #: InvalidAuthorizationDetails, returns what it grants and the assurance level it needs.
 DetailsValidator = Callable[[dict[str, Any], str], ResolvedDetails]
+
+
+@dataclass(frozen=True)
+class ConsentDecision:
+    """The citizen's answer on the consent screen, and what it grants."""
+
+    approve: bool
+    granted: list[dict[str, Any]] = field(default_factory=list)
+
+
+class ConsentFlow(Protocol):
+    """The consent screen and lifecycle for requests with `authorization_details` (DESIGN §6.1).
+
+    The authorization server calls it at three points; the consent package implements it, so that
+    identity does not depend on consent (DESIGN §2).
+    """
+
+    def requested(self, uow: UnitOfWork, client_id: str, details: list[ResolvedDetails]) -> str:
+        """Record a pushed request (state `requested`) and return its transaction (consent) id."""
+
+    def screen(
+        self, pending: PendingAuthorization, authentication: Authentication, transaction_id: str
+    ) -> ResponseReturnValue:
+        """Render the consent screen."""
+
+    def decide(
+        self,
+        uow: UnitOfWork,
+        pending: PendingAuthorization,
+        authentication: Authentication,
+        transaction_id: str,
+        form: Mapping[str, list[str]],
+    ) -> ConsentDecision:
+        """Record the citizen's approval or denial (with its ledger entry) and return it."""

@@ -19,6 +19,8 @@ from sqlalchemy import update
 from identity.oauth import server as oauth
 from identity.oauth.dpop import DPoPProof, InvalidDPoPProof, verify_proof
 from identity.oauth.interfaces import (
+    ConsentDecision,
+    ConsentFlow,
     DetailsValidator,
     InteractionNotFound,
     InvalidAuthorizationDetails,
@@ -60,6 +62,21 @@ def register_details_type(app: Flask, type_: str, validator: DetailsValidator) -
     app.extensions.setdefault("identity.authorization_details", {})[type_] = validator
 
 
+def register_consent_flow(app: Flask, flow: ConsentFlow) -> None:
+    """Let *flow* record, show and decide requests that carry `authorization_details`."""
+    app.extensions["identity.consent_flow"] = flow
+
+
+def consent_flow() -> ConsentFlow | None:
+    """Return the registered consent flow, if any."""
+    return current_app.extensions.get("identity.consent_flow")
+
+
+def publish_endpoint(app: Flask, name: str, path: str) -> None:
+    """Name another package's endpoint in the server metadata (e.g. ``registration_endpoint``, RFC 8414 §2)."""
+    app.extensions.setdefault("identity.oauth_endpoints", {})[name] = path
+
+
 def endpoint_url(path: str) -> str:
     """Return the public URL of one of the server's endpoints (what DPoP `htu` must say)."""
     return oauth.issuer() + path
@@ -97,11 +114,16 @@ def push_authorization_request(uow: UnitOfWork, form: Mapping[str, list[str]], d
     grant = server().get_authorization_grant(request)
     grant.validate_authorization_request()
     oauth.validate_scope(params.get("scope"))
-    resolve_details(params.get("authorization_details"), client.client_id)
+    details = resolve_details(params.get("authorization_details"), client.client_id)
     level_for_acr_values(params.get("acr_values"))
 
     now = clock().timestamp()
     jkt = _dpop_binding(dpop, params.pop("dpop_jkt", None), now)
+    flow = consent_flow()
+    if details and flow is not None:
+        transaction_id = flow.requested(uow, client.client_id, details)
+    else:
+        transaction_id = secrets.token_hex(16)
     request_uri = REQUEST_URI_PREFIX + secrets.token_urlsafe(32)
     uow.session.add(
         PushedRequest(
@@ -109,6 +131,7 @@ def push_authorization_request(uow: UnitOfWork, form: Mapping[str, list[str]], d
             client_id=client.client_id,
             params=params,
             dpop_jkt=jkt,
+            transaction_id=transaction_id,
             created_at=now,
             expires_at=now + REQUEST_URI_LIFETIME,
         )
@@ -225,6 +248,7 @@ def start_interaction(uow: UnitOfWork, args: Mapping[str, list[str]]) -> str:
             client_id=pushed.client_id,
             params=pushed.params,
             dpop_jkt=pushed.dpop_jkt,
+            transaction_id=pushed.transaction_id,
             created_at=now,
             expires_at=now + INTERACTION_LIFETIME,
         )
@@ -261,13 +285,22 @@ def load_interaction(uow: UnitOfWork, interaction_id: str) -> PendingAuthorizati
     return PendingAuthorization(row, client, max(levels, key=LEVELS.index), details)
 
 
-def decide(uow: UnitOfWork, pending: PendingAuthorization, authentication: Authentication, approve: bool) -> Response:
-    """Answer the client: a code when the citizen approves, `access_denied` otherwise (303, with `iss`)."""
+def decide(
+    uow: UnitOfWork,
+    pending: PendingAuthorization,
+    authentication: Authentication,
+    decision: ConsentDecision,
+) -> Response:
+    """Answer the client: a code when the citizen approves, `access_denied` otherwise (303, with `iss`).
+
+    The code carries what was granted: the consent flow's narrowed `authorization_details` when
+    there is one, the requested ones otherwise.
+    """
     interaction = pending.interaction
     interaction.completed_at = clock().timestamp()
     request = oauth.prepared_request(dict(interaction.params), endpoint_url("/oauth/authorize"))
     grant_user = None
-    if approve:
+    if decision.approve:
         grant_user = oauth.Grant(
             citizen_id=authentication.citizen_id,
             national_id=authentication.national_id,
@@ -275,9 +308,9 @@ def decide(uow: UnitOfWork, pending: PendingAuthorization, authentication: Authe
             amr=authentication.amr,
             auth_time=authentication.auth_time,
             nonce=interaction.params.get("nonce"),
-            authorization_details=[d.detail for d in pending.details] or None,
+            authorization_details=decision.granted or [d.detail for d in pending.details] or None,
             dpop_jkt=interaction.dpop_jkt,
-            transaction_id=secrets.token_hex(16),
+            transaction_id=interaction.transaction_id,
         )
     grant = server().get_authorization_grant(request)
     response: Response = server().create_authorization_response(request, grant_user=grant_user, grant=grant)
@@ -406,6 +439,7 @@ def discovery() -> dict[str, Any]:
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "acr", "amr", "nonce", "txn"],
         "authorization_details_types_supported": sorted(details_validators()),
         "ui_locales_supported": ["zh-TW", "en"],
+        **{name: base + path for name, path in current_app.extensions.get("identity.oauth_endpoints", {}).items()},
     }
 
 

@@ -8,6 +8,7 @@ from flask.typing import ResponseReturnValue
 from marshmallow import Schema, fields
 
 from identity.oauth import services
+from identity.oauth.interfaces import ConsentDecision
 from identity.oauth.services import InvalidToken
 from identity.sessions import current_authentication, level_at_least, login_url
 from mydata.db import unit_of_work
@@ -30,6 +31,7 @@ class DiscoverySchema(Schema):
     authorization_response_iss_parameter_supported = fields.Boolean()
     acr_values_supported = fields.List(fields.String())
     authorization_details_types_supported = fields.List(fields.String())
+    registration_endpoint = fields.String(metadata={"description": "RFC 7591 dynamic client registration"})
 
 
 class JwksSchema(Schema):
@@ -166,13 +168,21 @@ def interaction(interaction_id: str) -> ResponseReturnValue:
     authentication = current_authentication()
     if authentication is None or not level_at_least(authentication.level, pending.level):
         return redirect(login_url(request.path, pending.level), code=303)
+    flow = services.consent_flow() if pending.details else None
+    transaction_id = pending.interaction.transaction_id
     if request.method == "GET":
+        if flow is not None:
+            return flow.screen(pending, authentication, transaction_id)
         return render_template("oauth/approve.html", pending=pending, authentication=authentication)
-    decision = request.form.get("decision")
-    if decision not in ("approve", "deny"):
+    answer = request.form.get("decision")
+    if answer not in ("approve", "deny"):
         abort(400)
+    if flow is not None:
+        decision = flow.decide(uow, pending, authentication, transaction_id, request.form.to_dict(flat=False))
+    else:
+        decision = ConsentDecision(approve=answer == "approve")
     session[_INTERACTIONS] = [i for i in session.get(_INTERACTIONS, []) if i != interaction_id]
-    return services.decide(uow, pending, authentication, approve=decision == "approve")
+    return services.decide(uow, pending, authentication, decision)
 
 
 @bp.post("/oauth/token")

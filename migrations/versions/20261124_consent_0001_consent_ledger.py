@@ -31,9 +31,10 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_consent_ledger_entry_subject'), ['subject'], unique=False)
 
     op.create_table('consent_ledger_node',
-    sa.Column('block', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('last_seq', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('level', sa.SmallInteger(), autoincrement=False, nullable=False),
     sa.Column('hash', sa.LargeBinary(), nullable=False),
-    sa.PrimaryKeyConstraint('block', name=op.f('pk_consent_ledger_node'))
+    sa.PrimaryKeyConstraint('last_seq', 'level', name=op.f('pk_consent_ledger_node'))
     )
     head = op.create_table('consent_ledger_head',
     sa.Column('id', sa.Integer(), autoincrement=False, nullable=False),

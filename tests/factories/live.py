@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -42,7 +43,13 @@ class LivePlatform:
 @contextmanager
 def serve_platform(folder: Path, database_url: str | None = None) -> Iterator[LivePlatform]:
     """Migrate and seed a sandbox platform in *folder*, serve it on 127.0.0.1, and stop it after."""
+    # The port is chosen first: the issuer (and every URL seeding registers) must name it.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
     settings = Settings(
+        issuer=base,
         instance_path=folder / "instance",
         sandbox=True,
         database_url=database_url or f"sqlite:///{folder / 'live.sqlite'}",
@@ -53,9 +60,7 @@ def serve_platform(folder: Path, database_url: str | None = None) -> Iterator[Li
     cli.upgrade(app)
     with app.app_context():
         cli.seed(app)
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    base = f"http://127.0.0.1:{httpd.server_port}"
-    app.config["MYDATA_ISSUER"] = base
+    httpd = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:

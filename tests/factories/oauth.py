@@ -33,13 +33,21 @@ class TestRelyingParty:
     redirect_uri: str
     signing_key: ECKey = field(default_factory=lambda: ECKey.generate_key("P-256", parameters={"kid": "rp-sig-1"}))
     dpop_key: ECKey = field(default_factory=lambda: ECKey.generate_key("P-256"))
+    # The key the platform encrypts data packages to (DESIGN §6.2): ECDH-ES+A256KW on P-256.
+    encryption_key: ECKey = field(default_factory=lambda: ECKey.generate_key("P-256", parameters={"kid": "rp-enc-1"}))
 
     __test__ = False  # not a test class
 
     def jwks(self) -> dict[str, Any]:
-        """Return the public JWKS to register."""
+        """Return the public JWKS to register: the signature key, then the encryption key."""
         public = self.signing_key.as_dict(private=False)
-        return {"keys": [{**public, "use": "sig", "alg": "ES256", "kid": "rp-sig-1"}]}
+        encryption = self.encryption_key.as_dict(private=False)
+        return {
+            "keys": [
+                {**public, "use": "sig", "alg": "ES256", "kid": "rp-sig-1"},
+                {**encryption, "use": "enc", "alg": "ECDH-ES+A256KW", "kid": "rp-enc-1"},
+            ]
+        }
 
     def assertion(
         self,

@@ -16,7 +16,8 @@ from joserfc.jwk import ECKey
 from werkzeug.datastructures import MultiDict
 
 from identity.oauth.clients import register_client
-from identity.oauth.interfaces import InvalidClientMetadata
+from identity.oauth.interfaces import InvalidClientMetadata, ResolvedDetails
+from identity.oauth.services import register_details_type
 from identity.sessions import Authentication
 from mydata.clock import FrozenClock
 from mydata.db import get_db
@@ -364,7 +365,13 @@ def test_invalid_authorization_details_are_refused(
     assert reason in response.json["error_description"]
 
 
-def test_valid_authorization_details_are_accepted(client: FlaskClient, rp: TestRelyingParty, issuer: str) -> None:
+def test_valid_authorization_details_are_accepted(
+    app: Flask, client: FlaskClient, rp: TestRelyingParty, issuer: str
+) -> None:
+    # What a service grants is the relying_parties validator's business (tested there); the server
+    # accepts an entry its type's validator accepts.
+    register_details_type(app, "mydata_delivery", lambda detail, client_id: ResolvedDetails(detail=detail))
+    app.extensions.pop("identity.consent_flow")  # the consent lifecycle is tested in tests/unit/consent
     details = [{"type": "mydata_delivery", "service": "sandbox-bank.credit-card", "datasets": ["tax.income"]}]
     assert par(client, rp, issuer, authorization_details=json.dumps(details)).status_code == 201
 

@@ -26,10 +26,14 @@ def test_models_and_migrations_agree(database_url: str) -> None:
     assert diff == [], f"models differ from migrations: {diff}"
 
 
-def test_one_head_and_database_is_at_it(database_url: str) -> None:
+def test_database_is_at_every_head(database_url: str) -> None:
     script = ScriptDirectory.from_config(alembic_config(database_url))
     engine = create_engine(database_url)
     with engine.connect() as connection:
         current = set(MigrationContext.configure(connection).get_current_heads())
     engine.dispose()
-    assert current == set(script.get_heads())
+    # A branch another one depends on (relying_parties_0001 depends on providers_0001) is applied
+    # but no longer recorded as a head of the database: count what the recorded heads include.
+    applied = {revision.revision for revision in script.iterate_revisions(tuple(current), "base")}
+    assert set(script.get_heads()) <= applied
+    assert not list(script.iterate_revisions("heads", tuple(current)))

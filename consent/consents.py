@@ -1,0 +1,279 @@
+"""The consent lifecycle (同意): every transition in one transaction with its ledger entry (DESIGN §6.1).
+
+requested (PAR accepted) -> granted | denied; granted -> delivered | expired | revoked. The
+functions take plain values (what relying_parties knows of the service, what identity knows of
+the citizen) and a unit of work; the caller commits, so a transition and its ledger entry commit
+or roll back together.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import update
+
+from consent.interfaces import (
+    AlreadyDelivered,
+    ConsentExpired,
+    ConsentNotFound,
+    ConsentNotGranted,
+    ConsentNotPending,
+    ConsentNotRevocable,
+    ConsentRevoked,
+)
+from consent.ledger import LedgerEvent, ledger
+from consent.models import Consent
+from consent.receipts import ReceiptFields, issue_receipt
+from mydata.db import UnitOfWork
+
+REQUESTED, GRANTED, DENIED = "requested", "granted", "denied"
+DELIVERED, EXPIRED, REVOKED = "delivered", "expired", "revoked"
+DELIVERY_WINDOW = dt.timedelta(minutes=10)  # DESIGN §6.1: default 10 min after grant
+PLATFORM = "platform"
+
+
+@dataclass(frozen=True)
+class ServiceTerms:
+    """What the citizen is asked for, as the relying party registered it and the screen shows it."""
+
+    organisation_id: str
+    organisation_name: str
+    service_id: str
+    purpose: str
+    retention: str
+    level: str
+    datasets_required: tuple[str, ...]
+    datasets_optional: tuple[str, ...] = ()
+
+
+def record_request(uow: UnitOfWork, *, client_id: str, terms: ServiceTerms, now: dt.datetime) -> Consent:
+    """Record a pushed request as a consent in state `requested`, with its ledger entry."""
+    consent = Consent(
+        id=str(uuid.uuid4()),
+        status=REQUESTED,
+        client_id=client_id,
+        organisation_id=terms.organisation_id,
+        organisation_name=terms.organisation_name,
+        service_id=terms.service_id,
+        purpose=terms.purpose,
+        retention=terms.retention,
+        level=terms.level,
+        datasets_required=list(terms.datasets_required),
+        datasets_optional=list(terms.datasets_optional),
+        delivery_attempts=0,
+        requested_at=now,
+    )
+    uow.session.add(consent)
+    uow.session.flush()
+    ledger(uow).append(
+        LedgerEvent(
+            event="consent.requested",
+            actor=client_id,
+            service=terms.service_id,
+            datasets=(*terms.datasets_required, *terms.datasets_optional),
+            consent_id=consent.id,
+        )
+    )
+    return consent
+
+
+def get(uow: UnitOfWork, consent_id: str) -> Consent:
+    """Return a consent or raise :class:`ConsentNotFound`."""
+    consent = uow.session.get(Consent, consent_id)
+    if consent is None:
+        raise ConsentNotFound()
+    return consent
+
+
+def grant(
+    uow: UnitOfWork,
+    consent_id: str,
+    *,
+    citizen_id: str,
+    national_id: str,
+    optional_chosen: tuple[str, ...],
+    amr: tuple[str, ...],
+    now: dt.datetime,
+) -> Consent:
+    """Record the citizen's approval, its ledger entry and its signed receipt; open the delivery window."""
+    consent = _pending(uow, consent_id)
+    chosen = [d for d in consent.datasets_optional if d in optional_chosen]
+    consent.status = GRANTED
+    consent.citizen_id = citizen_id
+    consent.amr = list(amr)
+    consent.datasets_granted = [*consent.datasets_required, *chosen]
+    consent.decided_at = now
+    consent.window_ends_at = now + DELIVERY_WINDOW
+    appended = ledger(uow).append(
+        LedgerEvent(
+            event="consent.granted",
+            actor="citizen",
+            subject_national_id=national_id,
+            service=consent.service_id,
+            datasets=tuple(consent.datasets_granted),
+            consent_id=consent.id,
+        )
+    )
+    consent.receipt_id = secrets.token_hex(16)
+    consent.receipt = issue_receipt(
+        uow,
+        ReceiptFields(
+            receipt_id=consent.receipt_id,
+            consent_id=consent.id,
+            consent_time=now,
+            controller_id=consent.organisation_id,
+            controller_name=consent.organisation_name,
+            service=consent.service_id,
+            purpose=consent.purpose,
+            datasets=tuple(consent.datasets_granted),
+            retention=consent.retention,
+            ledger_seq=appended.seq,
+        ),
+    )
+    return consent
+
+
+def deny(uow: UnitOfWork, consent_id: str, *, citizen_id: str, national_id: str, now: dt.datetime) -> Consent:
+    """Record the citizen's refusal and its ledger entry."""
+    consent = _pending(uow, consent_id)
+    consent.status = DENIED
+    consent.citizen_id = citizen_id
+    consent.decided_at = now
+    ledger(uow).append(
+        LedgerEvent(
+            event="consent.denied",
+            actor="citizen",
+            subject_national_id=national_id,
+            service=consent.service_id,
+            datasets=(*consent.datasets_required, *consent.datasets_optional),
+            consent_id=consent.id,
+        )
+    )
+    return consent
+
+
+def revoke(uow: UnitOfWork, consent_id: str, *, citizen_id: str, national_id: str, now: dt.datetime) -> Consent:
+    """Withdraw a granted, undelivered consent of this citizen within its window, with its ledger entry."""
+    consent = _lock(uow, consent_id)
+    if consent.citizen_id != citizen_id:
+        raise ConsentNotFound()
+    if consent.status != GRANTED or _window_passed(consent, now):
+        raise ConsentNotRevocable()
+    consent.status = REVOKED
+    consent.revoked_at = now
+    ledger(uow).append(
+        LedgerEvent(
+            event="consent.revoked",
+            actor="citizen",
+            subject_national_id=national_id,
+            service=consent.service_id,
+            datasets=tuple(consent.datasets_granted or ()),
+            consent_id=consent.id,
+        )
+    )
+    return consent
+
+
+def claim_for_delivery(uow: UnitOfWork, consent_id: str, *, national_id: str, now: dt.datetime) -> Consent:
+    """Lock a consent for its one delivery, or raise why it cannot be delivered (DESIGN §6.2).
+
+    The lock is held until the caller's transaction ends, so of concurrent deliveries of one consent
+    exactly one finds it `granted`; the others wait and then find it `delivered`.
+    """
+    consent = _lock(uow, consent_id)
+    if consent.status == DELIVERED:
+        raise AlreadyDelivered()
+    if consent.status == REVOKED:
+        raise ConsentRevoked()
+    if consent.status == EXPIRED:
+        raise ConsentExpired()
+    if consent.status != GRANTED:
+        raise ConsentNotGranted()
+    if _window_passed(consent, now):
+        consent.status = EXPIRED
+        consent.expired_at = now
+        ledger(uow).append(
+            LedgerEvent(
+                event="consent.expired",
+                actor=PLATFORM,
+                subject_national_id=national_id,
+                service=consent.service_id,
+                datasets=tuple(consent.datasets_granted or ()),
+                consent_id=consent.id,
+                outcome="expired",
+            )
+        )
+        uow.commit()  # the expiry stands although this delivery is refused
+        raise ConsentExpired()
+    return consent
+
+
+def complete_delivery(
+    uow: UnitOfWork,
+    consent: Consent,
+    *,
+    national_id: str,
+    outcomes: dict[str, str],
+    document_hashes: dict[str, str],
+    now: dt.datetime,
+) -> None:
+    """Mark a locked consent delivered, with the per-dataset outcomes and hashes and its ledger entry."""
+    consent.status = DELIVERED
+    consent.delivered_at = now
+    consent.delivery_outcomes = outcomes
+    consent.document_hashes = document_hashes
+    ledger(uow).append(
+        LedgerEvent(
+            event="delivery.completed",
+            actor=consent.client_id,
+            subject_national_id=national_id,
+            service=consent.service_id,
+            datasets=tuple(consent.datasets_granted or ()),
+            consent_id=consent.id,
+            document_hashes=document_hashes,
+        )
+    )
+
+
+def record_failed_delivery(uow: UnitOfWork, consent: Consent, *, national_id: str, outcomes: dict[str, str]) -> None:
+    """Record a delivery that could not be made; the consent stays `granted` within its window."""
+    consent.delivery_outcomes = outcomes
+    ledger(uow).append(
+        LedgerEvent(
+            event="delivery.failed",
+            actor=consent.client_id,
+            subject_national_id=national_id,
+            service=consent.service_id,
+            datasets=tuple(consent.datasets_granted or ()),
+            consent_id=consent.id,
+            outcome="provider_unavailable",
+        )
+    )
+
+
+def _pending(uow: UnitOfWork, consent_id: str) -> Consent:
+    consent = _lock(uow, consent_id)
+    if consent.status != REQUESTED:
+        raise ConsentNotPending()
+    return consent
+
+
+def _lock(uow: UnitOfWork, consent_id: str) -> Consent:
+    """Take the consent's row lock (PostgreSQL) or the write lock (SQLite) for this transaction."""
+    # An UPDATE locks on both databases, where SQLite ignores SELECT ... FOR UPDATE.
+    locked = uow.session.execute(
+        update(Consent).where(Consent.id == consent_id).values(delivery_attempts=Consent.delivery_attempts + 0)
+    )
+    if locked.rowcount != 1:  # type: ignore[attr-defined]
+        raise ConsentNotFound()
+    consent = uow.session.get(Consent, consent_id, populate_existing=True)
+    if consent is None:
+        raise ConsentNotFound()
+    return consent
+
+
+def _window_passed(consent: Consent, now: dt.datetime) -> bool:
+    return consent.window_ends_at is not None and now >= consent.window_ends_at

@@ -1,0 +1,73 @@
+"""The delivery API (DESIGN §6.2): a relying party collects a consent's package, once."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from consent import broker
+from identity.models import Citizen
+from identity.oauth import services as oauth
+from identity.oauth.models import OAuthClient
+from identity.oauth.server import Client, issuer, pairwise_subject
+from mydata.clock import clock
+from mydata.db import unit_of_work
+from mydata.openapi import ErrorSchema, documented
+from mydata.security import csrf_exempt
+
+bp = Blueprint("delivery", __name__)
+PATH = "/api/v1/delivery"
+
+
+@bp.get(PATH)
+@csrf_exempt
+@documented(
+    "Collect the data package of a consent",
+    tags=["delivery"],
+    responses={
+        200: "The package: a compact JWE (application/jose) whose plaintext is the platform's JWS",
+        401: ErrorSchema,
+        403: ErrorSchema,
+        410: ErrorSchema,
+        503: ErrorSchema,
+    },
+    description=(
+        "Requires `Authorization: DPoP <access token>` and a DPoP proof (RFC 9449). Answers once per "
+        "consent; then 410 already_delivered. 503 provider_unavailable (with Retry-After and the "
+        "per-dataset outcomes) leaves the consent granted for a retry within its window."
+    ),
+)
+def deliver() -> ResponseReturnValue:
+    """Deliver the package of the consent the access token was issued for."""
+    uow = unit_of_work()
+    try:
+        token = oauth.authenticate_resource_request(
+            uow,
+            method="GET",
+            url=oauth.endpoint_url(PATH),
+            authorization=request.headers.get("Authorization"),
+            dpop=request.headers.get("DPoP"),
+        )
+    except oauth.InvalidToken as exc:
+        response = jsonify({"error": exc.error, "error_description": exc.description})
+        response.status_code = 401
+        response.headers["WWW-Authenticate"] = exc.www_authenticate()
+        return response
+    citizen = uow.session.get(Citizen, token.citizen_id)
+    client = uow.session.get(OAuthClient, token.client_id)
+    assert citizen is not None  # foreign key
+    assert client is not None  # foreign key
+    recipient = broker.Recipient(
+        client_id=client.client_id,
+        subject=pairwise_subject(citizen.national_id, Client(client).sector),
+        encryption_jwk=broker.encryption_key(client.jwks),
+    )
+    sealed = broker.deliver(
+        uow,
+        consent_id=token.transaction_id,
+        national_id=citizen.national_id,
+        recipient=recipient,
+        issuer=issuer(),
+        now=clock().now(),
+    )
+    return Response(sealed, status=200, mimetype="application/jose", headers={"Cache-Control": "no-store"})

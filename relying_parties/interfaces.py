@@ -1,0 +1,119 @@
+"""What the relying_parties package reports as errors.
+
+Refused `authorization_details` are :class:`identity.oauth.interfaces.InvalidAuthorizationDetails`
+(an RFC 9396 error of the PAR endpoint) and refused client metadata is
+:class:`identity.oauth.interfaces.InvalidClientMetadata` (RFC 7591 §3.2.2): those conditions belong
+to the authorization server, which answers them in the RFCs' shapes.
+"""
+
+from __future__ import annotations
+
+from mydata.errors import BadRequest, MydataError, NotFound
+
+# -- organisations and services -------------------------------------------------------------------
+
+
+class InvalidInput(BadRequest):
+    """A request body or command option does not have the expected shape."""
+
+    code = "invalid_request"
+    description = "The request body is invalid; see `fields` for what to change."
+
+
+class InvalidRegistrationNumber(BadRequest):
+    """A unified business number (統一編號) is not eight digits or fails its check."""
+
+    code = "invalid_registration_number"
+    description = "The registration number (統一編號) must be 8 digits whose check digit is right."
+
+
+class AlreadyRegistered(MydataError):
+    """An organisation or service with this id (or an approved one with this number) exists already."""
+
+    code = "already_registered"
+    status = 409
+    description = "Something is already registered under this id."
+
+
+class OrganisationNotFound(NotFound):
+    """No organisation is registered under this id."""
+
+    code = "organisation_not_found"
+    description = "No relying-party organisation is registered under this id."
+
+
+class ServiceNotFound(NotFound):
+    """No service is registered under this id."""
+
+    code = "service_not_found"
+    description = "No service is registered under this id."
+
+
+class OrganisationNotApproved(MydataError):
+    """The organisation is pending or suspended, and what was asked needs an approved one."""
+
+    code = "organisation_not_approved"
+    status = 409
+    description = "The organisation is not approved: an operator must approve it first."
+
+
+class UnknownDataset(BadRequest):
+    """A service names a dataset that is not in the catalogue."""
+
+    code = "unknown_dataset"
+    description = "A dataset of this service is not in the catalogue (GET /api/v1/catalogue lists them)."
+
+
+class InvalidLevel(BadRequest):
+    """An assurance level is not one of low, substantial, high."""
+
+    code = "invalid_level"
+    description = "The level must be low, substantial or high."
+
+
+class ClientHasNoEncryptionKey(MydataError):
+    """The client registered no encryption key, so no package can be encrypted to it."""
+
+    code = "no_encryption_key"
+    status = 409
+    description = "This client has no encryption key (use `enc`): register one before asking for deliveries."
+
+
+# -- credentials ----------------------------------------------------------------------------------
+
+
+class MissingInitialAccessToken(MydataError):
+    """A registration request carries no bearer token (RFC 6750 §3.1: no error code)."""
+
+    code = "unauthorized"
+    status = 401
+    description = (
+        "Client registration needs your organisation's initial access token: send `Authorization: Bearer <token>`."
+    )
+
+
+class InvalidInitialAccessToken(MydataError):
+    """A registration request carries a token that is unknown, revoked, or of an organisation not approved."""
+
+    code = "invalid_token"
+    status = 401
+    description = "The initial access token is unknown or revoked: ask the platform operator for a new one."
+
+
+class MissingOperatorCredentials(MydataError):
+    """An operator request carries neither an operator token nor an operator's login session."""
+
+    code = "unauthorized"
+    status = 401
+    description = (
+        "This API is for platform operators: send `Authorization: Bearer <operator token>` "
+        "(`mydata providers issue-operator-token`) or log in with an account that has the operator role."
+    )
+
+
+class NotAnOperator(MydataError):
+    """The logged-in account does not hold the operator role."""
+
+    code = "forbidden"
+    status = 403
+    description = "Your account does not have the platform operator role."

@@ -1,0 +1,228 @@
+"""Marshmallow schemas of the relying parties' JSON API and of dynamic client registration.
+
+Schemas check the shape of a body; the rules (id formats, the registration number's check, datasets
+in the catalogue, key and redirect URI rules) live in :mod:`relying_parties.services` and
+:mod:`relying_parties.registration`, so that the CLI and the sandbox seeding obey them too.
+"""
+
+from __future__ import annotations
+
+from marshmallow import EXCLUDE, Schema, fields, validate
+
+from providers.models import LEVELS
+from relying_parties.models import ORGANISATION_TYPES, STATUSES
+
+_ID = validate.Length(min=1, max=100)
+_NAME = validate.Length(min=1, max=200)
+_PURPOSE = validate.Length(min=1, max=2000)
+_DATASET_IDS = fields.List(fields.String(validate=_ID))
+
+# -- organisations --------------------------------------------------------------------------------
+
+
+class ContactSchema(Schema):
+    """Someone at the organisation the platform operator can reach."""
+
+    name = fields.String(required=True, validate=_NAME)
+    email = fields.Email(required=True)
+    phone = fields.String(
+        required=True, validate=validate.Length(min=6, max=30), metadata={"example": "+886 2 1234 5678"}
+    )
+
+
+class OrganisationApplicationSchema(Schema):
+    """An organisation's application to become a relying party (pending until an operator approves it)."""
+
+    id = fields.String(
+        required=True, validate=validate.Length(min=1, max=64), metadata={"description": "lowercase id, e.g. acme-bank"}
+    )
+    name_zh = fields.String(required=True, validate=_NAME, metadata={"description": "name in Traditional Chinese"})
+    name_en = fields.String(required=True, validate=_NAME, metadata={"description": "name in English"})
+    type = fields.String(required=True, validate=validate.OneOf(ORGANISATION_TYPES))
+    registration_number = fields.String(
+        required=True,
+        validate=validate.Length(equal=8),
+        metadata={"description": "unified business number (統一編號): 8 digits with a valid check"},
+    )
+    contacts = fields.List(fields.Nested(ContactSchema), required=True, validate=validate.Length(min=1, max=5))
+
+
+class OrganisationSchema(Schema):
+    """A relying-party organisation and its state."""
+
+    id = fields.String(required=True)
+    name_zh = fields.String(required=True)
+    name_en = fields.String(required=True)
+    type = fields.String(required=True, metadata={"enum": list(ORGANISATION_TYPES)})
+    registration_number = fields.String(required=True)
+    contacts = fields.List(fields.Nested(ContactSchema), required=True)
+    status = fields.String(required=True, metadata={"enum": list(STATUSES)})
+    created_at = fields.AwareDateTime(required=True)
+    approved_at = fields.AwareDateTime(allow_none=True)
+    suspended_at = fields.AwareDateTime(allow_none=True)
+
+
+class OrganisationListSchema(Schema):
+    """Every organisation (or those of one status)."""
+
+    organisations = fields.List(fields.Nested(OrganisationSchema), required=True)
+
+
+class StatusQuerySchema(Schema):
+    """Keep only the items of one status."""
+
+    status = fields.String(validate=validate.OneOf(STATUSES))
+
+
+class InitialAccessTokenSchema(Schema):
+    """A fresh initial access token (RFC 7591 §3), shown this once; the previous one no longer works."""
+
+    organisation = fields.String(required=True)
+    initial_access_token = fields.String(
+        required=True, metadata={"description": "send as `Authorization: Bearer <token>` to /oauth/register"}
+    )
+    issued_at = fields.AwareDateTime(required=True)
+
+
+# -- services -------------------------------------------------------------------------------------
+
+
+class ServiceDefinitionSchema(Schema):
+    """A service the organisation will ask citizens for (pending until an operator approves it)."""
+
+    id = fields.String(
+        required=True, validate=_ID, metadata={"description": "<organisation>.<name>, e.g. acme-bank.loans"}
+    )
+    name_zh = fields.String(required=True, validate=_NAME)
+    name_en = fields.String(required=True, validate=_NAME)
+    purpose_zh = fields.String(
+        required=True, validate=_PURPOSE, metadata={"description": "shown on the consent screen"}
+    )
+    purpose_en = fields.String(required=True, validate=_PURPOSE)
+    purpose_code = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^[0-9]{3}$"),
+        metadata={"description": "specific purpose code of the Personal Data Protection Act, e.g. 067"},
+    )
+    required_datasets = fields.List(fields.String(validate=_ID), required=True, validate=validate.Length(min=1, max=20))
+    optional_datasets = fields.List(fields.String(validate=_ID), load_default=list, validate=validate.Length(max=20))
+    retention_days = fields.Integer(
+        required=True,
+        strict=True,
+        validate=validate.Range(min=1),
+        metadata={"description": "how long you keep the data"},
+    )
+    level = fields.String(
+        validate=validate.OneOf(LEVELS), metadata={"description": "ask for a higher level than the datasets need"}
+    )
+
+
+class ServiceSchema(Schema):
+    """A service, its datasets and its state."""
+
+    id = fields.String(required=True)
+    organisation = fields.String(required=True, attribute="organisation_id")
+    name_zh = fields.String(required=True)
+    name_en = fields.String(required=True)
+    purpose_zh = fields.String(required=True)
+    purpose_en = fields.String(required=True)
+    purpose_code = fields.String(required=True)
+    required_datasets = fields.List(fields.String(), required=True)
+    optional_datasets = fields.List(fields.String(), required=True)
+    retention_days = fields.Integer(required=True)
+    level = fields.String(required=True, metadata={"enum": list(LEVELS)})
+    status = fields.String(required=True, metadata={"enum": list(STATUSES)})
+    created_at = fields.AwareDateTime(required=True)
+    approved_at = fields.AwareDateTime(allow_none=True)
+
+
+class ServiceListSchema(Schema):
+    """Services."""
+
+    services = fields.List(fields.Nested(ServiceSchema), required=True)
+
+
+class ClientSummarySchema(Schema):
+    """A registered client of the organisation."""
+
+    client_id = fields.String(required=True)
+    client_name = fields.String(required=True, attribute="name")
+    redirect_uris = fields.List(fields.String(), required=True)
+    status = fields.String(required=True)
+    client_id_issued_at = fields.Integer(required=True, attribute="created_at")
+
+
+class OrganisationOverviewSchema(Schema):
+    """The organisation an initial access token belongs to, its services and its clients."""
+
+    organisation = fields.Nested(OrganisationSchema, required=True)
+    services = fields.List(fields.Nested(ServiceSchema), required=True)
+    clients = fields.List(fields.Nested(ClientSummarySchema), required=True)
+
+
+# -- dynamic client registration (RFC 7591) -------------------------------------------------------
+
+
+class ClientJwksSchema(Schema):
+    """A client's JSON Web Key Set: public keys only (RFC 7517 §5)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    keys = fields.List(fields.Dict(), required=True)
+
+
+class ClientMetadataSchema(Schema):
+    """Client metadata to register (RFC 7591 §2); metadata not listed here is ignored."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    client_name = fields.String(required=True, metadata={"description": "shown to citizens"})
+    redirect_uris = fields.List(
+        fields.String(), required=True, metadata={"description": "https (sandbox: loopback http too)"}
+    )
+    jwks = fields.Dict(
+        metadata={
+            "description": "required (jwks_uri is not supported): public keys only, one `sig` key "
+            "(ES256 EC P-256, or PS256 RSA >= 2048) and one `enc` key "
+            "(EC P-256 with alg ECDH-ES+A256KW, or RSA >= 2048 with alg RSA-OAEP-256)"
+        },
+    )
+    jwks_uri = fields.String(metadata={"description": "not supported: register the keys themselves in `jwks`"})
+    token_endpoint_auth_method = fields.String(metadata={"enum": ["private_key_jwt"]})
+    token_endpoint_auth_signing_alg = fields.String(metadata={"enum": ["ES256", "PS256"]})
+    grant_types = fields.List(fields.String(), metadata={"example": ["authorization_code"]})
+    response_types = fields.List(fields.String(), metadata={"example": ["code"]})
+    scope = fields.String(metadata={"example": "openid"})
+    dpop_bound_access_tokens = fields.Boolean()
+    authorization_details_types = fields.List(fields.String(), metadata={"example": ["mydata_delivery"]})
+    id_token_signed_response_alg = fields.String(metadata={"enum": ["ES256"]})
+    subject_type = fields.String(metadata={"enum": ["pairwise"]})
+
+
+class ClientInformationSchema(Schema):
+    """The registered client (RFC 7591 §3.2.1): its client_id and its metadata as registered."""
+
+    client_id = fields.String(required=True)
+    client_id_issued_at = fields.Integer(required=True)
+    client_name = fields.String(required=True)
+    redirect_uris = fields.List(fields.String(), required=True)
+    jwks = fields.Nested(ClientJwksSchema, required=True)
+    token_endpoint_auth_method = fields.String(required=True)
+    token_endpoint_auth_signing_alg = fields.String(required=True)
+    grant_types = fields.List(fields.String(), required=True)
+    response_types = fields.List(fields.String(), required=True)
+    scope = fields.String(required=True)
+    dpop_bound_access_tokens = fields.Boolean(required=True)
+    authorization_details_types = fields.List(fields.String(), required=True)
+    id_token_signed_response_alg = fields.String(required=True)
+    subject_type = fields.String(required=True)
+    organisation = fields.String(required=True, metadata={"description": "the relying-party organisation"})
+
+
+class RegistrationErrorSchema(Schema):
+    """A refused registration (RFC 7591 §3.2.2)."""
+
+    error = fields.String(required=True, metadata={"enum": ["invalid_client_metadata", "invalid_redirect_uri"]})
+    error_description = fields.String(required=True)

@@ -1,0 +1,654 @@
+"""Relying-party rules: organisations apply and are approved, get an initial access token, define services.
+
+Every function takes a unit of work and plain values, and commits what it changes. The JSON API, the
+CLI and the sandbox seeding all go through these functions. Other packages reach this one through
+the authorization server: :func:`resolve_delivery` is the validator of `mydata_delivery`
+authorization details (registered by :func:`relying_parties.init_app`), and what it returns, as
+:class:`identity.oauth.interfaces.ResolvedDetails`, is what the consent screen shows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
+
+from identity.oauth import clients as oauth_clients
+from identity.oauth.interfaces import InvalidAuthorizationDetails, ResolvedDetails
+from identity.oauth.models import OAuthClient
+from identity.oauth.services import validate_delivery_detail
+from identity.services import has_role
+from mydata.clock import clock
+from mydata.db import UnitOfWork
+from providers import services as providers_services
+from providers.models import ACTIVE as DATASET_ACTIVE
+from providers.models import LEVELS, Dataset, Provider
+from relying_parties import business_number
+from relying_parties.interfaces import (
+    AlreadyRegistered,
+    ClientHasNoEncryptionKey,
+    InvalidInitialAccessToken,
+    InvalidInput,
+    InvalidLevel,
+    InvalidRegistrationNumber,
+    MissingInitialAccessToken,
+    MissingOperatorCredentials,
+    NotAnOperator,
+    OrganisationNotApproved,
+    OrganisationNotFound,
+    ServiceNotFound,
+    UnknownDataset,
+)
+from relying_parties.models import (
+    APPROVED,
+    ORGANISATION_TYPES,
+    PENDING,
+    STATUSES,
+    SUSPENDED,
+    InitialAccessToken,
+    Organisation,
+    Service,
+    ServiceDataset,
+)
+
+log = logging.getLogger(__name__)
+
+# Organisation ids travel in service ids, pairwise subjects and URLs: lowercase letters, digits, hyphens.
+_ORGANISATION_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+# A service id is its organisation's id, a dot, and a name of the same alphabet.
+_SERVICE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,33}[a-z0-9])?$")
+# Personal Data Protection Act specific purposes (個人資料保護法之特定目的) are numbered 001, 002, ...
+_PURPOSE_CODE = re.compile(r"^[0-9]{3}$")
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
+_PHONE = re.compile(r"^\+?[0-9][0-9 ()#-]{5,29}$")
+MAX_CONTACTS = 5
+MAX_DATASETS = 20
+MAX_RETENTION_DAYS = 30 * 365  # long enough for any statutory record-keeping period
+INITIAL_ACCESS_TOKEN_PREFIX = "mdiat_"  # noqa: S105 -- a marker that helps secret scanners, not a secret
+OPERATOR_ROLE = "operator"
+
+# -- organisations ----------------------------------------------------------------------------------
+
+
+def register_organisation(
+    uow: UnitOfWork,
+    *,
+    organisation_id: str,
+    name_zh: str,
+    name_en: str,
+    organisation_type: str,
+    registration_number: str,
+    contacts: Sequence[Mapping[str, object]],
+    actor: str,
+    status: str = PENDING,
+) -> Organisation:
+    """Record an organisation's application, pending an operator's approval (unless *status* says otherwise); commit."""
+    if not _ORGANISATION_ID.match(organisation_id):
+        raise InvalidInput(
+            f"Not a valid organisation id: {organisation_id[:100]!r}.",
+            fields={"id": ["Use 1 to 64 lowercase letters, digits and hyphens (sandbox-bank)."]},
+        )
+    names = _check_texts(name_zh=name_zh, name_en=name_en)
+    if organisation_type not in ORGANISATION_TYPES:
+        raise InvalidInput(fields={"type": [f"Use one of {', '.join(ORGANISATION_TYPES)}."]})
+    number = business_number.normalize(registration_number)
+    if not business_number.is_valid(number):
+        raise InvalidRegistrationNumber(
+            f"{number[:20]!r} is not a valid unified business number (統一編號): "
+            "8 digits whose weighted check (1,2,1,2,1,2,4,1) is divisible by 5."
+        )
+    checked_contacts = _check_contacts(contacts)
+    if status not in STATUSES:
+        raise InvalidInput(fields={"status": [f"Use one of {', '.join(STATUSES)}."]})
+    session = uow.session
+    if session.get(Organisation, organisation_id) is not None:
+        raise AlreadyRegistered(f"An organisation is already registered as {organisation_id!r}.")
+    _check_number_is_free(uow, number, organisation_id)
+    now = clock().now()
+    organisation = Organisation(
+        id=organisation_id,
+        type=organisation_type,
+        registration_number=number,
+        contacts=checked_contacts,
+        status=status,
+        created_at=now,
+        updated_at=now,
+        approved_at=now if status == APPROVED else None,
+        **names,
+    )
+    session.add(organisation)
+    _commit_new(uow, f"An organisation is already registered as {organisation_id!r}.")
+    log.info("relying_parties:organisation:applied organisation=%s status=%s actor=%s", organisation_id, status, actor)
+    return organisation
+
+
+def _check_number_is_free(uow: UnitOfWork, number: str, organisation_id: str) -> None:
+    """Refuse a registration number an approved organisation (other than this one) holds."""
+    holder = uow.session.scalars(
+        select(Organisation.id).where(
+            Organisation.registration_number == number,
+            Organisation.status == APPROVED,
+            Organisation.id != organisation_id,
+        )
+    ).first()
+    if holder is not None:
+        # One legal entity, one organisation: its staff ask the operator rather than apply again.
+        raise AlreadyRegistered(
+            f"The approved organisation {holder!r} holds the registration number {number}: "
+            "ask the platform operator to add what you need to it."
+        )
+
+
+def _commit_new(uow: UnitOfWork, conflict: str) -> None:
+    """Commit a new row; another request that created the same id first makes it a 409, not a 500."""
+    try:
+        uow.commit()
+    except IntegrityError:
+        uow.rollback()
+        raise AlreadyRegistered(conflict) from None
+
+
+def get_organisation(uow: UnitOfWork, organisation_id: str) -> Organisation:
+    """Return an organisation; raise :class:`OrganisationNotFound`."""
+    organisation = uow.session.get(Organisation, organisation_id)
+    if organisation is None:
+        raise OrganisationNotFound(f"No organisation is registered as {organisation_id!r}.")
+    return organisation
+
+
+def list_organisations(uow: UnitOfWork, status: str | None = None) -> list[Organisation]:
+    """Return every organisation (of one status, if given), by id."""
+    query = select(Organisation).order_by(Organisation.id)
+    if status is not None:
+        query = query.where(Organisation.status == status)
+    return list(uow.session.scalars(query))
+
+
+def approve_organisation(uow: UnitOfWork, organisation_id: str, *, actor: str) -> Organisation:
+    """Approve an organisation (again, after a suspension: its clients work again), and commit."""
+    organisation = get_organisation(uow, organisation_id)
+    if organisation.status != APPROVED:
+        _check_number_is_free(uow, organisation.registration_number, organisation_id)
+        now = clock().now()
+        organisation.status, organisation.updated_at, organisation.approved_at = APPROVED, now, now
+        organisation.suspended_at = None
+        oauth_clients.set_organisation_clients_status(uow, organisation_id, "active")
+        uow.commit()
+        log.info("relying_parties:organisation:approved organisation=%s actor=%s", organisation_id, actor)
+    return organisation
+
+
+def suspend_organisation(uow: UnitOfWork, organisation_id: str, *, actor: str) -> Organisation:
+    """Suspend an organisation: its clients stop working and its token is refused; commit."""
+    organisation = get_organisation(uow, organisation_id)
+    if organisation.status != SUSPENDED:
+        now = clock().now()
+        organisation.status, organisation.updated_at, organisation.suspended_at = SUSPENDED, now, now
+        oauth_clients.set_organisation_clients_status(uow, organisation_id, "suspended")
+        uow.commit()
+        log.info("relying_parties:organisation:suspended organisation=%s actor=%s", organisation_id, actor)
+    return organisation
+
+
+def organisation_clients(uow: UnitOfWork, organisation_id: str) -> list[OAuthClient]:
+    """Return the OAuth clients of an organisation, oldest first."""
+    return oauth_clients.list_clients(uow, organisation_id)
+
+
+# -- initial access tokens (RFC 7591 §3) ------------------------------------------------------------
+
+
+def issue_initial_access_token(uow: UnitOfWork, organisation_id: str, *, actor: str) -> tuple[InitialAccessToken, str]:
+    """Give an approved organisation a fresh initial access token, revoking its previous ones; commit.
+
+    Return the token row and its secret, which is shown once only: the platform keeps its SHA-256.
+    The token may be used for several registrations (RFC 7591 §3 leaves this to the server) until
+    it is re-issued or the organisation is suspended.
+    """
+    organisation = get_organisation(uow, organisation_id)
+    if organisation.status != APPROVED:
+        raise OrganisationNotApproved(
+            f"The organisation {organisation_id!r} is {organisation.status}: "
+            "only an approved organisation gets an initial access token."
+        )
+    now = clock().now()
+    for live in uow.session.scalars(
+        select(InitialAccessToken).where(
+            InitialAccessToken.organisation_id == organisation_id, InitialAccessToken.revoked_at.is_(None)
+        )
+    ):
+        live.revoked_at = now
+    # 32 random bytes: 256 bits, beyond guessing (RFC 6750 §5.2, RFC 7591 §3).
+    secret = INITIAL_ACCESS_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = InitialAccessToken(
+        id=secrets.token_hex(8), organisation_id=organisation_id, token_sha256=_digest(secret), created_at=now
+    )
+    uow.session.add(token)
+    uow.commit()
+    log.info(
+        "relying_parties:initial_access_token:issued organisation=%s token=%s actor=%s",
+        organisation_id,
+        token.id,
+        actor,
+    )
+    return token, secret
+
+
+def authenticate_organisation(uow: UnitOfWork, secret: str | None) -> Organisation:
+    """Return the approved organisation whose live initial access token is *secret*; raise a 401 error otherwise."""
+    if not secret:
+        raise MissingInitialAccessToken()
+    # Looked up by digest: the secret itself is never stored, and never compared byte by byte.
+    token = uow.session.scalars(
+        select(InitialAccessToken).where(InitialAccessToken.token_sha256 == _digest(secret))
+    ).one_or_none()
+    if token is None or token.revoked_at is not None:
+        raise InvalidInitialAccessToken()
+    organisation = get_organisation(uow, token.organisation_id)
+    if organisation.status != APPROVED:
+        raise InvalidInitialAccessToken(
+            f"The organisation {organisation.id!r} is {organisation.status}: its token is refused until it is approved."
+        )
+    return organisation
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+# -- operators ------------------------------------------------------------------------------------
+
+
+def authenticate_operator(uow: UnitOfWork, *, bearer_token: str | None, citizen_id: str | None) -> str:
+    """Return who acts for an operator request: an operator API token, else a staff account with the operator role.
+
+    The token is the catalogue's operator token (ADR 0002); the account is a logged-in citizen's
+    (ADR 0004). Raise a 401 error without either, 403 for an account that is not an operator.
+    """
+    if bearer_token is not None:
+        token = providers_services.authenticate_operator(uow, bearer_token)
+        return f"operator-token:{token.id}"
+    if citizen_id is None:
+        raise MissingOperatorCredentials()
+    if not has_role(uow, citizen_id, OPERATOR_ROLE):
+        raise NotAnOperator()
+    return f"citizen:{citizen_id}"
+
+
+# -- services ---------------------------------------------------------------------------------------
+
+
+def define_service(
+    uow: UnitOfWork,
+    *,
+    organisation_id: str,
+    service_id: str,
+    name_zh: str,
+    name_en: str,
+    purpose_zh: str,
+    purpose_en: str,
+    purpose_code: str,
+    required_datasets: Sequence[str],
+    optional_datasets: Sequence[str] = (),
+    retention_days: int,
+    level: str | None = None,
+    actor: str,
+    status: str = PENDING,
+) -> Service:
+    """Define a service of an organisation, pending an operator's approval (unless *status* says otherwise); commit.
+
+    Its level is the highest minimum level of its datasets, or *level* if that is higher (DESIGN §3.1).
+    """
+    organisation = get_organisation(uow, organisation_id)
+    prefix = f"{organisation_id}."
+    if not service_id.startswith(prefix) or not _SERVICE_NAME.match(service_id[len(prefix) :]):
+        raise InvalidInput(
+            f"Not a valid service id: {service_id[:100]!r}.",
+            fields={"id": [f"Use {prefix}<name>, the name in lowercase letters, digits and hyphens ({prefix}loans)."]},
+        )
+    names = _check_texts(name_zh=name_zh, name_en=name_en)
+    purposes = _check_texts(limit=2000, purpose_zh=purpose_zh, purpose_en=purpose_en)
+    if not _PURPOSE_CODE.match(purpose_code):
+        raise InvalidInput(
+            fields={"purpose_code": ["Give the 3-digit specific purpose of the Personal Data Protection Act (067)."]}
+        )
+    if isinstance(retention_days, bool) or not isinstance(retention_days, int):
+        raise InvalidInput(fields={"retention_days": ["Give a whole number of days."]})
+    if not 1 <= retention_days <= MAX_RETENTION_DAYS:
+        raise InvalidInput(fields={"retention_days": [f"Give 1 to {MAX_RETENTION_DAYS} days."]})
+    if level is not None and level not in LEVELS:
+        raise InvalidLevel(f"The level must be one of {', '.join(LEVELS)}, not {str(level)[:50]!r}.")
+    if status not in STATUSES:
+        raise InvalidInput(fields={"status": [f"Use one of {', '.join(STATUSES)}."]})
+    if status == APPROVED and organisation.status != APPROVED:
+        raise OrganisationNotApproved(f"The organisation {organisation_id!r} is {organisation.status}.")
+    required, optional = list(required_datasets), list(optional_datasets)
+    _check_dataset_lists(required, optional)
+    published = {d.id: d for d in providers_services.catalogue(uow).datasets}
+    missing = [d for d in (*required, *optional) if d not in published]
+    if missing:
+        raise UnknownDataset(
+            f"Not in the catalogue: {', '.join(missing)}. GET /api/v1/catalogue lists the datasets.",
+            fields={"datasets": missing},
+        )
+    session = uow.session
+    if session.get(Service, service_id) is not None:
+        raise AlreadyRegistered(f"A service is already registered as {service_id!r}.")
+    levels = [published[d].min_level for d in (*required, *optional)] + ([level] if level else [])
+    now = clock().now()
+    service = Service(
+        id=service_id,
+        organisation_id=organisation_id,
+        purpose_code=purpose_code,
+        retention_days=retention_days,
+        requested_level=level,
+        level=max(levels, key=LEVELS.index),
+        status=status,
+        created_at=now,
+        updated_at=now,
+        approved_at=now if status == APPROVED else None,
+        datasets=[
+            ServiceDataset(dataset_id=dataset_id, required=dataset_id in required, position=position)
+            for position, dataset_id in enumerate((*required, *optional))
+        ],
+        **names,
+        **purposes,
+    )
+    session.add(service)
+    _commit_new(uow, f"A service is already registered as {service_id!r}.")
+    log.info(
+        "relying_parties:service:defined service=%s organisation=%s status=%s actor=%s",
+        service_id,
+        organisation_id,
+        status,
+        actor,
+    )
+    return service
+
+
+def _check_dataset_lists(required: list[str], optional: list[str]) -> None:
+    if not required or not all(isinstance(d, str) and d for d in (*required, *optional)):
+        raise InvalidInput(fields={"required_datasets": ["Name at least one dataset id that every request includes."]})
+    everything = [*required, *optional]
+    if len(everything) > MAX_DATASETS:
+        raise InvalidInput(fields={"optional_datasets": [f"A service has at most {MAX_DATASETS} datasets."]})
+    repeated = sorted({d for d in everything if everything.count(d) > 1})
+    if repeated:
+        raise InvalidInput(
+            f"Each dataset is either required or optional, once: {', '.join(repeated)}.",
+            fields={"optional_datasets": [f"Repeated: {', '.join(repeated)}."]},
+        )
+
+
+def get_service(uow: UnitOfWork, service_id: str) -> Service:
+    """Return a service with its datasets; raise :class:`ServiceNotFound`."""
+    service = uow.session.get(Service, service_id)
+    if service is None:
+        raise ServiceNotFound(f"No service is registered as {service_id!r}.")
+    return service
+
+
+def list_services(uow: UnitOfWork, *, organisation_id: str | None = None, status: str | None = None) -> list[Service]:
+    """Return every service (of one organisation, of one status), by id."""
+    query = select(Service).options(joinedload(Service.datasets)).order_by(Service.id)
+    if organisation_id is not None:
+        query = query.where(Service.organisation_id == organisation_id)
+    if status is not None:
+        query = query.where(Service.status == status)
+    return list(uow.session.scalars(query).unique())
+
+
+def approve_service(uow: UnitOfWork, service_id: str, *, actor: str) -> Service:
+    """Approve a service of an approved organisation: citizens may now be asked for it; commit."""
+    service = get_service(uow, service_id)
+    organisation = service.organisation
+    if organisation.status != APPROVED:
+        raise OrganisationNotApproved(
+            f"The organisation {organisation.id!r} is {organisation.status}: approve it before its services."
+        )
+    if service.status != APPROVED:
+        now = clock().now()
+        service.status, service.updated_at, service.approved_at = APPROVED, now, now
+        uow.commit()
+        log.info("relying_parties:service:approved service=%s actor=%s", service_id, actor)
+    return service
+
+
+def suspend_service(uow: UnitOfWork, service_id: str, *, actor: str) -> Service:
+    """Suspend a service: new requests for it are refused at PAR; commit."""
+    service = get_service(uow, service_id)
+    if service.status != SUSPENDED:
+        service.status, service.updated_at = SUSPENDED, clock().now()
+        uow.commit()
+        log.info("relying_parties:service:suspended service=%s actor=%s", service_id, actor)
+    return service
+
+
+# -- what a client may ask for (RFC 9396, DESIGN §3.3) ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class RequestedDataset:
+    """A dataset of a delivery request, as the consent screen shows it."""
+
+    id: str
+    required: bool
+    title_zh: str
+    title_en: str
+    description_zh: str
+    description_en: str
+    provider: str
+    agency: str
+    agency_name_zh: str
+    agency_name_en: str
+    min_level: str
+
+
+@dataclass(frozen=True)
+class DeliveryRequest:
+    """A `mydata_delivery` authorization detail resolved to an approved service of the client's organisation."""
+
+    client_id: str
+    organisation_id: str
+    organisation_name_zh: str
+    organisation_name_en: str
+    organisation_type: str
+    service_id: str
+    service_name_zh: str
+    service_name_en: str
+    purpose_zh: str
+    purpose_en: str
+    purpose_code: str
+    retention_days: int
+    level: str
+    datasets: tuple[RequestedDataset, ...]
+
+    @property
+    def dataset_ids(self) -> list[str]:
+        """Return the ids of the requested datasets: the required ones, then the optional ones asked for."""
+        return [d.id for d in self.datasets]
+
+    def detail(self) -> dict[str, Any]:
+        """Return the authorization detail with its datasets spelt out (RFC 9396 §7: as the server understood it)."""
+        return {"type": "mydata_delivery", "service": self.service_id, "datasets": self.dataset_ids}
+
+    def summary(self) -> dict[str, Any]:
+        """Return everything the consent screen shows, as JSON values (DESIGN §6.1).
+
+        ``service`` is the service id and ``datasets`` the requested dataset ids;
+        ``required_datasets`` and ``optional_datasets`` split them (optional ones are the citizen's
+        checkboxes), and ``dataset_details`` has each one's titles, description, provider and agency.
+        """
+        summary = {name: value for name, value in asdict(self).items() if name != "datasets"}
+        summary["service"] = summary.pop("service_id")
+        summary["organisation"] = summary.pop("organisation_id")
+        summary["datasets"] = self.dataset_ids
+        summary["required_datasets"] = [d.id for d in self.datasets if d.required]
+        summary["optional_datasets"] = [d.id for d in self.datasets if not d.required]
+        summary["dataset_details"] = [asdict(d) for d in self.datasets]
+        return summary
+
+
+def resolve_delivery(uow: UnitOfWork, detail: dict[str, Any], client_id: str) -> DeliveryRequest:
+    """Resolve a `mydata_delivery` entry to an approved service of the client's organisation.
+
+    Without ``datasets`` the request is for every dataset of the service; with ``datasets`` it must
+    name every required dataset and may add optional ones (nothing else). What is requested is the
+    required datasets, then the optional ones asked for, in the service's order; the citizen may
+    still leave optional ones out at the consent screen. Raise
+    :class:`~identity.oauth.interfaces.InvalidAuthorizationDetails` with the reason otherwise.
+    """
+    validate_delivery_detail(detail, client_id)
+    client = uow.session.get(OAuthClient, client_id)
+    if client is None or client.organisation_id is None:
+        raise InvalidAuthorizationDetails(
+            "This client belongs to no relying-party organisation, so it cannot ask for data deliveries."
+        )
+    if oauth_clients.encryption_key(client.jwks) is None:
+        raise InvalidAuthorizationDetails(
+            "This client has no encryption key (use `enc`) to receive a data package: register one first."
+        )
+    organisation = uow.session.get(Organisation, client.organisation_id)
+    if organisation is None or organisation.status != APPROVED:
+        raise InvalidAuthorizationDetails(
+            f"The organisation {client.organisation_id!r} is not approved: it cannot ask for data deliveries."
+        )
+    service = uow.session.get(Service, detail["service"])
+    if service is None or service.organisation_id != organisation.id:
+        # The same answer for another organisation's service: its existence is not this client's business.
+        raise InvalidAuthorizationDetails(
+            f"The organisation {organisation.id!r} has no service {str(detail['service'])[:100]!r}."
+        )
+    if service.status != APPROVED:
+        raise InvalidAuthorizationDetails(
+            f"The service {service.id!r} is {service.status}: a service needs an operator's approval "
+            "before citizens can be asked for it."
+        )
+    required, optional = service.required_datasets, service.optional_datasets
+    asked: list[str] | None = detail.get("datasets")
+    if asked is None:
+        wanted = [*required, *optional]
+    else:
+        if len(set(asked)) != len(asked):
+            raise InvalidAuthorizationDetails("mydata_delivery `datasets` names a dataset twice.")
+        foreign = [d for d in asked if d not in required and d not in optional]
+        if foreign:
+            raise InvalidAuthorizationDetails(
+                f"The service {service.id!r} does not include {', '.join(foreign)}; "
+                f"its datasets are {', '.join((*required, *optional))}."
+            )
+        left_out = [d for d in required if d not in asked]
+        if left_out:
+            raise InvalidAuthorizationDetails(
+                "mydata_delivery `datasets` must include the service's required datasets: "
+                f"missing {', '.join(left_out)}."
+            )
+        wanted = [*required, *(d for d in optional if d in asked)]
+    catalogue = _catalogue_rows(uow, wanted)
+    datasets = []
+    for dataset_id in wanted:
+        row = catalogue.get(dataset_id)
+        available = row is not None and row.status == DATASET_ACTIVE and row.provider.status == DATASET_ACTIVE
+        if not available:
+            if dataset_id in required or asked is not None:
+                raise InvalidAuthorizationDetails(
+                    f"The dataset {dataset_id} is not available at the moment; try again later."
+                )
+            continue  # an optional dataset not asked for by name is simply not offered
+        assert row is not None
+        agency = row.provider.agency
+        datasets.append(
+            RequestedDataset(
+                id=row.id,
+                required=dataset_id in required,
+                title_zh=row.title_zh,
+                title_en=row.title_en,
+                description_zh=row.description_zh,
+                description_en=row.description_en,
+                provider=row.provider_id,
+                agency=agency.id,
+                agency_name_zh=agency.name_zh,
+                agency_name_en=agency.name_en,
+                min_level=row.min_level,
+            )
+        )
+    # The datasets' levels may have been raised since the service was approved: the higher one holds.
+    level = max([service.level, *(d.min_level for d in datasets)], key=LEVELS.index)
+    return DeliveryRequest(
+        client_id=client_id,
+        organisation_id=organisation.id,
+        organisation_name_zh=organisation.name_zh,
+        organisation_name_en=organisation.name_en,
+        organisation_type=organisation.type,
+        service_id=service.id,
+        service_name_zh=service.name_zh,
+        service_name_en=service.name_en,
+        purpose_zh=service.purpose_zh,
+        purpose_en=service.purpose_en,
+        purpose_code=service.purpose_code,
+        retention_days=service.retention_days,
+        level=level,
+        datasets=tuple(datasets),
+    )
+
+
+def delivery_details(uow: UnitOfWork, detail: dict[str, Any], client_id: str) -> ResolvedDetails:
+    """Validate a `mydata_delivery` entry for the authorization server: the detail, its level, its summary."""
+    request = resolve_delivery(uow, detail, client_id)
+    return ResolvedDetails(detail=request.detail(), level=request.level, summary=request.summary())
+
+
+def _catalogue_rows(uow: UnitOfWork, dataset_ids: Sequence[str]) -> dict[str, Dataset]:
+    rows = uow.session.scalars(
+        select(Dataset)
+        .options(joinedload(Dataset.provider).joinedload(Provider.agency))
+        .where(Dataset.id.in_(list(dataset_ids)))
+    )
+    return {row.id: row for row in rows}
+
+
+def client_encryption_key(uow: UnitOfWork, client_id: str) -> dict[str, Any]:
+    """Return the public JWK a client's data packages are encrypted to (``kid``, ``alg`` included)."""
+    client = uow.session.get(OAuthClient, client_id)
+    key = oauth_clients.encryption_key(client.jwks) if client is not None else None
+    if key is None:
+        raise ClientHasNoEncryptionKey(f"The client {client_id!r} has no encryption key.")
+    return key
+
+
+# -- shared checks ----------------------------------------------------------------------------------
+
+
+def _check_texts(limit: int = 200, **texts: object) -> dict[str, str]:
+    checked = {}
+    for name, value in texts.items():
+        if not isinstance(value, str) or not value.strip() or len(value.strip()) > limit:
+            raise InvalidInput(fields={name: [f"Give a text of 1 to {limit} characters."]})
+        checked[name] = value.strip()
+    return checked
+
+
+def _check_contacts(contacts: Sequence[Mapping[str, object]]) -> list[dict[str, str]]:
+    if not isinstance(contacts, Sequence) or isinstance(contacts, str) or not 1 <= len(contacts) <= MAX_CONTACTS:
+        raise InvalidInput(fields={"contacts": [f"Give 1 to {MAX_CONTACTS} contacts."]})
+    checked = []
+    for index, contact in enumerate(contacts):
+        if not isinstance(contact, Mapping):
+            raise InvalidInput(fields={"contacts": {index: ["Give name, email and phone."]}})
+        name = _check_texts(name=contact.get("name"))["name"]
+        email = str(contact.get("email") or "").strip()
+        phone = str(contact.get("phone") or "").strip()
+        if not _EMAIL.match(email):
+            raise InvalidInput(fields={"contacts": {index: {"email": ["Give an email address."]}}})
+        if not _PHONE.match(phone):
+            raise InvalidInput(fields={"contacts": {index: {"phone": ["Give a phone number (+886 2 1234 5678)."]}}})
+        checked.append({"name": name, "email": email, "phone": phone})
+    return checked
