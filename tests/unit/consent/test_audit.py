@@ -12,6 +12,7 @@ import rfc8785
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import delete, insert, select, update
 
+from consent import audit
 from consent.audit import verify_ledger
 from consent.interfaces import LedgerVerificationFailed
 from consent.ledger import BLOCK_LEVELS, STH_TYP, Ledger, LedgerEvent, TreeHeadPolicy, b64, block_key
@@ -263,3 +264,16 @@ def test_the_first_failure_in_log_order_is_named(filled: Ledger, uow: UnitOfWork
 def test_audit_options_are_checked(filled: Ledger) -> None:
     with pytest.raises(ValueError, match="at least 1"):
         verify_ledger(filled, batch_size=0)
+
+
+def test_tree_heads_are_checked_in_rounds(filled: Ledger, uow: UnitOfWork, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(audit, "TREE_HEADS_PER_QUERY", 3)
+    monkeypatch.setattr(audit, "BLOCKS_PER_QUERY", 4)
+    assert verify_ledger(filled, batch_size=13).signed_tree_heads == 8
+    sixth = uow.session.execute(select(LedgerTreeHead.id).order_by(LedgerTreeHead.id).offset(5).limit(1)).scalar_one()
+    uow.session.execute(
+        update(LedgerTreeHead).where(LedgerTreeHead.id == sixth).values(timestamp="2000-01-01T00:00:00.000Z")
+    )
+    failure = _fails(filled)
+    assert failure.where.startswith(f"signed tree head {sixth} ")
+    assert failure.problem == "the stored fields differ from the signed ones"
