@@ -6,7 +6,8 @@ at each size, measured with:
 * real appends, each through the service and a unit of work in its own transaction (the median
   of several rounds); on PostgreSQL also with several client processes at once;
 * inclusion and consistency proofs and the root of a random tree size (median, p95);
-* the full audit (`mydata ledger verify`), with one and with two worker processes.
+* the full audit (`mydata ledger verify`), with one and with two worker processes (logs shorter
+  than ``consent.audit.PARALLEL_FROM`` are replayed in one process either way).
 
 Growing the log uses a bulk path that writes exactly the rows appends would write (entries,
 every completed subtree from ``CompactRange.append``, the head, a signed tree head whenever an
@@ -47,10 +48,11 @@ from typing import Any
 import rfc8785
 from sqlalchemy import create_engine, insert, text, update
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import sessionmaker
 
 from consent import merkle
 from consent.audit import verify_ledger
-from consent.ledger import LedgerEvent, ledger, read_head, rfc3339
+from consent.ledger import BLOCK_LEVELS, LedgerEvent, ledger, read_head, rfc3339
 from consent.models import LedgerEntry, LedgerHead, LedgerNode
 from mydata.app import create_app
 from mydata.cli import upgrade
@@ -115,7 +117,7 @@ def bulk_grow(app: Any, target: int) -> None:
                 leaf_input = rfc8785.dumps(item.entry(seq, now, subject))
                 frontier, completed = frontier.append(merkle.leaf_hash(leaf_input))
                 entries.append((seq, leaf_input, subject, item.consent_id))
-                nodes.extend((seq, level, block.hash) for level, block in enumerate(completed))
+                nodes.extend((seq * BLOCK_LEVELS + level, block.hash) for level, block in enumerate(completed))
             _bulk_insert(connection, entries, nodes)
             connection.execute(update(LedgerHead).values(tree_size=frontier.size, frontier=b"".join(frontier.hashes)))
             size = stop
@@ -137,7 +139,7 @@ def _bulk_insert(connection: Any, entries: list[tuple[Any, ...]], nodes: list[tu
             with cursor.copy("COPY consent_ledger_entry (seq, leaf_input, subject, consent_id) FROM STDIN") as copy:
                 for row in entries:
                     copy.write_row(row)
-            with cursor.copy("COPY consent_ledger_node (last_seq, level, hash) FROM STDIN") as copy:
+            with cursor.copy("COPY consent_ledger_node (block, hash) FROM STDIN") as copy:
                 for row in nodes:
                     copy.write_row(row)
         return
@@ -145,7 +147,7 @@ def _bulk_insert(connection: Any, entries: list[tuple[Any, ...]], nodes: list[tu
         insert(LedgerEntry),
         [dict(zip(("seq", "leaf_input", "subject", "consent_id"), r, strict=True)) for r in entries],
     )
-    connection.execute(insert(LedgerNode), [dict(zip(("last_seq", "level", "hash"), r, strict=True)) for r in nodes])
+    connection.execute(insert(LedgerNode), [dict(zip(("block", "hash"), r, strict=True)) for r in nodes])
 
 
 # --- Measurements --------------------------------------------------------------------------------
@@ -168,6 +170,20 @@ def measure_appends(app: Any, start: int) -> dict[str, float]:
             n += APPENDS_PER_ROUND
     median = statistics.median(rounds)
     return {"seconds_per_append": median, "appends_per_second": 1 / median, "appends": n - start}
+
+
+@contextmanager
+def without_pre_ping(app: Any) -> Iterator[None]:
+    """Give the app an engine like the kernel's but without pool_pre_ping (a comparison only)."""
+    database = get_db(app)
+    engine, factory = database.engine, database.session_factory
+    database.engine = create_engine(database.url, pool_size=10, max_overflow=20)
+    database.session_factory = sessionmaker(bind=database.engine, expire_on_commit=False)
+    try:
+        yield
+    finally:
+        database.engine.dispose()
+        database.engine, database.session_factory = engine, factory
 
 
 def measure_floor(app: Any) -> dict[str, float]:
@@ -306,6 +322,8 @@ def run_backend(backend: str, sizes: list[int], workdir: Path) -> dict[str, Any]
             at["proofs"] = measure_proofs(app)
             at["audit_entries_per_second"] = {str(w): measure_audit(app, w) for w in (1, 2)}
             if backend == "postgresql" and size == sizes[0]:
+                with without_pre_ping(app):
+                    at["append_without_pool_pre_ping"] = measure_appends(app, 20_000_000)
                 at["concurrent_appends_per_second"] = {str(c): measure_concurrent(settings, c, 600) for c in (2, 4)}
                 results["floor"]["concurrent_transactions_per_second"] = {
                     str(c): measure_concurrent(settings, c, 600, floor=True) for c in (2, 4)

@@ -65,6 +65,8 @@ STH_TYP = "mydata-sth+json"
 """JWS ``typ`` of a signed tree head (RFC 8725 §3.11: explicit typing, so no other token passes as one)."""
 
 SIGNING_ALG = "ES256"
+BLOCK_LEVELS = 64
+"""Subtree levels a stored key makes room for per leaf (a tree of 2**63 leaves has 64)."""
 PSEUDONYM_KEY_NAME = "ledger"
 """The key-store secret the pseudonymous subjects are computed with."""
 _HEAD_ID = 1
@@ -285,9 +287,9 @@ _APPEND_POSTGRESQL = text(
         INSERT INTO consent_ledger_entry (seq, leaf_input, subject, consent_id)
         VALUES (:seq, :leaf_input, :subject, :consent_id)
     ), new_nodes AS (
-        INSERT INTO consent_ledger_node (last_seq, level, hash)
-        SELECT :seq, block.ordinality - 1, block.hash
-        FROM unnest(CAST(:hashes AS bytea[])) WITH ORDINALITY AS block(hash, ordinality)
+        INSERT INTO consent_ledger_node (block, hash)
+        SELECT CAST(:seq AS bigint) * 64 + completed.ordinality - 1, completed.hash
+        FROM unnest(CAST(:hashes AS bytea[])) WITH ORDINALITY AS completed(hash, ordinality)
     )
     UPDATE consent_ledger_head SET tree_size = :tree_size, frontier = :frontier WHERE id = 1
     """
@@ -303,8 +305,8 @@ TREE_HEAD_COLUMNS = (
     LedgerTreeHead.timestamp,
     LedgerTreeHead.jws,
 )
-_SELECT_NODES = select(LedgerNode.last_seq, LedgerNode.level, LedgerNode.hash).where(
-    LedgerNode.last_seq.in_(bindparam("last_seqs", expanding=True))
+_SELECT_BLOCKS = select(LedgerNode.block, LedgerNode.hash).where(
+    LedgerNode.block.in_(bindparam("blocks", expanding=True))
 )
 _PLACEHOLDER = bytes(merkle.HASH_SIZE)
 
@@ -357,7 +359,7 @@ class Ledger:
         frontier, completed = head.frontier.append(leaf)
         entry = {"seq": seq, "leaf_input": leaf_input, "subject": subject, "consent_id": consent_id}
         # Every block the leaf completes ends at this leaf, smallest first: level i has 2**i leaves.
-        hashes = [block.hash for block in completed]
+        hashes = [subtree.hash for subtree in completed]
         head_values: dict[str, Any] = {"tree_size": frontier.size, "frontier": b"".join(frontier.hashes)}
         signed = None
         if self._tree_head_due(head.sth_tree_size, head.sth_timestamp, frontier.size):
@@ -368,7 +370,9 @@ class Ledger:
             connection.execute(_APPEND_POSTGRESQL, {**entry, "hashes": hashes, **head_values})
         else:
             connection.execute(_INSERT_ENTRY, entry)
-            connection.execute(_INSERT_NODE, [{"last_seq": seq, "level": i, "hash": h} for i, h in enumerate(hashes)])
+            connection.execute(
+                _INSERT_NODE, [{"block": seq * BLOCK_LEVELS + level, "hash": h} for level, h in enumerate(hashes)]
+            )
             if signed is not None:
                 connection.execute(_INSERT_TREE_HEAD, _tree_head_row(signed))
             connection.execute(_UPDATE_HEAD, head_values)
@@ -573,14 +577,11 @@ def with_blocks(connection: Connection, compute: Callable[[merkle.SubtreeLookup]
 
 def fetch_blocks(connection: Connection, wanted: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
     """Return the stored hashes of the blocks ``(start, size)``; raise naming the first one missing."""
-    # Select on the key's first column only: SQLite answers a row-value IN with a full scan, but
-    # a list of last_seq values through the primary key, as PostgreSQL does. The few other
-    # blocks ending at the same leaves (two on average) are dropped here.
-    keys = {(start + size - 1, size.bit_length() - 1): (start, size) for start, size in wanted}
+    keys = {block_key(start, size): (start, size) for start, size in wanted}
     if not keys:
         return {}
-    rows = connection.execute(_SELECT_NODES, {"last_seqs": sorted({last for last, _ in keys})})
-    blocks = {keys[row.last_seq, row.level]: bytes(row.hash) for row in rows if (row.last_seq, row.level) in keys}
+    rows = connection.execute(_SELECT_BLOCKS, {"blocks": list(keys)})
+    blocks = {keys[row.block]: bytes(row.hash) for row in rows}
     missing = sorted(block for block in keys.values() if block not in blocks)
     if missing:
         start, size = missing[0]
@@ -588,6 +589,18 @@ def fetch_blocks(connection: Connection, wanted: Iterable[tuple[int, int]]) -> d
             f"seq {start + size - 1}", f"the stored hash of subtree [{start}, {start + size}) is missing"
         )
     return blocks
+
+
+def block_key(start: int, size: int) -> int:
+    """Return the stored key of block ``(start, size)``: its last leaf times 64, plus its level."""
+    return (start + size - 1) * BLOCK_LEVELS + size.bit_length() - 1
+
+
+def block_of(key: int) -> tuple[int, int]:
+    """Return the block ``(start, size)`` that a stored key names."""
+    last, level = divmod(key, BLOCK_LEVELS)
+    size = 1 << level
+    return last - size + 1, size
 
 
 def _tree_head_row(signed: SignedTreeHead) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Integer, LargeBinary, SmallInteger, String, Text
+from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mydata.db import Base, UTCDateTime
@@ -32,15 +32,16 @@ class LedgerEntry(Base):
 class LedgerNode(Base):
     """The hash of one complete aligned subtree, stored when the append of its last leaf completed it.
 
-    The block is ``[last_seq - 2**level + 1, last_seq]``; level 0 rows are the leaf hashes. Keyed
-    by (last leaf, level), the rows sort in the order appends create them, so an append writes at
-    the right edge of the index and a full verification reads them in one ordered pass.
+    ``block`` is ``last_seq * 64 + level`` for the subtree ``[last_seq - 2**level + 1, last_seq]``
+    (see :func:`consent.ledger.block_key`); level 0 rows are the leaf hashes. One integer key makes
+    a proof's O(log n) lookups one exact ``IN`` query on every database, and sorts the rows in
+    the order appends create them, so an append writes at the right edge of the index and the
+    audit reads them in one ordered pass.
     """
 
     __tablename__ = "consent_ledger_node"
 
-    last_seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    block: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     hash: Mapped[bytes] = mapped_column(LargeBinary)
 
 

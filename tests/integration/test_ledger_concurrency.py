@@ -122,6 +122,7 @@ def test_eight_threads_append_4000_entries_on_postgresql(
     check_log(app, expected=4000, threads=8)
     # The same audit by worker processes, each reading the same exported snapshot.
     monkeypatch.setattr(audit, "RANGE_SIZE", 1024)
+    monkeypatch.setattr(audit, "PARALLEL_FROM", 2048)
     with app.app_context(), get_db().unit_of_work() as uow:
         assert verify_ledger(ledger(uow), workers=2).tree_size == 4000
     get_db(app).engine.dispose()

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -18,7 +19,7 @@ from flask import Flask
 from consent import audit, cli
 from consent.audit import verify_ledger
 from consent.interfaces import LedgerVerificationFailed
-from consent.ledger import LedgerEvent, ledger
+from consent.ledger import LedgerEvent, block_key, ledger
 from mydata.app import create_app
 from mydata.cli import upgrade
 from mydata.config import Settings
@@ -165,9 +166,19 @@ def test_long_logs_show_a_progress_bar(platform: Platform, monkeypatch: pytest.M
 
 def test_parallel_workers_find_the_same_first_failure(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(audit, "RANGE_SIZE", 64)
+    monkeypatch.setattr(audit, "PARALLEL_FROM", 128)
+    replayed: list[list[tuple[int, int]]] = []
+    in_parallel = audit._replay_in_parallel
+
+    def spy(connection: Any, ranges: list[tuple[int, int]], *args: Any) -> Any:
+        replayed.append(ranges)
+        return in_parallel(connection, ranges, *args)
+
+    monkeypatch.setattr(audit, "_replay_in_parallel", spy)
     with platform.app.app_context(), get_db().unit_of_work() as uow:
         assert verify_ledger(ledger(uow), workers=2).tree_size == SIZE
-    platform.sql("UPDATE consent_ledger_node SET hash = zeroblob(32) WHERE last_seq = 255 AND level = 5")
+    assert replayed == [[(0, 64), (64, 128), (128, 192), (192, 256), (256, 300)]]
+    platform.sql("UPDATE consent_ledger_node SET hash = zeroblob(32) WHERE block = ?", block_key(224, 32))
     platform.sql("DELETE FROM consent_ledger_entry WHERE seq = 140")
     with platform.app.app_context(), get_db().unit_of_work() as uow, pytest.raises(LedgerVerificationFailed) as raised:
         verify_ledger(ledger(uow), workers=2)
@@ -175,3 +186,15 @@ def test_parallel_workers_find_the_same_first_failure(platform: Platform, monkey
         "seq 140",
         "the entry is missing (the next stored entry is seq 141)",
     )
+
+
+def test_an_early_failure_stops_the_parallel_audit(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(audit, "RANGE_SIZE", 8)
+    monkeypatch.setattr(audit, "PARALLEL_FROM", 16)
+    (raw,) = platform.sql("SELECT leaf_input FROM consent_ledger_entry WHERE seq = 3")[0]
+    assert isinstance(raw, bytes)
+    platform.sql("UPDATE consent_ledger_entry SET leaf_input = ? WHERE seq = 3", raw.replace(b'"ok"', b'"no"'))
+    # Most of the 38 ranges are still queued when the first fails: they are cancelled, not waited for.
+    with platform.app.app_context(), get_db().unit_of_work() as uow, pytest.raises(LedgerVerificationFailed) as raised:
+        verify_ledger(ledger(uow), workers=2)
+    assert (raised.value.where, raised.value.problem) == ("seq 3", "leaf hash does not match the stored entry")

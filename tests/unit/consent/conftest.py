@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import delete, insert, select, update
 
-from consent.ledger import Ledger, LedgerEvent, TreeHeadPolicy, ledger
+from consent.ledger import Ledger, LedgerEvent, TreeHeadPolicy, block_key, ledger
 from consent.merkle import InMemoryTree
 from consent.models import LedgerEntry, LedgerHead, LedgerNode
 from mydata.clock import FrozenClock
@@ -70,10 +70,7 @@ def rewrite_entry(uow: UnitOfWork) -> Callable[[int, bytes], None]:
         session.execute(delete(LedgerNode))
         session.execute(
             insert(LedgerNode),
-            [
-                {"last_seq": start + size - 1, "level": size.bit_length() - 1, "hash": digest}
-                for (start, size), digest in tree.blocks.items()
-            ],
+            [{"block": block_key(start, size), "hash": digest} for (start, size), digest in tree.blocks.items()],
         )
         session.execute(update(LedgerHead).values(frontier=b"".join(tree.frontier.hashes)))
 

@@ -12,9 +12,10 @@ import rfc8785
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import delete, insert, select, update
 
+from consent import audit
 from consent.audit import verify_ledger
 from consent.interfaces import LedgerVerificationFailed
-from consent.ledger import STH_TYP, Ledger, LedgerEvent, TreeHeadPolicy, b64
+from consent.ledger import BLOCK_LEVELS, STH_TYP, Ledger, LedgerEvent, TreeHeadPolicy, b64, block_key
 from consent.models import LedgerEntry, LedgerHead, LedgerNode, LedgerTreeHead
 from mydata.clock import FrozenClock
 from mydata.db import UnitOfWork
@@ -108,17 +109,13 @@ def test_two_swapped_entries_are_found_at_the_first(filled: Ledger, uow: UnitOfW
 def test_swapped_entries_with_swapped_leaf_hashes_are_still_found(filled: Ledger, uow: UnitOfWork) -> None:
     a, b = _leaf_input(uow, 40), _leaf_input(uow, 41)
     leaves = {
-        seq: uow.session.execute(
-            select(LedgerNode.hash).where(LedgerNode.last_seq == seq, LedgerNode.level == 0)
-        ).scalar_one()
+        seq: uow.session.execute(select(LedgerNode.hash).where(LedgerNode.block == block_key(seq, 1))).scalar_one()
         for seq in (40, 41)
     }
     _set_entry(uow, 40, leaf_input=b)
     _set_entry(uow, 41, leaf_input=a)
     for seq, other in ((40, 41), (41, 40)):
-        uow.session.execute(
-            update(LedgerNode).where(LedgerNode.last_seq == seq, LedgerNode.level == 0).values(hash=leaves[other])
-        )
+        uow.session.execute(update(LedgerNode).where(LedgerNode.block == block_key(seq, 1)).values(hash=leaves[other]))
     failure = _fails(filled)
     # The pair's parent hashes the leaves in order, so it no longer matches.
     assert failure.where == "seq 40"
@@ -129,7 +126,7 @@ def test_swapped_entries_with_swapped_leaf_hashes_are_still_found(filled: Ledger
 def test_a_changed_stored_subtree_is_found(filled: Ledger, uow: UnitOfWork, level: int) -> None:
     last = 63 if level else 50
     uow.session.execute(
-        update(LedgerNode).where(LedgerNode.last_seq == last, LedgerNode.level == level).values(hash=b"\x01" * 32)
+        update(LedgerNode).where(LedgerNode.block == last * BLOCK_LEVELS + level).values(hash=b"\x01" * 32)
     )
     failure = _fails(filled, batch_size=10)
     assert failure.where == f"seq {last}"
@@ -141,11 +138,11 @@ def test_a_changed_stored_subtree_is_found(filled: Ledger, uow: UnitOfWork, leve
 
 
 def test_a_missing_or_extra_stored_subtree_is_found(filled: Ledger, uow: UnitOfWork) -> None:
-    uow.session.execute(delete(LedgerNode).where(LedgerNode.last_seq == 71, LedgerNode.level == 2))
+    uow.session.execute(delete(LedgerNode).where(LedgerNode.block == block_key(68, 4)))
     failure = _fails(filled)
     assert (failure.where, failure.problem) == ("seq 71", "the stored hash of subtree [68, 72) is missing")
     uow.rollback()
-    uow.session.execute(insert(LedgerNode).values(last_seq=70, level=1, hash=b"\x00" * 32))
+    uow.session.execute(insert(LedgerNode).values(block=block_key(69, 2), hash=b"\x00" * 32))
     failure = _fails(filled)
     assert failure.where == "seq 70"
     assert "belongs to no subtree" in failure.problem
@@ -254,9 +251,7 @@ def test_a_tampered_head_is_found(filled: Ledger, uow: UnitOfWork) -> None:
 
 def test_the_first_failure_in_log_order_is_named(filled: Ledger, uow: UnitOfWork) -> None:
     _set_entry(uow, 90, leaf_input=b"x")
-    uow.session.execute(
-        update(LedgerNode).where(LedgerNode.last_seq == 15, LedgerNode.level == 4).values(hash=b"\5" * 32)
-    )
+    uow.session.execute(update(LedgerNode).where(LedgerNode.block == block_key(0, 16)).values(hash=b"\5" * 32))
     failure = _fails(filled, batch_size=1000)
     assert failure.where == "seq 15"
     # A tree head made before the first bad entry is reported first.
@@ -269,3 +264,16 @@ def test_the_first_failure_in_log_order_is_named(filled: Ledger, uow: UnitOfWork
 def test_audit_options_are_checked(filled: Ledger) -> None:
     with pytest.raises(ValueError, match="at least 1"):
         verify_ledger(filled, batch_size=0)
+
+
+def test_tree_heads_are_checked_in_rounds(filled: Ledger, uow: UnitOfWork, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(audit, "TREE_HEADS_PER_QUERY", 3)
+    monkeypatch.setattr(audit, "BLOCKS_PER_QUERY", 4)
+    assert verify_ledger(filled, batch_size=13).signed_tree_heads == 8
+    sixth = uow.session.execute(select(LedgerTreeHead.id).order_by(LedgerTreeHead.id).offset(5).limit(1)).scalar_one()
+    uow.session.execute(
+        update(LedgerTreeHead).where(LedgerTreeHead.id == sixth).values(timestamp="2000-01-01T00:00:00.000Z")
+    )
+    failure = _fails(filled)
+    assert failure.where.startswith(f"signed tree head {sixth} ")
+    assert failure.problem == "the stored fields differ from the signed ones"

@@ -28,6 +28,7 @@ from consent.ledger import (
     LedgerEvent,
     TreeHeadPolicy,
     b64,
+    block_of,
     ledger,
     publish_tree_head,
     sign_tree_head,
@@ -109,8 +110,8 @@ def test_stored_tree_gives_the_reference_roots_and_proofs(quiet_log: Ledger) -> 
 def test_every_complete_subtree_is_stored_once_with_its_hash(quiet_log: Ledger, uow: UnitOfWork) -> None:
     for leaf_input in LEAF_INPUTS:
         quiet_log.append_raw(leaf_input)
-    rows = uow.session.execute(select(LedgerNode.last_seq, LedgerNode.level, LedgerNode.hash)).all()
-    stored = {(last - (1 << level) + 1, 1 << level): bytes(digest) for last, level, digest in rows}
+    rows = uow.session.execute(select(LedgerNode.block, LedgerNode.hash)).all()
+    stored = {block_of(block): bytes(digest) for block, digest in rows}
     assert stored == merkle.InMemoryTree(LEAF_INPUTS).blocks
     assert len(rows) == 15  # 8 leaves + 4 + 2 + 1
 

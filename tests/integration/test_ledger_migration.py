@@ -1,0 +1,105 @@
+"""Migration consent_0003 converts a ledger stored under consent_0001's layout and keeps it verifiable."""
+
+from __future__ import annotations
+
+import base64
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import rfc8785
+from alembic import command
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from consent import merkle
+from consent.audit import verify_ledger
+from consent.ledger import LedgerEvent, ledger, rfc3339
+from mydata.app import create_app
+from mydata.cli import alembic_config
+from mydata.clock import FrozenClock
+from mydata.config import Settings
+from mydata.db import get_db
+
+POSTGRES_URL = os.environ.get("MYDATA_TEST_DATABASE_URL", "")
+SIZE = 77
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Return the URL of an empty database of each backend (PostgreSQL when configured)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+        return
+    if not POSTGRES_URL:
+        pytest.skip("MYDATA_TEST_DATABASE_URL is not set (CI sets it)")
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    name = f"mydata_ledger_migration_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _migrate(url: str, action: str, revision: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        config = alembic_config(url)
+        config.attributes["connection"] = connection
+        getattr(command, action)(config, revision)
+    engine.dispose()
+
+
+def test_the_subtree_key_migration_keeps_the_ledger(empty_database: str, tmp_path: Path) -> None:
+    url = empty_database
+    _migrate(url, "upgrade", "consent_0002")
+    time = rfc3339(FrozenClock().now())
+    entries = [
+        rfc8785.dumps(LedgerEvent(event="consent.requested", actor="client-a", consent_id=f"c{n}").entry(n, time, None))
+        for n in range(SIZE)
+    ]
+    tree = merkle.InMemoryTree(entries)
+    old_rows = sorted(
+        (start + size - 1, size.bit_length() - 1, digest) for (start, size), digest in tree.blocks.items()
+    )
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO consent_ledger_entry (seq, leaf_input, subject, consent_id) VALUES (:s, :b, NULL, :c)"),
+            [{"s": n, "b": entry, "c": f"c{n}"} for n, entry in enumerate(entries)],
+        )
+        connection.execute(
+            text("INSERT INTO consent_ledger_node (last_seq, level, hash) VALUES (:s, :l, :h)"),
+            [{"s": s, "l": level, "h": digest} for s, level, digest in old_rows],
+        )
+        connection.execute(
+            text("UPDATE consent_ledger_head SET tree_size = :n, frontier = :f"),
+            {"n": SIZE, "f": b"".join(tree.frontier.hashes)},
+        )
+    engine.dispose()
+
+    _migrate(url, "upgrade", "heads")
+    settings = Settings(
+        instance_path=tmp_path / "instance",
+        database_url=url,
+        master_key=base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode(),
+        secret_key="s" * 48,
+    )
+    app = create_app(settings)
+    with app.app_context(), get_db().unit_of_work() as uow:
+        report = verify_ledger(ledger(uow))
+        assert (report.tree_size, report.root_hash) == (SIZE, tree.root())
+        for seq in (0, 31, SIZE - 1):
+            assert list(ledger(uow).inclusion_proof(seq, SIZE).audit_path) == tree.inclusion_proof(seq)
+    get_db(app).engine.dispose()
+
+    _migrate(url, "downgrade", "consent_0002")
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT last_seq, level, hash FROM consent_ledger_node ORDER BY 1, 2")).all()
+    engine.dispose()
+    assert [(s, level, bytes(digest)) for s, level, digest in rows] == old_rows
