@@ -155,7 +155,10 @@ class KeyStore:
             return cached
         row = self.uow.session.get(StoredSecret, name)
         if row is None:
-            row = self._create_secret(name)
+            # Not cached until committed: if the caller's transaction rolls back, this process must
+            # not go on using a secret that no other process will ever see.
+            created = self._create_secret(name)
+            return self._open(created.value_encrypted, f"mydata_secret:{name}")
         value = self._open(row.value_encrypted, f"mydata_secret:{name}")
         with self._cache_lock:
             self._cache[cache_key] = value

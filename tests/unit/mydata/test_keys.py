@@ -93,3 +93,14 @@ def test_secrets_are_stable_and_encrypted(app: Flask) -> None:
         assert store.secret("pairwise") != value
         raw = uow.session.execute(text("SELECT value_encrypted FROM mydata_secret WHERE name = 'ledger'")).scalar_one()
         assert value not in bytes(raw)
+
+
+def test_a_secret_created_in_a_rolled_back_transaction_is_forgotten(app: Flask) -> None:
+    with app.app_context(), get_db().unit_of_work() as uow:
+        KeyStore._cache.clear()
+        first = key_store(uow).secret("pairwise")
+        uow.rollback()
+        second = key_store(uow).secret("pairwise")
+        uow.commit()
+        assert key_store(uow).secret("pairwise") == second
+        assert second != first
