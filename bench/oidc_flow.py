@@ -20,13 +20,9 @@ import json
 import os
 import platform
 import secrets
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -34,8 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
-from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from harness import free_port, fresh_database, gunicorn, measure, worker_rss_mb  # noqa: E402
 
 from mydata import cli  # noqa: E402
 from mydata.app import create_app  # noqa: E402
@@ -46,25 +41,7 @@ from tests.factories.oauth import TestRelyingParty, pkce_pair  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 DEFAULT_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 REDIRECT_URI = "https://bench-bank.example/callback"
-
-
-def fresh_database(server_url: str, name: str) -> str:
-    """Drop and create database *name* on the server; return its URL."""
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
-
-
-def free_port() -> int:
-    """Return a free TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def prepare(database_url: str, folder: Path, issuer: str) -> tuple[dict[str, str], TestRelyingParty]:
@@ -97,30 +74,6 @@ def prepare(database_url: str, folder: Path, issuer: str) -> tuple[dict[str, str
             )  # fmt: skip
     get_db(app).engine.dispose()
     return env, rp
-
-
-def server_cpu_seconds(master_pid: int) -> float:
-    """Return user + system CPU seconds of gunicorn's master and workers so far."""
-    pids = [master_pid]
-    children = Path(f"/proc/{master_pid}/task/{master_pid}/children")
-    if children.exists():
-        pids += [int(p) for p in children.read_text().split()]
-    total = 0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-    return total / CLOCK_TICKS
-
-
-def worker_rss_mb(master_pid: int) -> float:
-    """Return the largest resident memory of a worker, in MB."""
-    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
-    sizes = []
-    for pid in children:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                sizes.append(int(line.split()[1]) / 1024)
-    return max(sizes) if sizes else 0.0
 
 
 def one_flow(issuer: str, rp: TestRelyingParty) -> float:
@@ -164,12 +117,6 @@ def one_flow(issuer: str, rp: TestRelyingParty) -> float:
     return time.perf_counter() - started
 
 
-def percentile(values: list[float], share: float) -> float:
-    """Return the *share* percentile (nearest rank)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
-
-
 def main() -> None:
     """Run the benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -186,45 +133,18 @@ def main() -> None:
     issuer = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as folder:
         env, rp = prepare(database_url, Path(folder), issuer)
-        gunicorn = subprocess.Popen(
-            [str(Path(sys.executable).with_name("gunicorn")), "-w", str(args.workers), "-k", "gthread",
-             "--threads", str(args.threads), "-b", f"127.0.0.1:{port}", "--log-level", "warning",
-             "mydata.app:create_app()"],
-            env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
-            cwd=ROOT,
-        )  # fmt: skip
-        try:
-            for _ in range(100):
-                try:
-                    if requests.get(f"{issuer}/healthz", timeout=5).status_code == 200:
-                        break
-                except requests.RequestException:
-                    pass
-                time.sleep(0.2)
-            with ThreadPoolExecutor(args.concurrency) as pool:
-                list(pool.map(lambda _: one_flow(issuer, rp), range(args.warmup)))
-                cpu_before = server_cpu_seconds(gunicorn.pid)
-                started = time.perf_counter()
-                latencies = list(pool.map(lambda _: one_flow(issuer, rp), range(args.flows)))
-                wall = time.perf_counter() - started
-                cpu = server_cpu_seconds(gunicorn.pid) - cpu_before
-            rss = worker_rss_mb(gunicorn.pid)
-        finally:
-            gunicorn.terminate()
-            gunicorn.wait(timeout=30)
+        with gunicorn("mydata.app:create_app()", port, args, env) as pid:
+            figures = measure(pid, lambda _: one_flow(issuer, rp), args.flows, args.warmup, args.concurrency)
+            rss = worker_rss_mb(pid)
 
     result = {
         "bench": "oidc_flow",
         "flows": args.flows,
         "concurrency": args.concurrency,
         "gunicorn": f"{args.workers} workers x {args.threads} threads (gthread)",
-        "flows_per_second": round(args.flows / wall, 1),
-        "latency_ms": {
-            "p50": round(statistics.median(latencies) * 1000, 1),
-            "p95": round(percentile(latencies, 0.95) * 1000, 1),
-            "p99": round(percentile(latencies, 0.99) * 1000, 1),
-        },
-        "server_cpu_ms_per_flow": round(cpu / args.flows * 1000, 2),
+        "flows_per_second": round(figures["per_second"], 1),
+        "latency_ms": {name: round(figures[name] * 1000, 1) for name in ("p50", "p95", "p99")},
+        "server_cpu_ms_per_flow": round(figures["cpu_per_unit"] * 1000, 2),
         "target_server_cpu_ms_per_flow": 8,
         "worker_rss_mb": round(rss, 1),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},

@@ -29,16 +29,11 @@ import json
 import os
 import platform
 import secrets
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -47,9 +42,8 @@ sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
 from flask import Flask  # noqa: E402
+from harness import free_port, fresh_database, gunicorn, measure, worker_rss_mb  # noqa: E402
 from joserfc.jwk import ECKey, KeySet  # noqa: E402
-from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 
 from mydata import cli  # noqa: E402
 from mydata.app import create_app  # noqa: E402
@@ -60,7 +54,6 @@ from tests.factories.live import Browser  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 DEFAULT_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 REDIRECT_URI = "https://bench-bank.example/mydata/callback"
 CLIENT_ID = "bench-bank-web"
 SERVICE = "sandbox-bank.credit-card"
@@ -77,23 +70,6 @@ def bare_app() -> Flask:
         return "ok"
 
     return app
-
-
-def fresh_database(server_url: str, name: str) -> str:
-    """Drop and create database *name* on the server; return its URL."""
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
-
-
-def free_port() -> int:
-    """Return a free TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def prepare(database_url: str, folder: Path, issuer: str) -> tuple[dict[str, str], KeySet]:
@@ -131,52 +107,6 @@ def prepare(database_url: str, folder: Path, issuer: str) -> tuple[dict[str, str
     return env, KeySet([sig, enc])
 
 
-def server_cpu_seconds(master_pid: int) -> float:
-    """Return user + system CPU seconds of gunicorn's master and workers so far."""
-    pids = [master_pid]
-    children = Path(f"/proc/{master_pid}/task/{master_pid}/children")
-    if children.exists():
-        pids += [int(p) for p in children.read_text().split()]
-    total = 0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-    return total / CLOCK_TICKS
-
-
-def worker_rss_mb(master_pid: int) -> float:
-    """Return the largest resident memory of a worker, in MB."""
-    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
-    sizes = []
-    for pid in children:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                sizes.append(int(line.split()[1]) / 1024)
-    return max(sizes) if sizes else 0.0
-
-
-@contextmanager
-def gunicorn(app: str, port: int, args: argparse.Namespace, env: dict[str, str]) -> Iterator[int]:
-    """Serve *app* with gunicorn (gthread) on *port*; yield the master's pid once it answers."""
-    process = subprocess.Popen(
-        [str(Path(sys.executable).with_name("gunicorn")), "-w", str(args.workers), "-k", "gthread",
-         "--threads", str(args.threads), "-b", f"127.0.0.1:{port}", "--log-level", "warning", app],
-        env={**os.environ, **env, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'bench'}"},
-        cwd=ROOT,
-    )  # fmt: skip
-    try:
-        for _ in range(150):
-            try:
-                requests.get(f"http://127.0.0.1:{port}/", timeout=5)
-                break
-            except requests.RequestException:
-                time.sleep(0.2)
-        yield process.pid
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
 class Bank:
     """The bench bank: one MyData client per load thread (each keeps its connections and caches)."""
 
@@ -206,30 +136,6 @@ class Bank:
         if set(package.datasets) != DATASETS or any(d.status != "ok" for d in package.datasets.values()):
             raise RuntimeError(f"unexpected package: { {k: v.status for k, v in package.datasets.items()} }")
         return time.perf_counter() - started
-
-
-def measure(pid: int, work: Callable[[object], float], count: int, warmup: int, concurrency: int) -> dict[str, float]:
-    """Run *warmup* then *count* units of *work*; return wall time, latencies and server CPU."""
-    with ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(work, range(warmup)))
-        cpu_before = server_cpu_seconds(pid)
-        started = time.perf_counter()
-        latencies = list(pool.map(work, range(count)))
-        wall = time.perf_counter() - started
-        cpu = server_cpu_seconds(pid) - cpu_before
-    return {
-        "per_second": count / wall,
-        "p50": statistics.median(latencies),
-        "p95": percentile(latencies, 0.95),
-        "p99": percentile(latencies, 0.99),
-        "cpu_per_unit": cpu / count,
-    }
-
-
-def percentile(values: list[float], share: float) -> float:
-    """Return the *share* percentile (nearest rank)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
 
 
 def bare_requests(port: int) -> Callable[[object], float]:
