@@ -135,3 +135,18 @@ def db_session(app: Flask) -> Iterator[Session]:
 def client(app: Flask) -> FlaskClient:
     """Return a test client of the app."""
     return app.test_client()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Say which databases the database tests run on."""
+    where = "sqlite" + (f", postgresql ({POSTGRES_URL.rsplit('@', 1)[-1]})" if POSTGRES_URL else "")
+    return f"database tests run on: {where}"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Count the passed tests of each database backend (the [sqlite] / [postgresql] test ids)."""
+    passed = terminalreporter.stats.get("passed", [])
+    counts = {backend: sum(f"[{backend}" in report.nodeid for report in passed) for backend in BACKENDS}
+    terminalreporter.write_line(
+        "database tests passed: " + ", ".join(f"{count} on {backend}" for backend, count in counts.items())
+    )
