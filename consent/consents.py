@@ -192,6 +192,7 @@ def claim_for_delivery(uow: UnitOfWork, consent_id: str, *, national_id: str, no
         raise ConsentExpired()
     if consent.status != GRANTED:
         raise ConsentNotGranted()
+    consent.delivery_attempts += 1
     if _window_passed(consent, now):
         consent.status = EXPIRED
         consent.expired_at = now
@@ -263,7 +264,8 @@ def _pending(uow: UnitOfWork, consent_id: str) -> Consent:
 
 def _lock(uow: UnitOfWork, consent_id: str) -> Consent:
     """Take the consent's row lock (PostgreSQL) or the write lock (SQLite) for this transaction."""
-    # An UPDATE locks on both databases, where SQLite ignores SELECT ... FOR UPDATE.
+    # An UPDATE locks on both databases, where SQLite ignores SELECT ... FOR UPDATE; this one changes
+    # nothing (claim_for_delivery counts the attempt itself).
     locked = uow.session.execute(
         update(Consent).where(Consent.id == consent_id).values(delivery_attempts=Consent.delivery_attempts + 0)
     )

@@ -22,7 +22,6 @@ import jwt
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2 import OAuth2Request
 from authlib.oauth2.rfc6749 import (
-    AccessDeniedError,
     ClientMixin,
     InvalidClientError,
     InvalidGrantError,
@@ -40,7 +39,7 @@ from flask import Flask, current_app
 from joserfc import jwt as jose_jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -552,11 +551,6 @@ def validate_scope(scope: str | None) -> None:
         raise InvalidScopeError(f"Unknown scope: {' '.join(unknown)}.")
 
 
-def access_denied(redirect_uri: str) -> AccessDeniedError:
-    """Return the error that sends the citizen's refusal back to the client (RFC 6749 §4.1.2.1)."""
-    return AccessDeniedError(redirect_uri=redirect_uri)
-
-
 def authorization_details_json(raw: str | None) -> list[dict[str, Any]] | None:
     """Parse `authorization_details` (RFC 9396 §2): a JSON array of objects with a `type`."""
     if raw is None:
@@ -573,8 +567,3 @@ def authorization_details_json(raw: str | None) -> list[dict[str, Any]] | None:
         if not isinstance(detail.get("type"), str):
             raise InvalidAuthorizationDetails("Every authorization_details entry needs a string `type`.")
     return details
-
-
-def known_tokens_for_client(client_id: str) -> list[AccessToken]:
-    """Return a client's tokens, newest first (for operators' tools and tests)."""
-    return list(session().scalars(select(AccessToken).where(AccessToken.client_id == client_id)))

@@ -132,6 +132,7 @@ def test_a_delivered_consent_is_neither_delivered_again_nor_revocable(
     consents.grant(uow, consent.id, citizen_id=citizen.id, national_id="A123456789", optional_chosen=(),
                    amr=(), now=clock.now())  # fmt: skip
     claimed = consents.claim_for_delivery(uow, consent.id, national_id="A123456789", now=clock.now())
+    assert claimed.delivery_attempts == 1
     consents.complete_delivery(uow, claimed, national_id="A123456789", outcomes={"tax.income": "ok"},
                                document_hashes={"tax.income": "a" * 64}, now=clock.now())  # fmt: skip
     uow.commit()
