@@ -328,6 +328,11 @@ def _finish(citizen_id: str, method: str, target: Target, previous: Authenticati
     return redirect(target.next, 303)
 
 
+def login_page(next_path: str, level: str) -> ResponseReturnValue:
+    """Render the login page for a flow that continues at *next_path* once *level* is reached."""
+    return render_login(Target(sessions.safe_next(next_path), level))
+
+
 @bp.get("/login")
 def login() -> ResponseReturnValue:
     """Offer the methods strong enough for ``level``; skip straight to ``next`` if already logged in."""

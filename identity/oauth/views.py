@@ -11,6 +11,7 @@ from identity.oauth import services
 from identity.oauth.interfaces import ConsentDecision
 from identity.oauth.services import InvalidToken
 from identity.sessions import current_authentication, level_at_least, login_url
+from identity.views import login_page
 from mydata.db import unit_of_work
 from mydata.keys import key_store
 from mydata.openapi import ErrorSchema, documented
@@ -167,6 +168,9 @@ def interaction(interaction_id: str) -> ResponseReturnValue:
     pending = services.load_interaction(uow, interaction_id)
     authentication = current_authentication()
     if authentication is None or not level_at_least(authentication.level, pending.level):
+        if request.method == "GET":
+            # The login page itself, here: one round trip less, and the address stays the interaction's.
+            return login_page(request.path, pending.level)
         return redirect(login_url(request.path, pending.level), code=303)
     flow = services.consent_flow() if pending.details else None
     transaction_id = pending.interaction.transaction_id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -255,17 +256,28 @@ def test_citizen_denying_sends_access_denied_with_iss(
     assert query["iss"] == [issuer]
 
 
-def test_not_logged_in_goes_to_login_at_the_needed_level(
+def test_not_logged_in_sees_the_login_page_at_the_needed_level(
     client: FlaskClient, rp: TestRelyingParty, issuer: str
 ) -> None:
     pushed = par(client, rp, issuer, acr_values="urn:mydata:loa:substantial")
     started = client.get(f"/oauth/authorize?client_id={rp.client_id}&request_uri={pushed.json['request_uri']}")
-    login = client.get(started.headers["Location"])
-    assert login.status_code == 303
-    target = urlsplit(login.headers["Location"])
+    interaction = urlsplit(started.headers["Location"]).path
+    login = client.get(f"{interaction}?lang=en")
+    assert login.status_code == 200  # the login page itself, without another redirect
+    page = login.get_data(as_text=True)
+    assert 'action="/login/mobile"' in page
+    assert 'action="/login/nhi"' not in page  # only the methods strong enough are offered
+    assert f'<input type="hidden" name="next" value="{interaction}">' in page
+    assert '<input type="hidden" name="level" value="substantial">' in page
+    # A form posted after the session ended still goes to the login page, by redirect.
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token is not None
+    posted = client.post(interaction, data={"decision": "approve", "csrf_token": token.group(1)})
+    assert posted.status_code == 303
+    target = urlsplit(posted.headers["Location"])
     assert target.path == "/login"
     assert parse_qs(target.query)["level"] == ["substantial"]
-    assert parse_qs(target.query)["next"] == [urlsplit(started.headers["Location"]).path]
+    assert parse_qs(target.query)["next"] == [interaction]
 
 
 # -- refusals: PAR and authorize --------------------------------------------------------------------
