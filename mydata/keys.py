@@ -13,6 +13,8 @@ import hashlib
 import json
 import os
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -32,6 +34,8 @@ from mydata.models import StoredKey, StoredSecret
 ACTIVE = "active"
 RETIRED = "retired"
 _NONCE_BYTES = 12
+#: How long a process signs with the key it last read as active (see :class:`ActiveKeyCache`).
+ACTIVE_KEY_CACHE_SECONDS = 60
 
 
 class NoSigningKey(MydataError):
@@ -77,6 +81,31 @@ def thumbprint(jwk: dict[str, str]) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
+class ActiveKeyCache:
+    """Which key is active, as one process last read it: kept :data:`ACTIVE_KEY_CACHE_SECONDS`.
+
+    Signing is on the path of every token, so the active key is not read from the database each
+    time. A rotation in this process is seen at once; one by another process (``mydata keys
+    rotate``) within the cache time, during which the previous key, now retired but still in the
+    JWKS, goes on signing: what it signs still verifies.
+    """
+
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.monotonic = monotonic
+        self._entry: tuple[float, SigningKey] | None = None
+
+    def get(self) -> SigningKey | None:
+        """Return the cached active key, if still fresh."""
+        entry = self._entry
+        if entry is None or self.monotonic() - entry[0] >= ACTIVE_KEY_CACHE_SECONDS:
+            return None
+        return entry[1]
+
+    def put(self, key: SigningKey | None) -> None:
+        """Remember *key* as the active one (None forgets)."""
+        self._entry = None if key is None else (self.monotonic(), key)
+
+
 class KeyStore:
     """Platform keys and secrets in the database, sealed under the master key."""
 
@@ -84,11 +113,14 @@ class KeyStore:
     _cache: ClassVar[dict[tuple[bytes, str], object]] = {}
     _cache_lock = threading.Lock()
 
-    def __init__(self, uow: UnitOfWork, master_key: bytes, clock: Clock) -> None:
+    def __init__(
+        self, uow: UnitOfWork, master_key: bytes, clock: Clock, active_key: ActiveKeyCache | None = None
+    ) -> None:
         self.uow = uow
         self._aead = AESGCM(master_key)
         self._master_id = hashlib.sha256(master_key).digest()
         self.clock = clock
+        self._active_key = active_key or ActiveKeyCache()
 
     # -- signing keys -------------------------------------------------------------------------
 
@@ -117,10 +149,14 @@ class KeyStore:
             )
         )
         self.uow.commit()
+        self._active_key.put(None)
         return SigningKey(kid=kid, alg="ES256", private_key=private_key)
 
     def signing_key(self) -> SigningKey:
         """Return the active signing key; raise :class:`NoSigningKey` when there is none."""
+        cached = self._active_key.get()
+        if cached is not None:
+            return cached
         row = self.uow.session.scalars(
             select(StoredKey).where(StoredKey.status == ACTIVE).order_by(StoredKey.created_at.desc()).limit(1)
         ).first()
@@ -134,7 +170,9 @@ class KeyStore:
             with self._cache_lock:
                 self._cache[cache_key] = private_key
         assert isinstance(private_key, ec.EllipticCurvePrivateKey)
-        return SigningKey(kid=row.kid, alg=row.alg, private_key=private_key)
+        key = SigningKey(kid=row.kid, alg=row.alg, private_key=private_key)
+        self._active_key.put(key)
+        return key
 
     def jwks(self) -> dict[str, list[dict[str, str]]]:
         """Return the public JWKS: the active key first, then the retired ones, newest first."""
@@ -199,4 +237,5 @@ def key_store(uow: UnitOfWork) -> KeyStore:
 
     from mydata.clock import clock
 
-    return KeyStore(uow, current_app.extensions["mydata.master_key"], clock())
+    active_key = current_app.extensions.setdefault("mydata.active_key", ActiveKeyCache())
+    return KeyStore(uow, current_app.extensions["mydata.master_key"], clock(), active_key)

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from identity.oauth.interfaces import InvalidClientMetadata
 from identity.oauth.models import OAuthClient
+from identity.oauth.server import forget_client
 from mydata.clock import Clock
 from mydata.db import UnitOfWork
 
@@ -192,6 +193,7 @@ def register_client(
     )
     uow.session.add(client)
     uow.commit()
+    forget_client(client_id)
     return client
 
 
@@ -214,6 +216,7 @@ def update_client(
     if redirect_uris is not None:
         client.redirect_uris = validate_redirect_uris(redirect_uris, sandbox, sandbox_origin)
     uow.commit()
+    forget_client(client_id)
     return client
 
 
@@ -225,6 +228,8 @@ def set_organisation_clients_status(uow: UnitOfWork, organisation_id: str, statu
     for client in clients:
         client.status = status
     uow.commit()
+    for client in clients:
+        forget_client(client.client_id)
     return clients
 
 

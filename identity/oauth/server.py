@@ -15,6 +15,9 @@ import hashlib
 import hmac
 import json
 import secrets
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +38,7 @@ from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oauth2.rfc9207 import IssuerParameter
-from flask import Flask, current_app
+from flask import Flask, current_app, has_app_context
 from joserfc import jwt as jose_jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -52,7 +55,9 @@ from mydata.keys import key_store
 CLIENT_ASSERTION_ALGORITHMS = ("ES256", "PS256")
 CODE_LIFETIME = 60  # FAPI 2.0 SP §5.3.2.1: at most 60 s
 ACCESS_TOKEN_LIFETIME = 600  # until the delivery window ends (DESIGN §6.1: 10 minutes)
-ASSERTION_MAX_LIFETIME = 300  # DESIGN §3.3: `exp` at most 5 minutes ahead
+ASSERTION_MAX_LIFETIME = 300
+#: How long a process trusts what it read of a client (a suspension elsewhere takes effect within this).
+CLIENT_CACHE_SECONDS = 30  # DESIGN §3.3: `exp` at most 5 minutes ahead
 SCOPES = ("openid",)
 
 
@@ -87,16 +92,37 @@ def remember_jti(key: str, expires_at: int) -> bool:
 # -- clients -----------------------------------------------------------------------------------
 
 
-class Client(ClientMixin):  # type: ignore[misc]
-    """An :class:`OAuthClient` row as Authlib sees it."""
+@dataclass(frozen=True)
+class ClientRecord:
+    """What the server needs of a registered client: a snapshot of its row, safe to share between requests."""
 
-    def __init__(self, row: OAuthClient) -> None:
-        self.row = row
-        self.client_id = row.client_id
+    client_id: str
+    name: str
+    organisation_id: str | None
+    jwks: dict[str, Any]
+    redirect_uris: tuple[str, ...]
+    status: str
+
+    @classmethod
+    def of(cls, row: OAuthClient) -> ClientRecord:
+        """Copy a row."""
+        return cls(
+            row.client_id, row.name, row.organisation_id, dict(row.jwks), tuple(row.redirect_uris), row.status
+        )
+
+
+class Client(ClientMixin):  # type: ignore[misc]
+    """A registered client as Authlib sees it."""
+
+    def __init__(self, record: ClientRecord) -> None:
+        self.record = record
+        self.client_id = record.client_id
+        self.name = record.name
+        self._signing_keys: KeySet | None = None
 
     def get_client_id(self) -> str:
         """Return the client identifier."""
-        return self.row.client_id
+        return self.client_id
 
     def get_default_redirect_uri(self) -> None:
         """Refuse to guess: every request must name its redirect URI."""
@@ -108,7 +134,7 @@ class Client(ClientMixin):  # type: ignore[misc]
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
         """Compare exactly, character for character (RFC 9700 §4.1.3)."""
-        return redirect_uri in self.row.redirect_uris
+        return redirect_uri in self.record.redirect_uris
 
     def check_client_secret(self, client_secret: str) -> bool:
         """No client has a shared secret."""
@@ -127,22 +153,70 @@ class Client(ClientMixin):  # type: ignore[misc]
         return grant_type == "authorization_code"
 
     def signing_keys(self) -> KeySet:
-        """Return the client's public signature keys."""
-        keys = [k for k in self.row.jwks.get("keys", []) if k.get("use", "sig") == "sig"]
-        return KeySet.import_key_set({"keys": keys})
+        """Return the client's public signature keys (imported once per snapshot)."""
+        if self._signing_keys is None:
+            keys = [k for k in self.record.jwks.get("keys", []) if k.get("use", "sig") == "sig"]
+            self._signing_keys = KeySet.import_key_set({"keys": keys})
+        return self._signing_keys
 
     @property
     def sector(self) -> str:
         """Return what pairwise subjects are computed for: the organisation, or the client alone."""
-        return self.row.organisation_id or f"client:{self.row.client_id}"
+        return self.record.organisation_id or f"client:{self.client_id}"
+
+
+class ClientDirectory:
+    """Active clients by id, read from the database and kept for :data:`CLIENT_CACHE_SECONDS`.
+
+    Every step of a flow needs the client (PAR, authorize, approval, token, userinfo), so each
+    process keeps what it read for a short while. A change made through :mod:`identity.oauth.clients`
+    in this process is seen at once; one made by another process (another worker, the CLI) within
+    :data:`CLIENT_CACHE_SECONDS`. Unknown ids are never remembered, so a new client works at once.
+    """
+
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._entries: dict[str, tuple[float, Client]] = {}
+        self._lock = threading.Lock()
+        self.monotonic = monotonic
+
+    def get(self, client_id: str) -> Client | None:
+        """Return the active client *client_id*, or None."""
+        now = self.monotonic()
+        entry = self._entries.get(client_id)
+        if entry is None or now - entry[0] >= CLIENT_CACHE_SECONDS:
+            row = session().get(OAuthClient, client_id)
+            if row is None:
+                self.forget(client_id)
+                return None
+            entry = (now, Client(ClientRecord.of(row)))
+            with self._lock:
+                self._entries[client_id] = entry
+        client = entry[1]
+        return client if client.record.status == "active" else None
+
+    def forget(self, client_id: str | None = None) -> None:
+        """Drop one client (or all) from this process's memory, after a change."""
+        with self._lock:
+            if client_id is None:
+                self._entries.clear()
+            else:
+                self._entries.pop(client_id, None)
+
+
+def client_directory() -> ClientDirectory:
+    """Return the application's client directory."""
+    return current_app.extensions["identity.oauth_clients"]  # type: ignore[no-any-return]
+
+
+def forget_client(client_id: str) -> None:
+    """After a change to a client: let this process read it again (other processes do within 30 s)."""
+    if has_app_context() and "identity.oauth_clients" in current_app.extensions:
+        client_directory().forget(client_id)
 
 
 def query_client(client_id: str) -> Client | None:
     """Find an active client."""
-    row = session().get(OAuthClient, client_id)
-    if row is None or row.status != "active":
-        return None
-    return Client(row)
+    return client_directory().get(client_id)
 
 
 # -- client authentication -----------------------------------------------------------------------
@@ -526,6 +600,7 @@ def prepared_request(params: dict[str, Any], url: str) -> OAuth2Request:
 def create_server(app: Flask) -> Server:
     """Wire Authlib for this platform."""
     server = Server()
+    app.extensions["identity.oauth_clients"] = ClientDirectory()
     server.init_app(app, query_client=query_client, save_token=save_token)
     server.register_token_generator("default", generate_token)
     server.register_client_auth_method(PrivateKeyJwt.CLIENT_AUTH_METHOD, PrivateKeyJwt())

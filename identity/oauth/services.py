@@ -28,7 +28,7 @@ from identity.oauth.interfaces import (
     InvalidRequestUri,
     ResolvedDetails,
 )
-from identity.oauth.models import AccessToken, Interaction, OAuthClient, PushedRequest
+from identity.oauth.models import AccessToken, Interaction, PushedRequest
 from identity.sessions import ACR, LEVELS, Authentication
 from mydata.clock import clock
 from mydata.db import UnitOfWork
@@ -262,7 +262,7 @@ class PendingAuthorization:
     """An interaction as the approval page shows it."""
 
     interaction: Interaction
-    client: OAuthClient
+    client: oauth.Client
     level: str
     details: list[ResolvedDetails]
 
@@ -277,8 +277,8 @@ def load_interaction(uow: UnitOfWork, interaction_id: str) -> PendingAuthorizati
     row = uow.session.get(Interaction, oauth.sha256_hex(interaction_id))
     if row is None or row.completed_at is not None or clock().timestamp() >= row.expires_at:
         raise InteractionNotFound()
-    client = uow.session.get(OAuthClient, row.client_id)
-    if client is None or client.status != "active":
+    client = oauth.query_client(row.client_id)
+    if client is None:
         raise InteractionNotFound()
     details = resolve_details(row.params.get("authorization_details"), client.client_id)
     levels = [level_for_acr_values(row.params.get("acr_values"))] + [d.level for d in details]

@@ -13,7 +13,7 @@ from sqlalchemy import select, text, update
 
 from mydata.clock import FrozenClock
 from mydata.db import get_db
-from mydata.keys import KeyDecryptionFailed, KeyStore, NoSigningKey, key_store
+from mydata.keys import ACTIVE_KEY_CACHE_SECONDS, ActiveKeyCache, KeyDecryptionFailed, KeyStore, NoSigningKey, key_store
 from mydata.models import StoredKey
 
 pytestmark = pytest.mark.db
@@ -104,3 +104,21 @@ def test_a_secret_created_in_a_rolled_back_transaction_is_forgotten(app: Flask) 
         uow.commit()
         assert key_store(uow).secret("pairwise") == second
         assert second != first
+
+
+def test_the_active_key_is_read_once_a_minute(app: Flask) -> None:
+    ticks = [1000.0]
+    app.extensions["mydata.active_key"] = ActiveKeyCache(monotonic=lambda: ticks[0])
+    with app.app_context(), get_db().unit_of_work() as uow:
+        first = key_store(uow).rotate()
+        assert key_store(uow).signing_key().kid == first.kid
+        # Another process (`mydata keys rotate`) rotates: this one signs with the retired key a while,
+        # which the JWKS still publishes, so that what it signs verifies.
+        elsewhere = KeyStore(uow, app.extensions["mydata.master_key"], FrozenClock()).rotate()
+        assert key_store(uow).signing_key().kid == first.kid
+        assert first.kid in [k["kid"] for k in key_store(uow).jwks()["keys"]]
+        ticks[0] += ACTIVE_KEY_CACHE_SECONDS
+        assert key_store(uow).signing_key().kid == elsewhere.kid
+        # A rotation in this process is seen at once.
+        rotated = key_store(uow).rotate()
+        assert key_store(uow).signing_key().kid == rotated.kid
