@@ -8,7 +8,11 @@ key must have signed this nonce. The national ID is the subject's ``serialNumber
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
+import hashlib
+import hmac
 import os
 import secrets
 import threading
@@ -22,43 +26,57 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 from cryptography.x509.verification import Criticality, ExtensionPolicy, PolicyBuilder, Store, VerificationError
-from sqlalchemy import delete, update
 
 from identity import national_id as nid
 from identity import services
 from identity.interfaces import CardSignature, CertificateRejected, EidNonceInvalid, EidNotConfigured
-from identity.models import Citizen, EidNonce
+from identity.models import Citizen
 from mydata.db import UnitOfWork
 
 NONCE_LIFETIME = dt.timedelta(minutes=5)
-# Used nonces are kept a while after they expire (a replay is told apart from a typo), then purged.
-NONCE_RETENTION = dt.timedelta(hours=1)
+_NONCE_RANDOM = 16
+_NONCE_MAC = 16
 
 
 # -- nonces ---------------------------------------------------------------------------------------
+#
+# A nonce is 16 random bytes and its expiry, authenticated with the platform's ``eid_nonce`` secret
+# (HMAC-SHA-256), so that showing the login page writes nothing. A nonce is used up, whatever the
+# outcome, in the table of single-use identifiers, when a card's answer to it is checked.
 
 
-def issue_nonce(uow: UnitOfWork, now: dt.datetime) -> str:
-    """Create a fresh single-use nonce for a card to sign (valid five minutes)."""
-    uow.session.execute(delete(EidNonce).where(EidNonce.expires_at < now - NONCE_RETENTION))
-    nonce = secrets.token_urlsafe(32)
-    uow.session.add(EidNonce(nonce=nonce, created_at=now, expires_at=now + NONCE_LIFETIME))
-    uow.commit()
-    return nonce
+def issue_nonce(secret: bytes, now: dt.datetime) -> str:
+    """Return a fresh nonce for a card to sign, valid five minutes."""
+    body = secrets.token_bytes(_NONCE_RANDOM) + int((now + NONCE_LIFETIME).timestamp()).to_bytes(8, "big")
+    return base64.urlsafe_b64encode(body + _nonce_mac(secret, body)).rstrip(b"=").decode()
 
 
-def consume_nonce(uow: UnitOfWork, nonce: str, now: dt.datetime) -> None:
-    """Use *nonce* up, and commit; raise :class:`EidNonceInvalid` if unknown, used or expired.
+def _nonce_mac(secret: bytes, body: bytes) -> bytes:
+    return hmac.new(secret, b"eid-nonce\x00" + body, hashlib.sha256).digest()[:_NONCE_MAC]
 
-    One conditional UPDATE: of two requests racing with the same nonce, only one changes the row.
+
+def nonce_expiry(secret: bytes, nonce: str, now: dt.datetime) -> int:
+    """Return when *nonce* expires (epoch seconds); raise :class:`EidNonceInvalid` if forged or expired."""
+    try:
+        raw = base64.urlsafe_b64decode(nonce + "=" * (-len(nonce) % 4))
+    except (ValueError, binascii.Error):
+        raise EidNonceInvalid() from None
+    body, mac = raw[:-_NONCE_MAC], raw[-_NONCE_MAC:]
+    if len(body) != _NONCE_RANDOM + 8 or not hmac.compare_digest(mac, _nonce_mac(secret, body)):
+        raise EidNonceInvalid()
+    expires_at = int.from_bytes(body[_NONCE_RANDOM:], "big")
+    if now.timestamp() >= expires_at:
+        raise EidNonceInvalid()
+    return expires_at
+
+
+def consume_nonce(uow: UnitOfWork, secret: bytes, nonce: str, now: dt.datetime) -> None:
+    """Use *nonce* up in *uow* (not committed); raise :class:`EidNonceInvalid` if forged, expired or used.
+
+    One conditional insert: of two requests racing with the same nonce, only one records it.
     """
-    result = uow.session.execute(
-        update(EidNonce)
-        .where(EidNonce.nonce == nonce, EidNonce.used_at.is_(None), EidNonce.expires_at > now)
-        .values(used_at=now)
-    )
-    uow.commit()
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    expires_at = nonce_expiry(secret, nonce, now)
+    if not services.remember_once(uow, f"eid-nonce:{nonce}", expires_at, int(now.timestamp())):
         raise EidNonceInvalid()
 
 
@@ -199,12 +217,19 @@ def verify_card(card: CardSignature, nonce: str, anchors: TrustAnchors, now: dt.
     return VerifiedCard(national_id=national_id, name=str(names[0].value) if names else national_id)
 
 
-def log_in(uow: UnitOfWork, card: CardSignature, nonce: str, anchors: TrustAnchors, now: dt.datetime) -> Citizen:
+def log_in(
+    uow: UnitOfWork, card: CardSignature, nonce: str, nonce_secret: bytes, anchors: TrustAnchors, now: dt.datetime
+) -> Citizen:
     """Check an eID card's answer to *nonce*; return the citizen, creating the account on first use.
 
-    The nonce is used up first, whatever the outcome, so that no answer can be tried twice. The
-    certificate itself proves the person, so a first eID login opens their account.
+    The nonce is used up whatever the outcome, so that no answer can be tried twice: a refusal
+    commits that alone; a success leaves it in *uow* for the caller to commit with the session it
+    opens. The certificate itself proves the person, so a first eID login opens their account.
     """
-    consume_nonce(uow, nonce, now)
-    verified = verify_card(card, nonce, anchors, now)
-    return services.register_citizen(uow, verified.national_id, verified.name, now)
+    consume_nonce(uow, nonce_secret, nonce, now)
+    try:
+        verified = verify_card(card, nonce, anchors, now)
+    except CertificateRejected:
+        uow.commit()
+        raise
+    return services.register_citizen(uow, verified.national_id, verified.name, now, commit=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, CheckConstraint, Date, ForeignKey, String
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Date, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mydata.db import Base, UTCDateTime
@@ -85,17 +85,6 @@ class MobileRequest(Base):
     completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
-class EidNonce(Base):
-    """A challenge for an eID card to sign: single use, short-lived."""
-
-    __tablename__ = "identity_eid_nonce"
-
-    nonce: Mapped[str] = mapped_column(String(43), primary_key=True)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
-    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
-    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
-
-
 class LoginSession(Base):
     """A server-side login session; the browser holds a random secret whose hash is stored here."""
 
@@ -112,3 +101,12 @@ class LoginSession(Base):
     last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     end_reason: Mapped[str | None] = mapped_column(String(16))  # logout | idle | expired | replaced
+
+
+class SeenJti(Base):
+    """A single-use identifier already used (assertion or DPoP `jti`, eID nonce), kept while it could be replayed."""
+
+    __tablename__ = "identity_oauth_jti"
+
+    key: Mapped[str] = mapped_column(String(320), primary_key=True)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)

@@ -10,10 +10,12 @@ import datetime as dt
 import uuid
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from identity import national_id as nid
 from identity.interfaces import InvalidNationalId
-from identity.models import ROLES, Citizen, MobileDevice, StaffRole
+from identity.models import ROLES, Citizen, MobileDevice, SeenJti, StaffRole
 from mydata.db import UnitOfWork
 
 
@@ -28,9 +30,18 @@ def get_citizen(uow: UnitOfWork, citizen_id: str) -> Citizen | None:
 
 
 def register_citizen(
-    uow: UnitOfWork, national_id: str, name: str, now: dt.datetime, birth_date: dt.date | None = None
+    uow: UnitOfWork,
+    national_id: str,
+    name: str,
+    now: dt.datetime,
+    birth_date: dt.date | None = None,
+    *,
+    commit: bool = True,
 ) -> Citizen:
-    """Return the account of *national_id*, creating it if needed; raise on a bad check digit."""
+    """Return the account of *national_id*, creating it if needed; raise on a bad check digit.
+
+    With ``commit=False`` a new account is left in *uow*, for a caller that commits more with it.
+    """
     national_id = nid.normalize(national_id)
     if not nid.checksum_ok(national_id):
         raise InvalidNationalId()
@@ -40,7 +51,8 @@ def register_citizen(
             id=str(uuid.uuid4()), national_id=national_id, name=name, birth_date=birth_date, created_at=now
         )
         uow.session.add(citizen)
-        uow.commit()
+        if commit:
+            uow.commit()
     return citizen
 
 
@@ -97,3 +109,21 @@ def enrol_device(
         device.public_jwk, device.citizen_id, device.enrolled_at = public, citizen_id, now
     uow.commit()
     return device
+
+
+def remember_once(uow: UnitOfWork, key: str, expires_at: int, now: int) -> bool:
+    """Record a one-time identifier; return False if it was already recorded (a replay).
+
+    One statement, safe between concurrent requests on every node: an insert that does nothing
+    when the identifier is known, unless the known one has expired (its proof is stale anyway).
+    """
+    db = uow.session
+    dialect = db.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(SeenJti).values(key=key, expires_at=expires_at)
+    statement = statement.on_conflict_do_update(
+        index_elements=[SeenJti.key],
+        set_={"expires_at": statement.excluded.expires_at},
+        where=SeenJti.expires_at <= now,
+    )
+    return db.execute(statement.returning(SeenJti.key)).first() is not None

@@ -45,8 +45,9 @@ from identity.interfaces import (
 )
 from identity.sessions import LEVELS, Authentication, current_authentication, level_at_least, methods_for
 from mydata.clock import clock
-from mydata.db import unit_of_work
+from mydata.db import UnitOfWork, unit_of_work
 from mydata.errors import BadRequest
+from mydata.keys import key_store
 from mydata.limits import limiter
 
 bp = Blueprint("identity", __name__)
@@ -292,8 +293,7 @@ def render_login(
         except EidNotConfigured:
             forms.pop("eid")  # no trusted CA (sandbox not seeded yet): do not offer what cannot work
         else:
-            with unit_of_work() as uow:
-                forms["eid"].nonce.data = eid.issue_nonce(uow, clock().now())
+            forms["eid"].nonce.data = eid.issue_nonce(_nonce_secret(unit_of_work()), clock().now())
     page = render_template(
         "login/login.html",
         target=target,
@@ -320,8 +320,17 @@ def _error_status(error: IdentityError) -> int:
     return 401 if error.status in (404, 409, 410) else error.status
 
 
-def _finish(citizen_id: str, method: str, target: Target, previous: Authentication | None) -> ResponseReturnValue:
-    with unit_of_work() as uow:
+def _nonce_secret(uow: UnitOfWork) -> bytes:
+    secret = key_store(uow).secret("eid_nonce")
+    uow.commit()  # created on first use only; otherwise there is nothing to commit
+    return secret
+
+
+def _finish(
+    citizen_id: str, method: str, target: Target, previous: Authentication | None, uow: UnitOfWork | None = None
+) -> ResponseReturnValue:
+    """Open the session (in *uow*, with what the login left there) and go on to ``next``."""
+    with uow or unit_of_work() as uow:
         authentication, secret = sessions.open_session(uow, citizen_id, method, clock().now(), previous)
     sessions.remember_login(authentication, secret)
     flask_session.pop(MOBILE_PENDING, None)
@@ -363,11 +372,12 @@ def login_eid() -> ResponseReturnValue:
             card = reader.sign(form.national_id.data, form.pin.data, form.nonce.data)
         else:
             card = CardSignature(form.certificate.data, _decode_signature(form.signature.data))
-        with unit_of_work() as uow:
-            citizen = eid.log_in(uow, card, form.nonce.data, anchors, clock().now())
+        uow = unit_of_work()
+        citizen = eid.log_in(uow, card, form.nonce.data, _nonce_secret(uow), anchors, clock().now())
     except IdentityError as error:
+        unit_of_work().rollback()
         return render_login(target, "eid", form, error, status=_error_status(error))
-    return _finish(citizen.id, "eid", target, previous)
+    return _finish(citizen.id, "eid", target, previous, uow)
 
 
 def _decode_signature(value: str) -> bytes:

@@ -8,8 +8,7 @@ from flask.typing import ResponseReturnValue
 from consent import broker
 from identity.models import Citizen
 from identity.oauth import services as oauth
-from identity.oauth.models import OAuthClient
-from identity.oauth.server import Client, issuer, pairwise_subject
+from identity.oauth.server import issuer, query_client
 from mydata.clock import clock
 from mydata.db import unit_of_work
 from mydata.openapi import ErrorSchema, documented
@@ -48,19 +47,18 @@ def deliver() -> ResponseReturnValue:
             authorization=request.headers.get("Authorization"),
             dpop=request.headers.get("DPoP"),
         )
+        client = query_client(token.client_id)
+        if client is None:
+            raise oauth.InvalidToken("invalid_token", "The client of this token is suspended.")
     except oauth.InvalidToken as exc:
         response = jsonify({"error": exc.error, "error_description": exc.description})
         response.status_code = 401
         response.headers["WWW-Authenticate"] = exc.www_authenticate()
         return response
     citizen = uow.session.get(Citizen, token.citizen_id)
-    client = uow.session.get(OAuthClient, token.client_id)
     assert citizen is not None  # foreign key
-    assert client is not None  # foreign key
     recipient = broker.Recipient(
-        client_id=client.client_id,
-        subject=pairwise_subject(citizen.national_id, Client(client).sector),
-        encryption_jwk=broker.encryption_key(client.jwks),
+        client_id=client.client_id, subject=token.subject, encryption_jwk=broker.encryption_key(client.record.jwks)
     )
     sealed = broker.deliver(
         uow,

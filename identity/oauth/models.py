@@ -62,6 +62,7 @@ class AuthorizationCode(Base):
     code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     client_id: Mapped[str] = mapped_column(ForeignKey("identity_oauth_client.client_id"), index=True)
     citizen_id: Mapped[str] = mapped_column(ForeignKey("identity_citizen.id"), index=True)
+    subject: Mapped[str] = mapped_column(String(64))  # the pairwise `sub` for the client's sector
     redirect_uri: Mapped[str] = mapped_column(Text)
     scope: Mapped[str] = mapped_column(String(200))
     nonce: Mapped[str | None] = mapped_column(String(255))
@@ -95,6 +96,7 @@ class AccessToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     client_id: Mapped[str] = mapped_column(ForeignKey("identity_oauth_client.client_id"), index=True)
     citizen_id: Mapped[str] = mapped_column(ForeignKey("identity_citizen.id"), index=True)
+    subject: Mapped[str] = mapped_column(String(64))
     code_hash: Mapped[str] = mapped_column(String(64), index=True)
     jkt: Mapped[str] = mapped_column(String(64))
     scope: Mapped[str] = mapped_column(String(200))
@@ -106,12 +108,3 @@ class AccessToken(Base):
     issued_at: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int] = mapped_column(BigInteger)
     revoked_at: Mapped[int | None] = mapped_column(BigInteger)
-
-
-class SeenJti(Base):
-    """A client-assertion or DPoP `jti` already used, kept until it could no longer be replayed."""
-
-    __tablename__ = "identity_oauth_jti"
-
-    key: Mapped[str] = mapped_column(String(320), primary_key=True)
-    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)

@@ -43,10 +43,9 @@ from joserfc import jwt as jose_jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from sqlalchemy import update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from identity.oauth.models import AccessToken, AuthorizationCode, OAuthClient, SeenJti
+from identity.oauth.models import AccessToken, AuthorizationCode, OAuthClient
+from identity.services import remember_once
 from mydata.clock import clock
 from mydata.db import session, unit_of_work
 from mydata.keys import key_store
@@ -72,21 +71,8 @@ def issuer() -> str:
 
 
 def remember_jti(key: str, expires_at: int) -> bool:
-    """Record a one-time identifier; return False if it was already recorded (a replay).
-
-    One statement, safe between concurrent requests on every node: an insert that does nothing
-    when the identifier is known, unless the known one has expired (its proof is stale anyway).
-    """
-    db = session()
-    dialect = db.get_bind().dialect.name
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(SeenJti).values(key=key, expires_at=expires_at)
-    statement = statement.on_conflict_do_update(
-        index_elements=[SeenJti.key],
-        set_={"expires_at": statement.excluded.expires_at},
-        where=SeenJti.expires_at <= clock().timestamp(),
-    )
-    return db.execute(statement.returning(SeenJti.key)).first() is not None
+    """Record a client assertion's or DPoP proof's `jti` in the request's unit of work; False on a replay."""
+    return remember_once(unit_of_work(), key, expires_at, clock().timestamp())
 
 
 # -- clients -----------------------------------------------------------------------------------
@@ -293,7 +279,7 @@ class Grant:
     """What the citizen approved, carried from the approval page to the code."""
 
     citizen_id: str
-    national_id: str
+    subject: str  # the pairwise `sub` for the client's sector
     acr: str
     amr: tuple[str, ...]
     auth_time: int
@@ -322,6 +308,7 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
                 code_hash=sha256_hex(code),
                 client_id=request.client.client_id,
                 citizen_id=grant.citizen_id,
+                subject=grant.subject,
                 redirect_uri=request.payload.redirect_uri,
                 scope=request.client.get_allowed_scope(request.payload.scope),
                 nonce=grant.nonce,
@@ -342,27 +329,33 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
         """Claim the code atomically; a second use revokes every token it issued (RFC 6749 §4.1.2)."""
         db = session()
         code_hash = sha256_hex(code)
+        now = clock().timestamp()
+        claimed = db.scalars(
+            update(AuthorizationCode)
+            .where(
+                AuthorizationCode.code_hash == code_hash,
+                AuthorizationCode.client_id == client.client_id,
+                AuthorizationCode.used_at.is_(None),
+                AuthorizationCode.expires_at > now,
+            )
+            .values(used_at=now)
+            .returning(AuthorizationCode)
+        ).first()
+        if claimed is not None:
+            return claimed
+        # Not claimed: say why.
         row = db.get(AuthorizationCode, code_hash)
         if row is None or row.client_id != client.client_id:
             return None
-        now = clock().timestamp()
-        if now >= row.expires_at and row.used_at is None:
+        if row.used_at is None:
             raise InvalidGrantError("The authorization code has expired (codes live 60 seconds).")
-        claimed = db.execute(
-            update(AuthorizationCode)
-            .where(AuthorizationCode.code_hash == code_hash, AuthorizationCode.used_at.is_(None))
-            .values(used_at=now)
+        db.execute(
+            update(AccessToken)
+            .where(AccessToken.code_hash == code_hash, AccessToken.revoked_at.is_(None))
+            .values(revoked_at=now)
         )
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
-            db.execute(
-                update(AccessToken)
-                .where(AccessToken.code_hash == code_hash, AccessToken.revoked_at.is_(None))
-                .values(revoked_at=now)
-            )
-            db.commit()  # the revocation must stand although this request fails
-            raise InvalidGrantError("The authorization code was already used; the tokens it issued are revoked.")
-        db.refresh(row)
-        return row
+        db.commit()  # the revocation must stand although this request fails
+        raise InvalidGrantError("The authorization code was already used; the tokens it issued are revoked.")
 
     def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
         """Keep the row: its `used_at` is what detects a second use."""
@@ -377,11 +370,10 @@ def add_id_token(grant: CodeGrant, response: tuple[int, dict[str, Any], list[Any
     _, token, _ = response
     code: AuthorizationCode = grant.request.authorization_code
     client: Client = grant.request.client
-    national_id = _national_id(code.citizen_id)
     now = clock().timestamp()
     claims: dict[str, Any] = {
         "iss": issuer(),
-        "sub": pairwise_subject(national_id, client.sector),
+        "sub": code.subject,
         "aud": client.client_id,
         "iat": now,
         "exp": now + ACCESS_TOKEN_LIFETIME,
@@ -401,15 +393,6 @@ def add_id_token(grant: CodeGrant, response: tuple[int, dict[str, Any], list[Any
 def _half_hash(value: str) -> str:
     digest = hashlib.sha256(value.encode("ascii")).digest()
     return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode()
-
-
-def _national_id(citizen_id: str) -> str:
-    from identity.models import Citizen
-
-    citizen = session().get(Citizen, citizen_id)
-    if citizen is None:
-        raise InvalidGrantError("The citizen of this code no longer exists.")
-    return citizen.national_id
 
 
 def sign_jwt(claims: dict[str, Any], typ: str = "JWT") -> str:
@@ -454,6 +437,7 @@ def save_token(token: dict[str, Any], request: OAuth2Request) -> None:
             token_hash=sha256_hex(token["access_token"]),
             client_id=request.client.client_id,
             citizen_id=code.citizen_id,
+            subject=code.subject,
             code_hash=code.code_hash,
             jkt=request.dpop_jkt,
             scope=token["scope"],
@@ -543,14 +527,12 @@ class Introspection(IntrospectionEndpoint):  # type: ignore[misc]
     def introspect_token(self, token: StoredToken) -> dict[str, Any]:
         """Describe an active token."""
         row = token.row
-        client = query_client(row.client_id)
-        sector = client.sector if client else f"client:{row.client_id}"
         return {
             "active": True,
             "client_id": row.client_id,
             "token_type": "DPoP",
             "scope": row.scope,
-            "sub": pairwise_subject(_national_id(row.citizen_id), sector),
+            "sub": row.subject,
             "iss": issuer(),
             "iat": row.issued_at,
             "exp": row.expires_at,

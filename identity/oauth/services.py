@@ -303,7 +303,7 @@ def decide(
     if decision.approve:
         grant_user = oauth.Grant(
             citizen_id=authentication.citizen_id,
-            national_id=authentication.national_id,
+            subject=oauth.pairwise_subject(authentication.national_id, pending.client.sector),
             acr=ACR[authentication.level],
             amr=authentication.amr,
             auth_time=authentication.auth_time,
@@ -396,7 +396,7 @@ def userinfo(uow: UnitOfWork, token: AccessToken) -> dict[str, Any]:
     if client is None:
         raise InvalidToken("invalid_token", "The client of this token is no longer active.")
     claims = {
-        "sub": oauth.pairwise_subject(oauth._national_id(token.citizen_id), client.sector),
+        "sub": token.subject,
         "acr": token.acr,
         "amr": token.amr,
         "auth_time": token.auth_time,
