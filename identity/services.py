@@ -9,13 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import select, text
 
 from identity import national_id as nid
 from identity.interfaces import InvalidNationalId
-from identity.models import ROLES, Citizen, MobileDevice, SeenJti, StaffRole
+from identity.models import ROLES, Citizen, MobileDevice, StaffRole
 from mydata.db import UnitOfWork
 
 
@@ -111,19 +109,21 @@ def enrol_device(
     return device
 
 
+# One statement for every single-use identifier: insert it, or take over an expired one; RETURNING
+# tells whether this request was the one to record it. Written once as SQL (PostgreSQL and SQLite
+# both read it): it runs several times in every flow, and the ORM's insert costs twice as much.
+_REMEMBER_ONCE = text(
+    "INSERT INTO identity_oauth_jti (key, expires_at) VALUES (:key, :expires_at) "
+    "ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at "
+    "WHERE identity_oauth_jti.expires_at <= :now RETURNING key"
+)
+
+
 def remember_once(uow: UnitOfWork, key: str, expires_at: int, now: int) -> bool:
     """Record a one-time identifier; return False if it was already recorded (a replay).
 
     One statement, safe between concurrent requests on every node: an insert that does nothing
     when the identifier is known, unless the known one has expired (its proof is stale anyway).
     """
-    db = uow.session
-    dialect = db.get_bind().dialect.name
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(SeenJti).values(key=key, expires_at=expires_at)
-    statement = statement.on_conflict_do_update(
-        index_elements=[SeenJti.key],
-        set_={"expires_at": statement.excluded.expires_at},
-        where=SeenJti.expires_at <= now,
-    )
-    return db.execute(statement.returning(SeenJti.key)).first() is not None
+    found = uow.session.execute(_REMEMBER_ONCE, {"key": key, "expires_at": expires_at, "now": now})
+    return found.first() is not None

@@ -45,7 +45,7 @@ from identity.interfaces import (
 )
 from identity.sessions import LEVELS, Authentication, current_authentication, level_at_least, methods_for
 from mydata.clock import clock
-from mydata.db import UnitOfWork, unit_of_work
+from mydata.db import UnitOfWork, get_db, unit_of_work
 from mydata.errors import BadRequest
 from mydata.keys import key_store
 from mydata.limits import limiter
@@ -293,7 +293,7 @@ def render_login(
         except EidNotConfigured:
             forms.pop("eid")  # no trusted CA (sandbox not seeded yet): do not offer what cannot work
         else:
-            forms["eid"].nonce.data = eid.issue_nonce(_nonce_secret(unit_of_work()), clock().now())
+            forms["eid"].nonce.data = eid.issue_nonce(_nonce_secret(), clock().now())
     page = render_template(
         "login/login.html",
         target=target,
@@ -320,9 +320,12 @@ def _error_status(error: IdentityError) -> int:
     return 401 if error.status in (404, 409, 410) else error.status
 
 
-def _nonce_secret(uow: UnitOfWork) -> bytes:
-    secret = key_store(uow).secret("eid_nonce")
-    uow.commit()  # created on first use only; otherwise there is nothing to commit
+def _nonce_secret() -> bytes:
+    # Its own unit of work: the secret is created (and committed) on first use only, and read from
+    # this process's memory after that, without touching the request's transaction.
+    with get_db().unit_of_work() as uow:
+        secret = key_store(uow).secret("eid_nonce")
+        uow.commit()
     return secret
 
 
@@ -373,7 +376,7 @@ def login_eid() -> ResponseReturnValue:
         else:
             card = CardSignature(form.certificate.data, _decode_signature(form.signature.data))
         uow = unit_of_work()
-        citizen = eid.log_in(uow, card, form.nonce.data, _nonce_secret(uow), anchors, clock().now())
+        citizen = eid.log_in(uow, card, form.nonce.data, _nonce_secret(), anchors, clock().now())
     except IdentityError as error:
         unit_of_work().rollback()
         return render_login(target, "eid", form, error, status=_error_status(error))

@@ -11,6 +11,7 @@ import datetime as dt
 import importlib
 import importlib.util
 import pkgutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 from flask import Flask, current_app, g
 from sqlalchemy import DateTime, MetaData, create_engine, event, text
 from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -96,7 +98,40 @@ def make_engine(url: str, echo: bool = False) -> Engine:
         engine = create_engine(url, echo=echo, connect_args={"timeout": 30})
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = create_engine(url, echo=echo, pool_size=10, max_overflow=20)
+    _ping_idle_connections(engine)
+    return engine
+
+
+#: A pooled connection idle for longer than this is pinged before use (see _ping_idle_connections).
+IDLE_PING_SECONDS = 10.0
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """Check a pooled connection before use when it has been idle a while, not before every use.
+
+    SQLAlchemy's ``pool_pre_ping`` costs a round trip at every checkout, which is every request.
+    A connection in steady use has just proved itself; one idle for more than
+    :data:`IDLE_PING_SECONDS` (when the database may have restarted or failed over) is pinged, and
+    a dead one is replaced before the request sees it (SQLAlchemy's pessimistic disconnect recipe).
+    A connection lost while in use fails that request, and SQLAlchemy then renews the whole pool.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < IDLE_PING_SECONDS:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # any driver error here means the connection is gone
+            raise DisconnectionError("the pooled connection did not answer a ping") from exc
+        if not alive:
+            raise DisconnectionError("the pooled connection did not answer a ping")
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -164,9 +164,9 @@ def interaction(interaction_id: str) -> ResponseReturnValue:
     """Log the citizen in at the level needed, then ask for approval and answer the client."""
     if interaction_id not in session.get(_INTERACTIONS, []):
         abort(404)
+    authentication = current_authentication()  # first: it may write, before this request has begun its work
     uow = unit_of_work()
     pending = services.load_interaction(uow, interaction_id)
-    authentication = current_authentication()
     if authentication is None or not level_at_least(authentication.level, pending.level):
         if request.method == "GET":
             # The login page itself, here: one round trip less, and the address stays the interaction's.
