@@ -16,10 +16,11 @@ import datetime as dt
 import hashlib
 import secrets
 from dataclasses import dataclass
+from typing import cast
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, g, request, url_for
-from sqlalchemy import select
+from sqlalchemy import Table, select, update
 
 from identity.interfaces import LevelTooLow
 from identity.models import Citizen, LoginSession
@@ -32,6 +33,9 @@ ACR = {
     "substantial": "urn:mydata:loa:substantial",
     "high": "urn:mydata:loa:high",
 }
+
+_SESSION = cast(Table, LoginSession.__table__)
+_CITIZEN = cast(Table, Citizen.__table__)
 
 IDLE_TIMEOUT = dt.timedelta(minutes=15)
 ABSOLUTE_LIFETIME = dt.timedelta(hours=8)
@@ -182,19 +186,43 @@ def open_session(
     return _authentication(row, citizen), secret
 
 
-def _find_session(uow: UnitOfWork, secret: str) -> tuple[LoginSession, Citizen] | None:
+@dataclass(frozen=True)
+class _Found:
+    authentication: Authentication
+    created_at: dt.datetime
+    last_seen_at: dt.datetime
+
+
+def _find_session(uow: UnitOfWork, secret: str) -> _Found | None:
+    # A Core statement: this runs on every request of a logged-in browser.
     found = uow.session.execute(
-        select(LoginSession, Citizen)
-        .join(Citizen, Citizen.id == LoginSession.citizen_id)
-        .where(LoginSession.secret_hash == _hash(secret), LoginSession.ended_at.is_(None))
-    ).first()
-    return None if found is None else (found[0], found[1])
+        select(
+            _SESSION.c.id, _SESSION.c.citizen_id, _SESSION.c.method, _SESSION.c.level, _SESSION.c.amr,
+            _SESSION.c.auth_time, _SESSION.c.created_at, _SESSION.c.last_seen_at,
+            _CITIZEN.c.national_id, _CITIZEN.c.name,
+        )
+        .join(_CITIZEN, _CITIZEN.c.id == _SESSION.c.citizen_id)
+        .where(_SESSION.c.secret_hash == _hash(secret), _SESSION.c.ended_at.is_(None))
+    ).first()  # fmt: skip
+    if found is None:
+        return None
+    authentication = Authentication(
+        session_id=found.id,
+        citizen_id=found.citizen_id,
+        national_id=found.national_id,
+        name=found.name,
+        level=found.level,
+        amr=tuple(found.amr),
+        auth_time=int(found.auth_time.timestamp()),
+        method=found.method,
+    )
+    return _Found(authentication, found.created_at, found.last_seen_at)
 
 
-def _end_reason(row: LoginSession, now: dt.datetime) -> str | None:
-    if now - row.created_at > ABSOLUTE_LIFETIME:
+def _end_reason(found: _Found, now: dt.datetime) -> str | None:
+    if now - found.created_at > ABSOLUTE_LIFETIME:
         return "expired"
-    if now - row.last_seen_at > IDLE_TIMEOUT:
+    if now - found.last_seen_at > IDLE_TIMEOUT:
         return "idle"
     return None
 
@@ -204,16 +232,16 @@ def resume_session(uow: UnitOfWork, secret: str, now: dt.datetime) -> Authentica
     found = _find_session(uow, secret)
     if found is None:
         return None
-    row, citizen = found
-    reason = _end_reason(row, now)
+    by_id = _SESSION.c.id == found.authentication.session_id
+    reason = _end_reason(found, now)
     if reason is not None:
-        row.ended_at, row.end_reason = now, reason
+        uow.session.execute(update(_SESSION).where(by_id).values(ended_at=now, end_reason=reason))
         uow.commit()
         return None
-    if now - row.last_seen_at >= TOUCH_INTERVAL:
-        row.last_seen_at = now
+    if now - found.last_seen_at >= TOUCH_INTERVAL:
+        uow.session.execute(update(_SESSION).where(by_id).values(last_seen_at=now))
         uow.commit()
-    return _authentication(row, citizen)
+    return found.authentication
 
 
 def end_session(uow: UnitOfWork, session_id: str, now: dt.datetime, reason: str = "logout") -> None:

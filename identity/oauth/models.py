@@ -78,15 +78,6 @@ class AuthorizationCode(Base):
     expires_at: Mapped[int] = mapped_column(BigInteger)
     used_at: Mapped[int | None] = mapped_column(BigInteger)
 
-    # Authlib's code grant reads a code through these two methods (AuthorizationCodeMixin).
-    def get_redirect_uri(self) -> str:
-        """Return the redirect URI the code was issued for."""
-        return self.redirect_uri
-
-    def get_scope(self) -> str:
-        """Return the granted scope."""
-        return self.scope
-
 
 class AccessToken(Base):
     """An opaque DPoP-bound access token, stored as its SHA-256 only."""

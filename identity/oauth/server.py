@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import jwt
 from authlib.integrations.flask_oauth2 import AuthorizationServer
@@ -42,7 +42,7 @@ from flask import Flask, current_app, has_app_context
 from joserfc import jwt as jose_jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
-from sqlalchemy import update
+from sqlalchemy import Table, insert, update
 
 from identity.oauth.models import AccessToken, AuthorizationCode, OAuthClient
 from identity.services import remember_once
@@ -56,7 +56,10 @@ CODE_LIFETIME = 60  # FAPI 2.0 SP §5.3.2.1: at most 60 s
 ACCESS_TOKEN_LIFETIME = 600  # until the delivery window ends (DESIGN §6.1: 10 minutes)
 ASSERTION_MAX_LIFETIME = 300
 #: How long a process trusts what it read of a client (a suspension elsewhere takes effect within this).
-CLIENT_CACHE_SECONDS = 30  # DESIGN §3.3: `exp` at most 5 minutes ahead
+CLIENT_CACHE_SECONDS = 30
+# Codes and tokens are written and claimed with Core statements: they are on every flow's path.
+_CODE = cast(Table, AuthorizationCode.__table__)
+_TOKEN = cast(Table, AccessToken.__table__)  # DESIGN §3.3: `exp` at most 5 minutes ahead
 SCOPES = ("openid",)
 
 
@@ -92,9 +95,7 @@ class ClientRecord:
     @classmethod
     def of(cls, row: OAuthClient) -> ClientRecord:
         """Copy a row."""
-        return cls(
-            row.client_id, row.name, row.organisation_id, dict(row.jwks), tuple(row.redirect_uris), row.status
-        )
+        return cls(row.client_id, row.name, row.organisation_id, dict(row.jwks), tuple(row.redirect_uris), row.status)
 
 
 class Client(ClientMixin):  # type: ignore[misc]
@@ -289,6 +290,39 @@ class Grant:
     transaction_id: str
 
 
+@dataclass(frozen=True)
+class CodeRecord:
+    """A claimed authorization code, with what the token and the ID token need."""
+
+    code_hash: str
+    client_id: str
+    citizen_id: str
+    subject: str
+    redirect_uri: str
+    scope: str
+    nonce: str | None
+    code_challenge: str
+    code_challenge_method: str
+    acr: str
+    amr: list[str]
+    auth_time: int
+    authorization_details: list[dict[str, Any]] | None
+    dpop_jkt: str | None
+    transaction_id: str
+
+    # Authlib's code grant reads a code through these two methods (AuthorizationCodeMixin).
+    def get_redirect_uri(self) -> str:
+        """Return the redirect URI the code was issued for."""
+        return self.redirect_uri
+
+    def get_scope(self) -> str:
+        """Return the granted scope."""
+        return self.scope
+
+
+_CODE_FIELDS = tuple(CodeRecord.__dataclass_fields__)
+
+
 class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
     """The authorization code grant with FAPI 2.0 code handling."""
 
@@ -303,46 +337,47 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
         """Store the code's hash with everything the token and ID token will need."""
         grant: Grant = request.user
         now = clock().timestamp()
-        session().add(
-            AuthorizationCode(
-                code_hash=sha256_hex(code),
-                client_id=request.client.client_id,
-                citizen_id=grant.citizen_id,
-                subject=grant.subject,
-                redirect_uri=request.payload.redirect_uri,
-                scope=request.client.get_allowed_scope(request.payload.scope),
-                nonce=grant.nonce,
-                code_challenge=request.payload.data["code_challenge"],
-                code_challenge_method=request.payload.data["code_challenge_method"],
-                acr=grant.acr,
-                amr=list(grant.amr),
-                auth_time=grant.auth_time,
-                authorization_details=grant.authorization_details,
-                dpop_jkt=grant.dpop_jkt,
-                transaction_id=grant.transaction_id,
-                issued_at=now,
-                expires_at=now + CODE_LIFETIME,
-            )
+        session().execute(
+            insert(_CODE),
+            {
+                "code_hash": sha256_hex(code),
+                "client_id": request.client.client_id,
+                "citizen_id": grant.citizen_id,
+                "subject": grant.subject,
+                "redirect_uri": request.payload.redirect_uri,
+                "scope": request.client.get_allowed_scope(request.payload.scope),
+                "nonce": grant.nonce,
+                "code_challenge": request.payload.data["code_challenge"],
+                "code_challenge_method": request.payload.data["code_challenge_method"],
+                "acr": grant.acr,
+                "amr": list(grant.amr),
+                "auth_time": grant.auth_time,
+                "authorization_details": grant.authorization_details,
+                "dpop_jkt": grant.dpop_jkt,
+                "transaction_id": grant.transaction_id,
+                "issued_at": now,
+                "expires_at": now + CODE_LIFETIME,
+            },
         )
 
-    def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode | None:
+    def query_authorization_code(self, code: str, client: Client) -> CodeRecord | None:
         """Claim the code atomically; a second use revokes every token it issued (RFC 6749 §4.1.2)."""
         db = session()
         code_hash = sha256_hex(code)
         now = clock().timestamp()
-        claimed = db.scalars(
-            update(AuthorizationCode)
+        claimed = db.execute(
+            update(_CODE)
             .where(
-                AuthorizationCode.code_hash == code_hash,
-                AuthorizationCode.client_id == client.client_id,
-                AuthorizationCode.used_at.is_(None),
-                AuthorizationCode.expires_at > now,
+                _CODE.c.code_hash == code_hash,
+                _CODE.c.client_id == client.client_id,
+                _CODE.c.used_at.is_(None),
+                _CODE.c.expires_at > now,
             )
             .values(used_at=now)
-            .returning(AuthorizationCode)
+            .returning(*(_CODE.c[name] for name in _CODE_FIELDS))
         ).first()
         if claimed is not None:
-            return claimed
+            return CodeRecord(**claimed._asdict())
         # Not claimed: say why.
         row = db.get(AuthorizationCode, code_hash)
         if row is None or row.client_id != client.client_id:
@@ -357,10 +392,10 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
         db.commit()  # the revocation must stand although this request fails
         raise InvalidGrantError("The authorization code was already used; the tokens it issued are revoked.")
 
-    def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
+    def delete_authorization_code(self, authorization_code: CodeRecord) -> None:
         """Keep the row: its `used_at` is what detects a second use."""
 
-    def authenticate_user(self, authorization_code: AuthorizationCode) -> AuthorizationCode:
+    def authenticate_user(self, authorization_code: CodeRecord) -> CodeRecord:
         """The code carries the citizen; the token is issued to it."""
         return authorization_code
 
@@ -368,7 +403,7 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
 def add_id_token(grant: CodeGrant, response: tuple[int, dict[str, Any], list[Any]]) -> None:
     """Add the ID token and the granted authorization details to the token response (OIDC Core §3.1.3.3)."""
     _, token, _ = response
-    code: AuthorizationCode = grant.request.authorization_code
+    code: CodeRecord = grant.request.authorization_code
     client: Client = grant.request.client
     now = clock().timestamp()
     claims: dict[str, Any] = {
@@ -430,31 +465,32 @@ def generate_token(
 
 def save_token(token: dict[str, Any], request: OAuth2Request) -> None:
     """Store the access token's hash, bound to the DPoP key of the token request."""
-    code: AuthorizationCode = request.authorization_code
+    code: CodeRecord = request.authorization_code
     now = clock().timestamp()
-    session().add(
-        AccessToken(
-            token_hash=sha256_hex(token["access_token"]),
-            client_id=request.client.client_id,
-            citizen_id=code.citizen_id,
-            subject=code.subject,
-            code_hash=code.code_hash,
-            jkt=request.dpop_jkt,
-            scope=token["scope"],
-            acr=code.acr,
-            amr=code.amr,
-            auth_time=code.auth_time,
-            authorization_details=code.authorization_details,
-            transaction_id=code.transaction_id,
-            issued_at=now,
-            expires_at=now + int(token["expires_in"]),
-        )
+    session().execute(
+        insert(_TOKEN),
+        {
+            "token_hash": sha256_hex(token["access_token"]),
+            "client_id": request.client.client_id,
+            "citizen_id": code.citizen_id,
+            "subject": code.subject,
+            "code_hash": code.code_hash,
+            "jkt": request.dpop_jkt,
+            "scope": token["scope"],
+            "acr": code.acr,
+            "amr": code.amr,
+            "auth_time": code.auth_time,
+            "authorization_details": code.authorization_details,
+            "transaction_id": code.transaction_id,
+            "issued_at": now,
+            "expires_at": now + int(token["expires_in"]),
+        },
     )
 
 
 def check_dpop_binding(grant: CodeGrant, result: Any = None) -> None:
     """A code bound at PAR to a DPoP key may only be redeemed with that key (RFC 9449 §10)."""
-    code: AuthorizationCode = grant.request.authorization_code
+    code: CodeRecord = grant.request.authorization_code
     if code.dpop_jkt and code.dpop_jkt != grant.request.dpop_jkt:
         raise InvalidGrantError("The DPoP key differs from the one the authorization request was bound to.")
 

@@ -630,3 +630,25 @@ def test_client_registration_checks_redirect_uris(
         else:
             with pytest.raises(InvalidClientMetadata):
                 register_client(uow, clock, name="x", jwks=rp.jwks(), redirect_uris=[uri], sandbox=sandbox)
+
+
+def test_an_interaction_is_answered_once_even_by_racing_requests(
+    app: Flask, client: FlaskClient, rp: TestRelyingParty, issuer: str, signed_in: Authentication
+) -> None:
+    from identity.oauth import services
+    from identity.oauth.interfaces import ConsentDecision, InteractionNotFound
+    from mydata.db import unit_of_work
+
+    pushed = par(client, rp, issuer)
+    started = client.get(f"/oauth/authorize?client_id={rp.client_id}&request_uri={pushed.json['request_uri']}")
+    interaction_id = urlsplit(started.headers["Location"]).path.rsplit("/", 1)[1]
+    with app.test_request_context():
+        uow = unit_of_work()  # the request's, as the view's
+        # Two requests loaded the interaction before either answered it (a double click, two tabs).
+        first = services.load_interaction(uow, interaction_id)
+        second = services.load_interaction(uow, interaction_id)
+        assert services.decide(uow, first, signed_in, ConsentDecision(approve=True)).status_code == 303
+        with pytest.raises(InteractionNotFound):
+            services.decide(uow, second, signed_in, ConsentDecision(approve=True))
+        with pytest.raises(InteractionNotFound):
+            services.load_interaction(uow, interaction_id)
