@@ -1,7 +1,8 @@
 """Benchmark: complete OpenID Connect flows against gunicorn with PostgreSQL (DESIGN §10).
 
 One flow is what a bank's customer does: the bank pushes the request (PAR, private_key_jwt, DPoP),
-the browser is sent to authorize, logs in with the eID card (sandbox card reader), approves, the bank
+the browser is sent to authorize, logs in with the eID card (a card-reader component on the
+citizen's side signs the nonce with the sandbox card; the platform verifies), approves, the bank
 redeems the code (private_key_jwt + DPoP) and calls userinfo. The load generator runs on the same
 machine; the server's CPU time is read from /proc for the gunicorn master and its workers.
 
@@ -36,12 +37,13 @@ from mydata import cli  # noqa: E402
 from mydata.app import create_app  # noqa: E402
 from mydata.config import Settings  # noqa: E402
 from mydata.db import get_db  # noqa: E402
-from tests.factories.live import Browser  # noqa: E402
+from tests.factories.live import Browser, SandboxCard  # noqa: E402
 from tests.factories.oauth import TestRelyingParty, pkce_pair  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 DEFAULT_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 REDIRECT_URI = "https://bench-bank.example/callback"
+PERSONA = "A123456789"
 
 
 def prepare(database_url: str, folder: Path, issuer: str) -> tuple[dict[str, str], TestRelyingParty]:
@@ -76,7 +78,7 @@ def prepare(database_url: str, folder: Path, issuer: str) -> tuple[dict[str, str
     return env, rp
 
 
-def one_flow(issuer: str, rp: TestRelyingParty) -> float:
+def one_flow(issuer: str, rp: TestRelyingParty, card: SandboxCard) -> float:
     """Run one complete flow; return its wall time in seconds."""
     started = time.perf_counter()
     http = requests.Session()
@@ -95,7 +97,7 @@ def one_flow(issuer: str, rp: TestRelyingParty) -> float:
     browser = Browser(issuer)
     query = urlencode({"client_id": rp.client_id, "request_uri": pushed.json()["request_uri"]})
     login_page = browser.follow(browser.get(f"/oauth/authorize?{query}"))
-    approval = browser.follow(browser.log_in(login_page, "eid", "A123456789"))
+    approval = browser.follow(browser.log_in_with_card(login_page, card))
     answer = browser.follow(browser.approve(approval), stop_at=REDIRECT_URI)
     code = parse_qs(urlsplit(answer.headers["Location"]).query)["code"][0]
     token = http.post(
@@ -134,7 +136,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         env, rp = prepare(database_url, Path(folder), issuer)
         with gunicorn("mydata.app:create_app()", port, args, env) as pid:
-            figures = measure(pid, lambda _: one_flow(issuer, rp), args.flows, args.warmup, args.concurrency)
+            card = SandboxCard.of(Path(folder), PERSONA)
+            figures = measure(pid, lambda _: one_flow(issuer, rp, card), args.flows, args.warmup, args.concurrency)
             rss = worker_rss_mb(pid)
 
     result = {

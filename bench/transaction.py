@@ -2,8 +2,8 @@
 
 One transaction is what a bank's "apply with MyData" costs the platform: the bank pushes the
 request (PAR with private_key_jwt, PKCE, DPoP and `authorization_details` for the sandbox bank's
-credit-card service), the browser follows /oauth/authorize, logs in with the eID card (sandbox card
-reader), approves on the consent screen, the bank redeems the code (private_key_jwt + DPoP) and
+credit-card service), the browser follows /oauth/authorize, logs in with the eID card (a card-reader
+component on the citizen's side signs the nonce with the sandbox card; the platform verifies), approves on the consent screen, the bank redeems the code (private_key_jwt + DPoP) and
 collects the package: the platform fetches household registration, income and labour insurance
 from the sandbox agencies over HTTP (mounted in the same gunicorn, hence gthread workers), verifies
 the agencies' signatures and schemas, signs (JWS) and encrypts (JWE) the package, and records the
@@ -50,7 +50,7 @@ from mydata.app import create_app  # noqa: E402
 from mydata.config import Settings  # noqa: E402
 from mydata.db import get_db  # noqa: E402
 from relying_parties.sandbox.mydata_client import ClientSettings, MyDataClient  # noqa: E402
-from tests.factories.live import Browser  # noqa: E402
+from tests.factories.live import Browser, SandboxCard  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 DEFAULT_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -110,8 +110,9 @@ def prepare(database_url: str, folder: Path, issuer: str) -> tuple[dict[str, str
 class Bank:
     """The bench bank: one MyData client per load thread (each keeps its connections and caches)."""
 
-    def __init__(self, issuer: str, keys: KeySet) -> None:
+    def __init__(self, issuer: str, keys: KeySet, card: SandboxCard) -> None:
         self.settings = ClientSettings(issuer=issuer, client_id=CLIENT_ID, redirect_uri=REDIRECT_URI, keys=keys)
+        self.card = card
         self._local = threading.local()
 
     def client(self) -> MyDataClient:
@@ -128,7 +129,7 @@ class Bank:
         browser = Browser(self.settings.issuer)
         browser.http.trust_env = False
         login = browser.follow(browser.get(start.authorization_url))
-        screen = browser.follow(browser.log_in(login, "eid", PERSONA))
+        screen = browser.follow(browser.log_in_with_card(login, self.card))
         answer = browser.follow(browser.approve(screen), stop_at=REDIRECT_URI)
         query = {k: v[0] for k, v in parse_qs(urlsplit(answer.headers["Location"]).query).items()}
         tokens = client.redeem_code(client.authorization_code(query, start.state), start)
@@ -172,7 +173,7 @@ def main() -> None:
     issuer = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as folder:
         env, keys = prepare(database_url, Path(folder), issuer)
-        bank = Bank(issuer, keys)
+        bank = Bank(issuer, keys, SandboxCard.of(Path(folder), PERSONA))
         with gunicorn("mydata.app:create_app()", port, args, env) as pid:
             tx = measure(pid, lambda _: bank.transaction(), args.transactions, args.warmup, args.concurrency)
             rss = worker_rss_mb(pid)

@@ -21,9 +21,12 @@ from typing import Any
 from urllib.parse import urljoin
 
 import requests
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Flask
 from werkzeug.serving import make_server
 
+from identity.sandbox.pki import SandboxPki
 from mydata import cli
 from mydata.app import create_app
 from mydata.clock import Clock
@@ -103,6 +106,22 @@ def _not_ready(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     return [b"starting"]
 
 
+@dataclass(frozen=True)
+class SandboxCard:
+    """A sandbox eID card as the citizen's card reader holds it: its certificate chain and unlocked key."""
+
+    certificate_pem: str
+    key: ec.EllipticCurvePrivateKey
+
+    @classmethod
+    def of(cls, instance_path: Path, national_id: str, pin: str = EID_PIN) -> SandboxCard:
+        """Read a persona's card from the sandbox PKI of an instance folder, unlocking it with *pin*."""
+        certificate_path, key_path = SandboxPki(instance_path / "sandbox" / "eid").card_paths(national_id)
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=pin.encode())
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        return cls(certificate_path.read_text(), key)
+
+
 class _Forms(HTMLParser):
     """Collect each form's action and its named inputs."""
 
@@ -175,6 +194,20 @@ class Browser:
                 break
             time.sleep(0.05)
         return self.post("/login/mobile/check", form_fields(waiting.text, "/login/mobile/check"))
+
+    def log_in_with_card(self, login_page: requests.Response, card: SandboxCard) -> requests.Response:
+        """Log in with an eID card as a card-reader component on the citizen's computer does.
+
+        The component signs the page's nonce with the card (here: its key, unlocked by the PIN
+        once) and posts the certificate chain and the signature; the platform only verifies them.
+        """
+        fields = form_fields(login_page.text, "/login/eid")
+        fields.pop("national_id", None)
+        signature = card.key.sign(fields["nonce"].encode(), ec.ECDSA(hashes.SHA256()))
+        return self.post(
+            "/login/eid",
+            {**fields, "certificate": card.certificate_pem, "signature": base64.b64encode(signature).decode()},
+        )
 
     def approve(self, approval_page: requests.Response, decision: str = "approve") -> requests.Response:
         """Answer the approval (or consent) page."""

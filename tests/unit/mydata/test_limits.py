@@ -33,3 +33,14 @@ def test_third_request_in_a_minute_is_refused_with_retry_after(settings: Setting
     assert refused.status_code == 429
     assert refused.json["error"] == "too_many_requests"
     assert int(refused.headers["Retry-After"]) > 0
+
+
+def test_every_limit_is_a_view_decorator(settings: Settings) -> None:
+    # Application-wide, default and blueprint limits are checked by Flask-Limiter's before_request
+    # hook, which mydata.limits takes off: declaring one would silently not limit anything.
+    app = create_app(settings)
+    manager = limiter.limit_manager
+    assert manager.default_limits == []
+    assert manager.application_limits == []
+    assert not [name for name in app.blueprints if manager.blueprint_limits(app, name)]
+    assert limiter._check_request_limit not in app.before_request_funcs.get(None, [])
