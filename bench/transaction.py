@@ -1,14 +1,15 @@
 """Benchmark: full one-shot transactions against gunicorn with PostgreSQL (DESIGN §10).
 
-One transaction is what a bank's "apply with MyData" costs the platform: the bank pushes the
-request (PAR with private_key_jwt, PKCE, DPoP and `authorization_details` for the sandbox bank's
-credit-card service), the browser follows /oauth/authorize, logs in with the eID card (a card-reader
-component on the citizen's side signs the nonce with the sandbox card; the platform verifies), approves on the consent screen, the bank redeems the code (private_key_jwt + DPoP) and
-collects the package: the platform fetches household registration, income and labour insurance
-from the sandbox agencies over HTTP (mounted in the same gunicorn, hence gthread workers), verifies
-the agencies' signatures and schemas, signs (JWS) and encrypts (JWE) the package, and records the
-ledger entries. The bank side is the sandbox relying parties' client
-(relying_parties/sandbox/mydata_client.py), which decrypts and verifies every package.
+One transaction is what a bank's "apply with MyData" costs the platform: the bank pushes the request
+(PAR with private_key_jwt, PKCE, DPoP and `authorization_details` for the sandbox bank's credit-card
+service), the browser follows /oauth/authorize, logs in with the eID card (a card-reader component
+on the citizen's side signs the nonce with the sandbox card; the platform verifies), approves on the
+consent screen, the bank redeems the code (private_key_jwt + DPoP) and collects the package: the
+platform fetches household registration, income and labour insurance from the sandbox agencies over
+HTTP (mounted in the same gunicorn, hence gthread workers), verifies the agencies' signatures and
+schemas, signs (JWS) and encrypts (JWE) the package, and records the ledger entries. The bank side
+is the sandbox relying parties' client (relying_parties/sandbox/mydata_client.py), which decrypts
+and verifies every package.
 
 The ratio compares the server CPU of one transaction with that of one bare Flask request (a view
 returning a short text) served by the same gunicorn settings; the load generator keeps its

@@ -57,10 +57,11 @@ def fill(driver: WebDriver, field_id: str, value: str) -> None:
 
 
 def apply_with_mydata(driver: WebDriver, start_page: str) -> None:
-    """Press the relying party's button; MyData asks the citizen to log in."""
+    """Press the relying party's button; MyData asks the citizen to log in (in the authorization's own page)."""
     driver.get(start_page)
     driver.find_element(By.ID, "apply-with-mydata").click()
-    wait_for_path(driver, "/login")
+    WebDriverWait(driver, 20).until(lambda d: d.find_elements(By.ID, "eid-national_id"))
+    assert "/oauth/interaction/" in driver.current_url
 
 
 def log_in_with_eid(driver: WebDriver, national_id: str) -> None:
