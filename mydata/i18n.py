@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlencode
 
+from babel.support import NullTranslations
 from flask import Flask, Response, current_app, g, request
-from flask_babel import Babel, get_locale
+from flask_babel import Babel, get_locale, get_translations
 
 LOCALES = {"zh_Hant_TW": "zh-Hant-TW", "en": "en"}
 LANGUAGE_NAMES = {"zh_Hant_TW": "中文", "en": "English"}
@@ -46,6 +47,22 @@ def remember_locale(response: Response) -> Response:
     return response
 
 
+def request_translations() -> NullTranslations:
+    """Return this request's translations, kept where Flask-Babel keeps them for the request.
+
+    ``babel_translations`` on Flask-Babel's request namespace is the slot that its ``refresh()``
+    and ``force_locale()`` clear and restore, so a change of language within a request is seen.
+    """
+    context = g.get("_flask_babel")
+    cached: NullTranslations | None = getattr(context, "babel_translations", None)
+    if cached is None:
+        cached = get_translations()
+        context = g.get("_flask_babel")
+        if context is not None:
+            context.babel_translations = cached
+    return cached
+
+
 def html_lang() -> str:
     """Return the BCP 47 tag for the ``lang`` attribute of the page."""
     return LOCALES.get(str(get_locale()), "zh-Hant-TW")
@@ -76,5 +93,12 @@ def init_app(app: Flask) -> None:
     app.config["BABEL_DEFAULT_LOCALE"] = app.config["MYDATA_DEFAULT_LOCALE"]
     app.config["BABEL_DEFAULT_TIMEZONE"] = "Asia/Taipei"
     Babel(app, locale_selector=select_locale)
+    # Templates translate through the request's translations, looked up once per request: a page
+    # has dozens of strings, and Flask-Babel's own callables look the translations up for each.
+    app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]  # from the i18n extension
+        gettext=lambda string: request_translations().ugettext(string),
+        ngettext=lambda singular, plural, n: request_translations().ungettext(singular, plural, n),
+        newstyle=True,
+    )
     app.after_request(remember_locale)
     app.jinja_env.globals.update(html_lang=html_lang, language_links=switch_links)

@@ -149,3 +149,16 @@ def test_openapi_document_is_valid_openapi_3_1(client: FlaskClient) -> None:
 def test_session_cookie_flags(app: Flask) -> None:
     assert app.config["SESSION_COOKIE_HTTPONLY"] is True
     assert app.config["SESSION_COOKIE_SAMESITE"] == "Lax"
+
+
+def test_templates_follow_a_change_of_language_within_a_request(app: Flask) -> None:
+    from flask import render_template_string
+    from flask_babel import force_locale
+
+    page = "{{ _('Skip to main content') }}"
+    with app.test_request_context("/?lang=en"):
+        assert render_template_string(page) == "Skip to main content"
+        with force_locale("zh_Hant_TW"):
+            chinese = render_template_string(page)
+        assert chinese != "Skip to main content"
+        assert render_template_string(page) == "Skip to main content"
