@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from flask_babel import lazy_gettext
+from babel import support
+from flask_babel import get_locale, lazy_gettext
 from flask_wtf import FlaskForm
 from wtforms import Field, HiddenField, PasswordField, StringField, TextAreaField
+from wtforms.i18n import messages_path
 from wtforms.validators import DataRequired, Length, Regexp, ValidationError
 
 from identity import national_id as nid
@@ -24,8 +27,22 @@ def _national_id(_form: Any, field: Field) -> None:
     field.data = value
 
 
+@functools.cache
+def _wtforms_translations(locale: str) -> support.NullTranslations:
+    """WTForms' own messages in *locale*, read once per process (Flask-WTF reads them per request).
+
+    WTForms names Traditional Chinese ``zh_TW`` where we say ``zh_Hant_TW``: both are tried.
+    """
+    return support.Translations.load(messages_path(), [locale, locale.replace("_Hant", "")], domain="wtforms")
+
+
 class _LoginForm(FlaskForm):  # type: ignore[misc]  # Flask-WTF ships no type information
     """Where to go after login, and the level asked for (kept through the form)."""
+
+    class Meta:
+        def get_translations(self, form: Any) -> support.NullTranslations:
+            """Return WTForms' messages in the reader's language."""
+            return _wtforms_translations(str(get_locale()))
 
     next = HiddenField()
     level = HiddenField()
