@@ -7,6 +7,7 @@ the measured work: it counts what the server spent, not the load generator on th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 import statistics
@@ -43,17 +44,29 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def server_pids(master_pid: int) -> list[int]:
+    """Return gunicorn's master and its workers."""
+    children = Path(f"/proc/{master_pid}/task/{master_pid}/children")
+    return [master_pid] + ([int(p) for p in children.read_text().split()] if children.exists() else [])
+
+
 def server_cpu_seconds(master_pid: int) -> float:
     """Return user + system CPU seconds of gunicorn's master and workers so far."""
-    pids = [master_pid]
-    children = Path(f"/proc/{master_pid}/task/{master_pid}/children")
-    if children.exists():
-        pids += [int(p) for p in children.read_text().split()]
     total = 0
-    for pid in pids:
+    for pid in server_pids(master_pid):
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
     return total / CLOCK_TICKS
+
+
+def server_cpu_ns(master_pid: int) -> int:
+    """Return the CPU time of gunicorn's master and workers so far, in ns (precise: /proc schedstat)."""
+    total = 0
+    for pid in server_pids(master_pid):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):  # a thread that just ended
+                total += int((task / "schedstat").read_text().split()[0])
+    return total
 
 
 def worker_rss_mb(master_pid: int) -> float:

@@ -48,7 +48,6 @@ from typing import Any
 import rfc8785
 from sqlalchemy import create_engine, insert, text, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import sessionmaker
 
 from consent import merkle
 from consent.audit import verify_ledger
@@ -170,20 +169,6 @@ def measure_appends(app: Any, start: int) -> dict[str, float]:
             n += APPENDS_PER_ROUND
     median = statistics.median(rounds)
     return {"seconds_per_append": median, "appends_per_second": 1 / median, "appends": n - start}
-
-
-@contextmanager
-def without_pre_ping(app: Any) -> Iterator[None]:
-    """Give the app an engine like the kernel's but without pool_pre_ping (a comparison only)."""
-    database = get_db(app)
-    engine, factory = database.engine, database.session_factory
-    database.engine = create_engine(database.url, pool_size=10, max_overflow=20)
-    database.session_factory = sessionmaker(bind=database.engine, expire_on_commit=False)
-    try:
-        yield
-    finally:
-        database.engine.dispose()
-        database.engine, database.session_factory = engine, factory
 
 
 def measure_floor(app: Any) -> dict[str, float]:
@@ -322,8 +307,6 @@ def run_backend(backend: str, sizes: list[int], workdir: Path) -> dict[str, Any]
             at["proofs"] = measure_proofs(app)
             at["audit_entries_per_second"] = {str(w): measure_audit(app, w) for w in (1, 2)}
             if backend == "postgresql" and size == sizes[0]:
-                with without_pre_ping(app):
-                    at["append_without_pool_pre_ping"] = measure_appends(app, 20_000_000)
                 at["concurrent_appends_per_second"] = {str(c): measure_concurrent(settings, c, 600) for c in (2, 4)}
                 results["floor"]["concurrent_transactions_per_second"] = {
                     str(c): measure_concurrent(settings, c, 600, floor=True) for c in (2, 4)

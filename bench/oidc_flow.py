@@ -6,7 +6,7 @@ citizen's side signs the nonce with the sandbox card; the platform verifies), ap
 redeems the code (private_key_jwt + DPoP) and calls userinfo. The load generator runs on the same
 machine; the server's CPU time is read from /proc for the gunicorn master and its workers.
 
-    python bench/oidc_flow.py [--flows 200] [--concurrency 4] [--workers 2]
+    python bench/oidc_flow.py [--flows 200] [--concurrency 4] [--workers 2] [--breakdown]
 
 Prints one summary line and writes bench/results/oidc_flow.json. Target: at most 8 ms of server CPU
 per flow. Set MYDATA_BENCH_DATABASE_URL to use another PostgreSQL server (a database named
@@ -20,18 +20,23 @@ import base64
 import json
 import os
 import platform
+import re
 import secrets
 import sys
 import tempfile
 import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
-from harness import free_port, fresh_database, gunicorn, measure, worker_rss_mb  # noqa: E402
+from harness import free_port, fresh_database, gunicorn, measure, server_cpu_ns, worker_rss_mb  # noqa: E402
 
 from mydata import cli  # noqa: E402
 from mydata.app import create_app  # noqa: E402
@@ -119,6 +124,42 @@ def one_flow(issuer: str, rp: TestRelyingParty, card: SandboxCard) -> float:
     return time.perf_counter() - started
 
 
+@contextmanager
+def per_request_cpu(pid: int) -> Iterator[dict[str, list[int]]]:
+    """Record the server CPU (ns) each HTTP request of this process costs, by method and path.
+
+    For flows run one at a time against one worker with one thread: the CPU read after a request
+    (and a short pause for the worker to finish it) minus the CPU read before is that request's.
+    """
+    spent: dict[str, list[int]] = defaultdict(list)
+    send = requests.Session.send
+
+    def measured(self: requests.Session, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        before = server_cpu_ns(pid)
+        response = send(self, request, **kwargs)
+        time.sleep(0.005)
+        path = urlsplit(request.url or "").path
+        spent[f"{request.method} {re.sub(r'/[A-Za-z0-9_-]{32,}', '/<id>', path)}"].append(server_cpu_ns(pid) - before)
+        return response
+
+    requests.Session.send = measured  # type: ignore[method-assign]
+    try:
+        yield spent
+    finally:
+        requests.Session.send = send  # type: ignore[method-assign]
+
+
+def breakdown(issuer: str, rp: TestRelyingParty, card: SandboxCard, pid: int, flows: int) -> dict[str, float]:
+    """Return the server CPU per flow of each endpoint, in ms (flows one at a time)."""
+    for _ in range(10):
+        one_flow(issuer, rp, card)
+    with per_request_cpu(pid) as spent:
+        for _ in range(flows):
+            one_flow(issuer, rp, card)
+    ordered = sorted(spent.items(), key=lambda item: -sum(item[1]))
+    return {endpoint: round(sum(values) / flows / 1e6, 2) for endpoint, values in ordered}
+
+
 def main() -> None:
     """Run the benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -127,6 +168,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument(
+        "--breakdown", action="store_true", help="also: CPU per endpoint, flows one at a time on 1 worker, 1 thread"
+    )
     args = parser.parse_args()
 
     server_url = os.environ.get("MYDATA_BENCH_DATABASE_URL", DEFAULT_SERVER)
@@ -139,6 +183,11 @@ def main() -> None:
             card = SandboxCard.of(Path(folder), PERSONA)
             figures = measure(pid, lambda _: one_flow(issuer, rp, card), args.flows, args.warmup, args.concurrency)
             rss = worker_rss_mb(pid)
+        per_endpoint = None
+        if args.breakdown:
+            single = argparse.Namespace(workers=1, threads=1)
+            with gunicorn("mydata.app:create_app()", port, single, env) as pid:
+                per_endpoint = breakdown(issuer, rp, card, pid, min(args.flows, 100))
 
     result = {
         "bench": "oidc_flow",
@@ -150,6 +199,7 @@ def main() -> None:
         "server_cpu_ms_per_flow": round(figures["cpu_per_unit"] * 1000, 2),
         "target_server_cpu_ms_per_flow": 8,
         "worker_rss_mb": round(rss, 1),
+        "server_cpu_ms_per_flow_by_endpoint": per_endpoint,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "date": time.strftime("%Y-%m-%d"),
     }
@@ -161,6 +211,10 @@ def main() -> None:
         f"p99 {latency['p99']} ms, server CPU {result['server_cpu_ms_per_flow']} ms/flow (target <= 8), "
         f"worker RSS {result['worker_rss_mb']} MB"
     )
+    if per_endpoint:
+        print(f"  by endpoint (flows one at a time): {sum(per_endpoint.values()):.1f} ms per flow")
+        for endpoint, ms in per_endpoint.items():
+            print(f"  {ms:7.2f} ms  {endpoint}")
 
 
 if __name__ == "__main__":

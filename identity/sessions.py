@@ -16,7 +16,7 @@ import datetime as dt
 import hashlib
 import secrets
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, g, request, url_for
@@ -132,16 +132,18 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _authentication(row: LoginSession, citizen: Citizen) -> Authentication:
+def _authentication(
+    session_id: str,
+    citizen_id: str,
+    national_id: str,
+    name: str,
+    level: str,
+    amr: Any,
+    auth_time: dt.datetime,
+    method: str,
+) -> Authentication:
     return Authentication(
-        session_id=row.id,
-        citizen_id=citizen.id,
-        national_id=citizen.national_id,
-        name=citizen.name,
-        level=row.level,
-        amr=tuple(row.amr),
-        auth_time=int(row.auth_time.timestamp()),
-        method=row.method,
+        session_id, citizen_id, national_id, name, level, tuple(amr), int(auth_time.timestamp()), method
     )
 
 
@@ -183,7 +185,10 @@ def open_session(
     citizen = uow.session.get(Citizen, citizen_id)
     assert citizen is not None
     uow.commit()
-    return _authentication(row, citizen), secret
+    authentication = _authentication(
+        row.id, citizen.id, citizen.national_id, citizen.name, row.level, row.amr, row.auth_time, row.method
+    )
+    return authentication, secret
 
 
 @dataclass(frozen=True)
@@ -206,15 +211,8 @@ def _find_session(uow: UnitOfWork, secret: str) -> _Found | None:
     ).first()  # fmt: skip
     if found is None:
         return None
-    authentication = Authentication(
-        session_id=found.id,
-        citizen_id=found.citizen_id,
-        national_id=found.national_id,
-        name=found.name,
-        level=found.level,
-        amr=tuple(found.amr),
-        auth_time=int(found.auth_time.timestamp()),
-        method=found.method,
+    authentication = _authentication(
+        found.id, found.citizen_id, found.national_id, found.name, found.level, found.amr, found.auth_time, found.method
     )
     return _Found(authentication, found.created_at, found.last_seen_at)
 

@@ -11,18 +11,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
 from mydata import db
+from tests.factories.ticks import Ticks
 
 POSTGRES_URL = os.environ.get("MYDATA_TEST_DATABASE_URL", "")
-
-
-class Ticks:
-    """time.monotonic as the pool sees it, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -12,20 +12,11 @@ from identity.oauth.server import CLIENT_CACHE_SECONDS, ClientDirectory, client_
 from mydata.clock import FrozenClock
 from mydata.db import get_db, session
 from tests.factories.oauth import TestRelyingParty
+from tests.factories.ticks import Ticks
 
 pytestmark = pytest.mark.db
 
 REDIRECT_URI = "https://rp.example/callback"
-
-
-class Ticks:
-    """A monotonic clock the test moves."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
