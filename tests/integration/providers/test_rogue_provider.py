@@ -138,6 +138,24 @@ CASES: list[tuple[str, Callable[[Rogue, dict[str, Any]], Response], Outcome, str
     ),
     ("not a JWS", lambda r, c: jose("definitely not a token"), Outcome.PROTOCOL_ERROR, "not_compact_jws"),
     (
+        "header not JSON",
+        lambda r, c: jose("bm90IGpzb24." + r.sign(answer(c)).split(".", 1)[1]),
+        Outcome.PROTOCOL_ERROR,
+        "jws_header",
+    ),
+    (
+        "header not an object",
+        lambda r, c: jose("WzFd." + r.sign(answer(c)).split(".", 1)[1]),
+        Outcome.PROTOCOL_ERROR,
+        "jws_header",
+    ),
+    (
+        "header with junk characters",
+        lambda r, c: jose("!!!!" + r.sign(answer(c))),  # readable to pick a key, refused when verified
+        Outcome.PROTOCOL_ERROR,
+        "jws",
+    ),
+    (
         "JSON instead of JOSE",
         lambda r, c: Response(r.sign(answer(c)), mimetype="application/json"),
         Outcome.PROTOCOL_ERROR,
