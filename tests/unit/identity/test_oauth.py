@@ -16,12 +16,13 @@ from flask.testing import FlaskClient
 from joserfc.jwk import ECKey
 from werkzeug.datastructures import MultiDict
 
+from identity.oauth import services
 from identity.oauth.clients import register_client
-from identity.oauth.interfaces import InvalidClientMetadata, ResolvedDetails
+from identity.oauth.interfaces import ConsentDecision, InteractionNotFound, InvalidClientMetadata, ResolvedDetails
 from identity.oauth.services import register_details_type
 from identity.sessions import Authentication
 from mydata.clock import FrozenClock
-from mydata.db import get_db
+from mydata.db import get_db, unit_of_work
 from mydata.keys import key_store
 from tests.factories.identity import make_citizen
 from tests.factories.oauth import TestRelyingParty, hmac_key, pkce_pair, rsa_key
@@ -635,9 +636,6 @@ def test_client_registration_checks_redirect_uris(
 def test_an_interaction_is_answered_once_even_by_racing_requests(
     app: Flask, client: FlaskClient, rp: TestRelyingParty, issuer: str, signed_in: Authentication
 ) -> None:
-    from identity.oauth import services
-    from identity.oauth.interfaces import ConsentDecision, InteractionNotFound
-    from mydata.db import unit_of_work
 
     pushed = par(client, rp, issuer)
     started = client.get(f"/oauth/authorize?client_id={rp.client_id}&request_uri={pushed.json['request_uri']}")
