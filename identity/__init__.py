@@ -6,7 +6,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from identity import api, oauth, sandbox, sessions, views
+from identity import api, nhi, oauth, sandbox, sessions, views
 from identity.eid import TrustBundle
 from mydata.security import csrf
 
@@ -22,6 +22,8 @@ def init_app(app: Flask) -> None:
     roots = Path(settings.eid_ca_roots) if settings.eid_ca_roots else sandbox_folder / "eid" / "ca-bundle.pem"
     app.extensions["identity.eid_trust"] = TrustBundle(roots)
     app.config.setdefault("IDENTITY_LOGIN_RATE", LOGIN_RATE)
+    # Made now, not by the first unknown card number, whose answer would then take twice as long.
+    nhi.prepare_decoy()
     app.register_blueprint(views.bp)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)

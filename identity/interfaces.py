@@ -168,18 +168,14 @@ class MobileSignatureInvalid(IdentityError):
 # -- NHI card -------------------------------------------------------------------------------------
 
 
-class UnknownNhiCard(IdentityError):
-    """No NHI card with this number is registered."""
-
-    code = "unknown_card"
-    description = "No NHI card with this number is registered for MyData."
-
-
 class WrongPassword(IdentityError):
-    """The registration password is wrong; *attempts_left* before the card locks."""
+    """No card has this number, or its registration password is wrong; *attempts_left* before it locks.
+
+    One condition for both, so that an answer never tells whether a card number exists.
+    """
 
     code = "wrong_password"
-    description = "The registration password is not correct."
+    description = "The NHI card number or the registration password is not correct."
 
     def __init__(self, attempts_left: int) -> None:
         super().__init__(attempts_left=attempts_left)

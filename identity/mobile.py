@@ -26,7 +26,6 @@ from identity.interfaces import (
     MobileRequestNotPending,
     MobileRequestPending,
     MobileSignatureInvalid,
-    NoMobileDevice,
 )
 from identity.models import Citizen, MobileDevice, MobileRequest
 from mydata.db import UnitOfWork
@@ -51,17 +50,20 @@ class RequestState:
 
 
 def start(uow: UnitOfWork, national_id: str, now: dt.datetime) -> MobileRequest:
-    """Create a pending request for the phone(s) of *national_id*; raise :class:`NoMobileDevice`."""
+    """Create a pending request for the phone(s) of *national_id*.
+
+    A national ID without an account or without an enrolled phone gets a request all the same,
+    with a binding code, that no phone can approve: it waits and expires like one its owner ignores,
+    so the login page never tells whether someone has an account or a phone.
+    """
     citizen = services.find_citizen(uow, national_id)
     has_device = (
         citizen is not None
         and uow.session.scalars(select(MobileDevice.id).where(MobileDevice.citizen_id == citizen.id).limit(1)).first()
     )
-    if citizen is None or not has_device:
-        raise NoMobileDevice()
     request = MobileRequest(
         id=secrets.token_urlsafe(32),
-        citizen_id=citizen.id,
+        citizen_id=citizen.id if citizen is not None and has_device else None,
         binding_code=f"{secrets.randbelow(10_000):04d}",
         nonce=secrets.token_urlsafe(32),
         status=PENDING,
@@ -176,6 +178,7 @@ def complete(uow: UnitOfWork, request_id: str, now: dt.datetime) -> str:
         uow.rollback()
         raise MobileRequestNotPending()
     uow.commit()
+    assert request.citizen_id is not None  # only a citizen's enrolled phone can have approved it
     return request.citizen_id
 
 

@@ -55,6 +55,21 @@ class NhiCard(Base):
     registered_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
 
+class NhiUnknownCard(Base):
+    """The failures and lock of a card number that is not registered: it locks like a real card.
+
+    An attacker learns nothing from the lock (ASVS 5 V6.3.8): a number is answered the same way
+    whether a card has it or not. A row is dropped once its failures and lock are long past.
+    """
+
+    __tablename__ = "identity_nhi_unknown_card"
+
+    card_number: Mapped[str] = mapped_column(String(12), primary_key=True)
+    recent_failures: Mapped[list[int]] = mapped_column(JSON, default=list)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+
+
 class MobileDevice(Base):
     """A phone enrolled for mobile ID, known by its device public key."""
 
@@ -73,7 +88,11 @@ class MobileRequest(Base):
     __tablename__ = "identity_mobile_request"
 
     id: Mapped[str] = mapped_column(String(43), primary_key=True)
-    citizen_id: Mapped[str] = mapped_column(ForeignKey("identity_citizen.id", ondelete="CASCADE"), index=True)
+    # None for a national ID without an account or without an enrolled phone: the request looks the
+    # same and then expires, since no phone can approve it (an unknown ID is not told apart).
+    citizen_id: Mapped[str | None] = mapped_column(
+        ForeignKey("identity_citizen.id", ondelete="CASCADE"), index=True, nullable=True
+    )
     binding_code: Mapped[str] = mapped_column(String(8))
     nonce: Mapped[str] = mapped_column(String(43))
     # pending -> approved -> completed; pending -> expired

@@ -38,8 +38,6 @@ from identity.interfaces import (
     MobileRequestNotFound,
     MobileRequestPending,
     NoCardInReader,
-    NoMobileDevice,
-    UnknownNhiCard,
     WrongPassword,
     WrongPin,
 )
@@ -81,10 +79,8 @@ ERROR_FIELDS = {
     CertificateRejected: "eid-submit",
     EidNonceInvalid: "eid-submit",
     EidNotConfigured: "eid-submit",
-    NoMobileDevice: "mobile-national_id",
     MobileRequestExpired: "mobile-national_id",
     MobileRequestNotFound: "mobile-national_id",
-    UnknownNhiCard: "nhi-card_number",
     WrongPassword: "nhi-password",
     CardLocked: "nhi-card_number",
 }
@@ -128,10 +124,10 @@ def describe(error: IdentityError) -> str:
     if isinstance(error, WrongPassword):
         return str(
             ngettext(
-                "The registration password is not correct. After %(num)d more wrong attempt the card will be locked "
-                "for 15 minutes.",
-                "The registration password is not correct. After %(num)d more wrong attempts the card will be locked "
-                "for 15 minutes.",
+                "The NHI card number or the registration password is not correct. After %(num)d more wrong attempt "
+                "the card will be locked for 15 minutes.",
+                "The NHI card number or the registration password is not correct. After %(num)d more wrong attempts "
+                "the card will be locked for 15 minutes.",
                 error.attempts_left,
             )
         )
@@ -163,18 +159,10 @@ def describe(error: IdentityError) -> str:
             "This login page was open too long or was already used. It has been renewed: please try again."
         ),
         EidNotConfigured: gettext("eID login is not available at the moment. Please log in another way."),
-        NoMobileDevice: gettext(
-            "No phone is enrolled for mobile ID with this national ID number. "
-            "Enrol your phone in the mobile ID app first, or log in another way."
-        ),
         MobileRequestExpired: gettext(
             "Your phone did not approve the login within 2 minutes, so this attempt has ended. You can start again."
         ),
         MobileRequestNotFound: gettext("This mobile ID attempt is no longer valid. Please start again."),
-        UnknownNhiCard: gettext(
-            "We do not know this NHI card number. Check the 12 digits on your card; "
-            "the card must first be registered for online services."
-        ),
         InvalidNationalId: gettext(
             "Enter a valid national ID number: one capital letter and nine digits, for example A123456789."
         ),

@@ -167,13 +167,6 @@ def test_an_approval_arriving_late_is_refused(
     assert (late.status_code, late.json["error"]) == (410, "request_expired")
 
 
-def test_person_without_a_phone_is_told_so(client: FlaskClient, enrolled: SandboxPhones) -> None:
-    response = start(client, "L200000002", "en")
-    assert response.status_code == 401
-    assert "No phone is enrolled for mobile ID with this national ID number." in text(response)
-    assert "沒有登記行動自然人憑證的手機" in text(start(client, "L200000002", "zh_Hant_TW"))
-
-
 def test_simulator_lists_pending_requests_with_binding_codes(
     app: Flask, client: FlaskClient, enrolled: SandboxPhones
 ) -> None:
@@ -225,3 +218,62 @@ def test_an_approval_needs_its_type_header(app: Flask, client: FlaskClient, enro
     refused = client.post("/api/v1/mobile-id/approvals", json={"approval": untyped})
     assert refused.status_code == 403
     assert client.post("/api/v1/mobile-id/approvals", json={}).status_code == 400
+
+
+def normalised(page: str) -> str:
+    """Return a page without what differs by chance (binding code, CSRF token, eID nonce)."""
+    page = re.sub(r'<p class="binding-code">[0-9]{4}</p>', '<p class="binding-code">CODE</p>', page)
+    return re.sub(r'name="(csrf_token|nonce)" value="[^"]*"', r'name="\1" value=""', page)
+
+
+def waiting_page(client: FlaskClient, path: str) -> str:
+    """Return a page of the mobile flow, normalised."""
+    return normalised(text(client.get(path)))
+
+
+def test_an_unknown_id_or_one_without_a_phone_waits_and_times_out_like_a_real_one(
+    app: Flask, enrolled: SandboxPhones, clock: FrozenClock
+) -> None:
+    # 王小明 has a phone, 趙曉雯 an account without one, H120000004 no account at all.
+    people = {national_id: app.test_client() for national_id in ("A123456789", "L200000002", "H120000004")}
+    seen: dict[str, list[object]] = {national_id: [] for national_id in people}
+    for national_id, browser in people.items():
+        started = start(browser, national_id, "en")
+        seen[national_id] += [started.status_code, started.headers.get("Location")]
+        seen[national_id].append(waiting_page(browser, "/login/mobile/wait?lang=en"))
+    clock.advance(60)
+    for national_id, browser in people.items():
+        seen[national_id].append(browser.get("/login/mobile/status?lang=en").json)
+        still = check(browser)
+        seen[national_id] += [still.status_code, still.headers.get("Location")]
+        seen[national_id].append(waiting_page(browser, "/login/mobile/wait?still=1&lang=en"))
+    clock.advance(60)
+    for national_id, browser in people.items():
+        seen[national_id].append(browser.get("/login/mobile/status?lang=en").json)
+        ended = check(browser, "en")
+        seen[national_id] += [ended.status_code, normalised(text(ended))]
+        seen[national_id].append(browser.get("/me").status_code)
+
+    real = seen["A123456789"]
+    assert real[:2] == [303, "/login/mobile/wait"]
+    assert real[3]["status"] == "pending"  # type: ignore[index]
+    assert real[7]["status"] == "expired"  # type: ignore[index]
+    assert real[8] == 401
+    assert "Your phone did not approve the login within 2 minutes" in str(real[9])
+    assert seen["L200000002"] == real
+    assert seen["H120000004"] == real
+
+
+def test_nobody_can_approve_a_request_for_an_unknown_id(
+    app: Flask, client: FlaskClient, enrolled: SandboxPhones
+) -> None:
+    start(client, "H120000004")
+    request = pending_request(app)
+    # Not even a valid signature of an enrolled phone over the request's own values.
+    approval = mobile.sign_approval(
+        enrolled.key("A123456789"), enrolled.device_id("A123456789"), mobile.approval_claims(request)
+    )
+    refused = client.post("/api/v1/mobile-id/approvals", json={"approval": approval})
+    assert (refused.status_code, refused.json["error"]) == (404, "no_pending_request")
+    assert client.post("/sandbox/mobile-id/approve", json={"national_id": "H120000004"}).status_code == 404
+    assert "H120000004" not in text(client.get("/sandbox/mobile-id?lang=en"))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from zoneinfo import ZoneInfo
 
 import pytest
+from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -63,15 +65,70 @@ def test_wrong_password_says_how_many_attempts_are_left(client: FlaskClient, car
     response = log_in(client, card, "wrong", "en")
     assert response.status_code == 401
     page = text(response)
-    assert "The registration password is not correct. After 4 more wrong attempts the card will be locked" in page
+    assert "The NHI card number or the registration password is not correct. After 4 more wrong attempts" in page
     assert 'href="#nhi-password"' in page
-    assert "註冊密碼不正確" in text(log_in(client, card, "wrong", "zh_Hant_TW"))
+    assert "健保卡卡號或註冊密碼不正確" in text(log_in(client, card, "wrong", "zh_Hant_TW"))
 
 
-def test_unknown_card_is_told_apart(client: FlaskClient, card: str) -> None:
-    page = text(log_in(client, "999988887777", "Sandbox-2026", "en"))
-    assert "We do not know this NHI card number" in page
-    assert "查無這張健保卡卡號" in text(log_in(client, "999988887777", "Sandbox-2026", "zh_Hant_TW"))
+def normalised(page: str, card_number: str) -> str:
+    """Return a login page without what differs by chance or by what was typed (token, nonce, card number)."""
+    page = re.sub(r'name="(csrf_token|nonce)" value="[^"]*"', r'name="\1" value=""', page)
+    return page.replace(card_number, "CARD")
+
+
+@pytest.fixture
+def verifications(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Count the Argon2 verifications (each one is the costly work of a login attempt)."""
+    calls: list[str] = []
+    real = PasswordHasher.verify
+
+    def verify(self: PasswordHasher, password_hash: str | bytes, password: str | bytes) -> bool:
+        calls.append(str(password_hash)[:9])
+        return real(self, password_hash, password)
+
+    monkeypatch.setattr(PasswordHasher, "verify", verify)
+    return calls
+
+
+@pytest.mark.parametrize("lang", ["en", "zh_Hant_TW"])
+def test_an_unknown_card_is_answered_exactly_like_a_wrong_password(
+    client: FlaskClient, card: str, verifications: list[str], lang: str
+) -> None:
+    unknown = "999988887777"
+    wrong = log_in(client, card, "wrong", lang)
+    assert verifications == ["$argon2id"]
+    missing = log_in(client, unknown, "wrong", lang)
+    assert verifications == ["$argon2id", "$argon2id"]  # the same work: a hash of the same cost is verified
+    assert missing.status_code == wrong.status_code == 401
+    assert normalised(text(missing), unknown) == normalised(text(wrong), card)
+    if lang == "en":
+        assert "The NHI card number or the registration password is not correct." in text(missing)
+
+
+def test_an_unknown_card_locks_like_a_real_one(
+    client: FlaskClient, card: str, clock: FrozenClock, verifications: list[str]
+) -> None:
+    unknown = "999988887777"
+    for left in (4, 3, 2, 1):
+        pages = [text(log_in(client, number, "wrong", "en")) for number in (card, unknown)]
+        assert f"After {left} more wrong attempt" in pages[0]
+        assert normalised(pages[1], unknown) == normalised(pages[0], card)
+    fifth = [log_in(client, number, "wrong", "en") for number in (card, unknown)]
+    assert [r.status_code for r in fifth] == [429, 429]
+    assert normalised(text(fifth[1]), unknown) == normalised(text(fifth[0]), card)
+    assert len(verifications) == 10
+
+    clock.advance(60)
+    locked = [log_in(client, number, "Sandbox-2026", "en") for number in (card, unknown)]
+    assert [r.status_code for r in locked] == [429, 429]
+    # The limiter rewrites the header against the wall clock, hence the one second of slack.
+    assert abs(int(locked[0].headers["Retry-After"]) - int(locked[1].headers["Retry-After"])) <= 1
+    assert normalised(text(locked[1]), unknown) == normalised(text(locked[0]), card)
+    assert len(verifications) == 10  # locked: the password is not even checked, for either card
+
+    clock.advance(14 * 60)
+    assert log_in(client, card, "Sandbox-2026").status_code == 303
+    assert log_in(client, unknown, "wrong").status_code == 401
 
 
 def test_malformed_card_number_is_a_form_error(client: FlaskClient, card: str) -> None:
