@@ -6,8 +6,9 @@ from pathlib import Path
 
 from flask import Flask
 
-from identity import api, nhi, oauth, sandbox, sessions, views
+from identity import api, nhi, oauth, sandbox, sessions, staff, views
 from identity.eid import TrustBundle
+from identity.interfaces import StepUpRequired
 from mydata.security import csrf
 
 #: Failed login attempts allowed per client address (Flask-Limiter syntax); the per-card lock of
@@ -28,6 +29,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)
     app.after_request(sessions.apply_cookie)
+    app.register_error_handler(StepUpRequired, staff.step_up_response)
     if settings.sandbox:
         sandbox.init_app(app, sandbox_folder)
     oauth.init_app(app)

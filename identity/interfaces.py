@@ -42,6 +42,26 @@ class LevelTooLow(IdentityError):
         self.method = method
 
 
+class StepUpRequired(IdentityError):
+    """A staff login is too weak, or too old for an action that changes the platform (RFC 9470).
+
+    A JSON client gets 401 with an RFC 9470 challenge (``error="insufficient_user_authentication"``,
+    ``acr_values``, ``max_age``) and the ``step_up`` URL of the login page in the body; a browser is
+    sent there (identity.staff).
+    """
+
+    code = "insufficient_user_authentication"
+    status = 401
+    description = "This needs a stronger or more recent login."
+
+    def __init__(self, description: str, *, step_up: str, acr: str, max_age: int | None = None) -> None:
+        challenge = f'Bearer error="{self.code}", error_description="{description}", acr_values="{acr}"'
+        if max_age is not None:
+            challenge += f", max_age={max_age}"
+        super().__init__(description, headers={"WWW-Authenticate": challenge}, step_up=step_up)
+        self.step_up = step_up
+
+
 # -- eID ------------------------------------------------------------------------------------------
 
 

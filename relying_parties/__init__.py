@@ -19,7 +19,7 @@ from mydata.config import Settings
 from mydata.db import UnitOfWork, unit_of_work
 from mydata.openapi import add_security_scheme
 from mydata.security import csrf
-from relying_parties import api, cli, delivery, services
+from relying_parties import api, cli, delivery, services, views
 from relying_parties.sandbox.serving import mount_sandbox_relying_parties, serve_sandbox_relying_party
 
 
@@ -51,7 +51,9 @@ def init_app(app: Flask) -> None:
             "type": "apiKey",
             "in": "cookie",
             "name": "mydata_login",
-            "description": "The login session of an account with the operator role; writes also need X-CSRFToken.",
+            "description": "The login session of an account with the operator role, at level high (eID); "
+            "writes also need X-CSRFToken and a login of the last 15 minutes, else 401 "
+            "insufficient_user_authentication with a step_up URL (RFC 9470).",
         },
     )
     add_security_scheme(
@@ -64,6 +66,8 @@ def init_app(app: Flask) -> None:
         },
     )
     app.register_blueprint(delivery.bp)
+    # HTML forms: CSRFProtect checks them, like every other page.
+    app.register_blueprint(views.bp)
     app.cli.add_command(cli.rp_cli)
     sandbox_cli.add_command(serve_sandbox_relying_party)
     if app.config["MYDATA_SANDBOX"]:
@@ -88,6 +92,10 @@ def _seed_sandbox(app: Flask) -> None:
     notes = app.extensions.setdefault("mydata.demo_notes", [])
     for party in RELYING_PARTIES:
         notes.append(f"Sandbox relying party {party.name_en} ({party.service.name_en}): {{base}}{party.start_path}")
+    notes.append(
+        "Operator page: {base}/operator/organisations (趙曉雯 L200000002 with her eID card; "
+        "approving needs a login of the last 15 minutes)"
+    )
     notes.append(
         "Register your own client: TOKEN=$(mydata rp issue-token sandbox-bank), then POST {base}/oauth/register "
         "with Authorization: Bearer $TOKEN (docs/integrators.md)"

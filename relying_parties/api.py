@@ -4,7 +4,8 @@ Three kinds of caller, three blueprints:
 
 * anyone may apply for an organisation (``POST /api/v1/organisations``, rate limited);
 * operators approve and suspend organisations and services, and issue initial access tokens, with
-  an operator API token or a logged-in staff account holding the ``operator`` role (ADR 0004);
+  an operator API token or a logged-in staff account holding the ``operator`` role (ADR 0004),
+  whose login must be of level high, and for a change at most 15 minutes old (identity.staff);
 * an approved organisation, with its initial access token, registers clients at ``/oauth/register``
   (RFC 7591) and defines its services.
 """
@@ -17,6 +18,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from marshmallow import Schema, ValidationError
 
+from identity import staff
 from identity.oauth.interfaces import InvalidClientMetadata
 from identity.sessions import current_authentication
 from mydata.db import unit_of_work
@@ -45,6 +47,7 @@ from relying_parties.schemas import (
     ServiceDefinitionSchema,
     ServiceListSchema,
     ServiceSchema,
+    StaffErrorSchema,
     StatusQuerySchema,
 )
 
@@ -62,7 +65,7 @@ _OPERATOR_REALM = "mydata-operator"
 _ORGANISATION_REALM = "mydata-registration"
 _ONBOARDING = ["relying-party onboarding"]
 _ADMINISTRATION = ["relying-party administration"]
-_OPERATOR_ERRORS: dict[int, type[Schema] | str] = {401: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema}
+_OPERATOR_ERRORS: dict[int, type[Schema] | str] = {401: StaffErrorSchema, 403: ErrorSchema, 404: ErrorSchema}
 APPLY_RATE = "10 per hour"
 
 
@@ -140,6 +143,9 @@ def _require_operator() -> None:
         # A login session rides on a cookie, which a cross-site page could make the browser send:
         # the request must also carry the session's CSRF token (X-CSRFToken header).
         csrf.protect()
+        # A browser session acts as staff only at level high, and changes the platform only within
+        # 15 minutes of its login (identity.staff); an operator token is not a session.
+        staff.require_staff_session(authentication, action=staff.is_action(request.method))
 
 
 def _operator_unauthorized(error: MissingOperatorToken | InvalidOperatorToken | MissingOperatorCredentials) -> Response:
@@ -160,7 +166,7 @@ def _actor() -> str:
     "List the relying-party organisations",
     tags=_ADMINISTRATION,
     query=StatusQuerySchema,
-    responses={200: OrganisationListSchema, 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema},
+    responses={200: OrganisationListSchema, 400: ErrorSchema, 401: StaffErrorSchema, 403: ErrorSchema},
     security=OPERATOR,
 )
 def list_organisations() -> ResponseReturnValue:
@@ -232,7 +238,7 @@ def issue_token(organisation_id: str) -> ResponseReturnValue:
     "List the relying parties' services",
     tags=_ADMINISTRATION,
     query=StatusQuerySchema,
-    responses={200: ServiceListSchema, 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema},
+    responses={200: ServiceListSchema, 400: ErrorSchema, 401: StaffErrorSchema, 403: ErrorSchema},
     security=OPERATOR,
 )
 def list_services() -> ResponseReturnValue:

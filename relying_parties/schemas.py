@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from marshmallow import EXCLUDE, Schema, fields, validate
 
+from mydata.openapi import ErrorSchema
 from providers.models import LEVELS
 from relying_parties.models import ORGANISATION_TYPES, STATUSES
 
@@ -226,3 +227,14 @@ class RegistrationErrorSchema(Schema):
 
     error = fields.String(required=True, metadata={"enum": ["invalid_client_metadata", "invalid_redirect_uri"]})
     error_description = fields.String(required=True)
+
+
+class StaffErrorSchema(ErrorSchema):
+    """A 401 of the operator API: no credential, or a staff login that must step up (RFC 9470)."""
+
+    step_up = fields.String(
+        metadata={
+            "description": "With error insufficient_user_authentication: the login page (eID, level high) "
+            "to send the browser to; it comes back afterwards"
+        }
+    )
