@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
-from jwt.exceptions import InvalidTokenError, PyJWKError
+from jwt.exceptions import PyJWTError
 
 from mydata.keys import thumbprint
 
@@ -22,6 +22,8 @@ DPOP_ALGORITHMS = ("ES256", "PS256")
 #: How far a proof's `iat` may lie in the past or (clock skew) in the future, in seconds.
 MAX_AGE = 60
 MAX_SKEW = 5
+#: Longest proof read: one with a 4096-bit RSA key is under 3 kB.
+MAX_PROOF_LENGTH = 8 * 1024
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
 
@@ -67,11 +69,13 @@ def verify_proof(
     """
     if not proof:
         raise InvalidDPoPProof("A DPoP proof is required (DPoP header).")
+    if len(proof) > MAX_PROOF_LENGTH:
+        raise InvalidDPoPProof(f"The DPoP proof is longer than {MAX_PROOF_LENGTH} bytes.")
     if proof.count(".") != 2:
         raise InvalidDPoPProof("The DPoP proof is not a compact JWT.")
     try:
         header = jwt.get_unverified_header(proof)
-    except InvalidTokenError:
+    except (PyJWTError, RecursionError):  # RecursionError: JSON nested deeper than the parser goes
         raise InvalidDPoPProof("The DPoP proof header cannot be read.") from None
     if header.get("typ") != "dpop+jwt":
         raise InvalidDPoPProof("The DPoP proof must have typ dpop+jwt.")
@@ -89,7 +93,8 @@ def verify_proof(
             algorithms=[alg],
             options={"require": ["jti", "htm", "htu", "iat"], "verify_aud": False, "verify_iat": False},
         )
-    except (InvalidTokenError, PyJWKError, ValueError):
+    except (PyJWTError, ValueError, TypeError, RecursionError):
+        # PyJWTError includes InvalidKeyError: a jwk that is no key, e.g. a point off its curve.
         raise InvalidDPoPProof("The DPoP proof signature does not verify with its jwk.") from None
     if claims["htm"] != method:
         raise InvalidDPoPProof("The DPoP proof htm does not match the request method.")

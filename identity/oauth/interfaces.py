@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -16,6 +17,21 @@ if TYPE_CHECKING:
 from authlib.oauth2 import OAuth2Error
 
 from mydata.errors import BadRequest
+
+# RFC 6749 §5.2: `error_description` holds only %x20-21 / %x23-5B / %x5D-7E.
+_NOT_ERROR_TEXT = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """Quote client input for an error description: cut short, every character RFC 6749 §5.2 forbids as `?`.
+
+    Authlib refuses to build an error whose description holds such a character (a 500), and a
+    description must never carry bidi controls or markup from an attacker to a developer's screen.
+    """
+    text = str(value)
+    if len(text) > limit:
+        text = text[:limit] + "..."
+    return "'" + _NOT_ERROR_TEXT.sub("?", text) + "'"
 
 
 class InvalidAuthorizationDetails(OAuth2Error):  # type: ignore[misc]

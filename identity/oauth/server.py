@@ -44,6 +44,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from sqlalchemy import Table, insert, update
 
+from identity.oauth.interfaces import InvalidAuthorizationDetails, shown
 from identity.oauth.models import AccessToken, AuthorizationCode, OAuthClient
 from identity.services import remember_once
 from mydata.clock import clock
@@ -55,6 +56,11 @@ CLIENT_ASSERTION_ALGORITHMS = ("ES256", "PS256")
 CODE_LIFETIME = 60  # FAPI 2.0 SP §5.3.2.1: at most 60 s
 ACCESS_TOKEN_LIFETIME = 600  # until the delivery window ends (DESIGN §6.1: 10 minutes)
 ASSERTION_MAX_LIFETIME = 300
+#: Longest client assertion read (a PS256 one with a 4096-bit key is about 1.2 kB).
+MAX_ASSERTION_LENGTH = 8 * 1024
+#: Longest `authorization_details` read, and most entries in it: refused before any work on them.
+MAX_AUTHORIZATION_DETAILS_LENGTH = 8 * 1024
+MAX_AUTHORIZATION_DETAILS = 10
 #: How long a process trusts what it read of a client (a suspension elsewhere takes effect within this).
 CLIENT_CACHE_SECONDS = 30
 # Codes and tokens are written and claimed with Core statements: they are on every flow's path.
@@ -224,6 +230,15 @@ class PrivateKeyJwt(JWTBearerClientAssertion):  # type: ignore[misc]
     def resolve_client_public_key(self, client: Client) -> KeySet:
         """Return the client's registered signature keys."""
         return client.signing_keys()
+
+    def extract_assertion(self, assertion: str) -> tuple[Any, dict[str, Any]]:
+        """Read an assertion's header and claims, refusing oversized or too deeply nested ones."""
+        if len(assertion) > MAX_ASSERTION_LENGTH:
+            raise InvalidClientError(description=f"The client assertion is longer than {MAX_ASSERTION_LENGTH} bytes.")
+        try:
+            return super().extract_assertion(assertion)  # type: ignore[no-any-return]
+        except RecursionError:  # JSON nested deeper than the parser goes: not an assertion
+            raise InvalidClientError(description="Invalid JWT payload.") from None
 
     def validate_jti(self, claims: dict[str, Any], jti: str) -> bool:
         """Allow each assertion once (RFC 7523 §3 item 7)."""
@@ -608,11 +623,23 @@ class Issuer(IssuerParameter):  # type: ignore[misc]
         return issuer()
 
 
-def prepared_request(params: dict[str, Any], url: str) -> OAuth2Request:
-    """Build an Authlib request from stored parameters (a pushed authorization request)."""
-    request = OAuth2Request("GET", url)
-    request.payload = BasicOAuth2Payload(params)
-    return request
+class PreparedRequest(OAuth2Request):  # type: ignore[misc]
+    """An Authlib request over parameters already read: its form is those parameters, even when empty."""
+
+    def __init__(self, method: str, url: str, params: dict[str, Any]) -> None:
+        super().__init__(method, url)
+        self.payload = BasicOAuth2Payload(params)
+        self._params = params
+
+    @property
+    def form(self) -> dict[str, Any]:
+        """Return the parameters (Authlib's client authentication reads the assertion here)."""
+        return self._params
+
+
+def prepared_request(params: dict[str, Any], url: str, method: str = "GET") -> OAuth2Request:
+    """Build an Authlib request from parameters already read (a pushed authorization request)."""
+    return PreparedRequest(method, url, params)
 
 
 def create_server(app: Flask) -> Server:
@@ -641,21 +668,31 @@ def validate_scope(scope: str | None) -> None:
         raise InvalidScopeError("The scope must include openid.")
     unknown = [s for s in requested if s not in SCOPES]
     if unknown:
-        raise InvalidScopeError(f"Unknown scope: {' '.join(unknown)}.")
+        raise InvalidScopeError(f"Unknown scope: {shown(' '.join(unknown))}.")
 
 
 def authorization_details_json(raw: str | None) -> list[dict[str, Any]] | None:
-    """Parse `authorization_details` (RFC 9396 §2): a JSON array of objects with a `type`."""
+    """Parse `authorization_details` (RFC 9396 §2): a JSON array of objects with a `type`.
+
+    Its length is bounded before it is parsed and its number of entries before any is looked at,
+    so that one request cannot hold a worker (issue 10, item 15).
+    """
     if raw is None:
         return None
-    from identity.oauth.interfaces import InvalidAuthorizationDetails
-
+    if len(raw) > MAX_AUTHORIZATION_DETAILS_LENGTH:
+        raise InvalidAuthorizationDetails(
+            f"authorization_details must be at most {MAX_AUTHORIZATION_DETAILS_LENGTH} characters long."
+        )
     try:
         details = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         raise InvalidAuthorizationDetails("authorization_details is not JSON.") from None
     if not isinstance(details, list) or not details or not all(isinstance(d, dict) for d in details):
         raise InvalidAuthorizationDetails("authorization_details must be a non-empty JSON array of objects.")
+    if len(details) > MAX_AUTHORIZATION_DETAILS:
+        raise InvalidAuthorizationDetails(
+            f"authorization_details may hold at most {MAX_AUTHORIZATION_DETAILS} entries."
+        )
     for detail in details:
         if not isinstance(detail.get("type"), str):
             raise InvalidAuthorizationDetails("Every authorization_details entry needs a string `type`.")

@@ -6,13 +6,14 @@ each function that changes state commits its unit of work.
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749 import InvalidRequestError
+from authlib.oauth2.rfc6749 import InvalidRequestError, UnsupportedResponseTypeError
 from flask import Flask, Response, current_app
 from sqlalchemy import Table, insert, select, update
 
@@ -27,6 +28,7 @@ from identity.oauth.interfaces import (
     InvalidDPoPProofError,
     InvalidRequestUri,
     ResolvedDetails,
+    shown,
 )
 from identity.oauth.models import AccessToken, Interaction, PushedRequest
 from identity.sessions import ACR, LEVELS, Authentication
@@ -51,6 +53,12 @@ PUSHABLE = frozenset(
         "client_assertion", "client_assertion_type",
     }
 )  # fmt: skip
+#: A service or dataset id, as the catalogue and the relying parties package define them.
+_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
+#: Most datasets one `mydata_delivery` entry may name (a service has at most 20: relying_parties.services).
+MAX_DATASETS = 20
+#: Longest access token read from an Authorization header (ours are 43 characters).
+MAX_ACCESS_TOKEN_LENGTH = 512
 
 
 def server() -> oauth.Server:
@@ -102,19 +110,23 @@ class PushedRequestResult:
 def push_authorization_request(uow: UnitOfWork, form: Mapping[str, list[str]], dpop: str | None) -> PushedRequestResult:
     """Authenticate the client, validate the whole authorization request, and store it."""
     params = _single_values(form)
-    request = oauth.prepared_request(params, endpoint_url("/oauth/par"))
-    request.method = "POST"
-    request._body = params  # Authlib's client authentication reads the assertion from the form
+    request = oauth.prepared_request(params, endpoint_url("/oauth/par"), method="POST")
     client = server().authenticate_client(request, ["private_key_jwt"], "par")
     if "request_uri" in params or "request" in params:
         raise InvalidRequestError("A pushed request cannot carry request_uri or request.")
     unknown = sorted(set(params) - PUSHABLE)
     if unknown:
-        raise InvalidRequestError(f"Unknown parameters: {', '.join(unknown)}.")
+        raise InvalidRequestError(f"Unknown parameters: {shown(', '.join(unknown))}.")
     if params.setdefault("client_id", client.client_id) != client.client_id:
         raise InvalidRequestError("client_id differs from the authenticated client.")
     for name in ("client_assertion", "client_assertion_type"):
         params.pop(name, None)
+    # Checked before Authlib, whose errors would quote them raw (and fail on a character RFC 6749 §5.2 forbids).
+    if params.get("response_type") != "code":
+        response_type = shown(params.get("response_type", ""))
+        raise UnsupportedResponseTypeError(response_type, f"Only response_type=code is supported, not {response_type}.")
+    if "redirect_uri" in params and not client.check_redirect_uri(params["redirect_uri"]):
+        raise InvalidRequestError("The redirect_uri is not one this client registered (compared exactly).")
 
     request.client = client
     grant = server().get_authorization_grant(request)
@@ -152,7 +164,7 @@ def _single_values(form: Mapping[str, list[str]]) -> dict[str, str]:
     values: dict[str, str] = {}
     for name, items in form.items():
         if len(items) != 1:
-            raise InvalidRequestError(f"Parameter '{name}' must not be repeated.")
+            raise InvalidRequestError(f"Parameter {shown(name)} must not be repeated.")
         values[name] = items[0]
     return values
 
@@ -178,13 +190,16 @@ def resolve_details(raw: str | None, client_id: str) -> list[ResolvedDetails]:
     if details is None:
         return []
     validators = details_validators()
-    resolved = []
-    for detail in details:
-        validator = validators.get(detail["type"])
-        if validator is None:
-            raise InvalidAuthorizationDetails(f"Unsupported authorization_details type {detail['type']!r}.")
-        resolved.append(validator(detail, client_id))
-    return resolved
+    seen: set[str] = set()
+    for detail in details:  # shapes and types first: no entry is resolved before all are known to be sound
+        type_ = detail["type"]
+        if type_ not in validators:
+            raise InvalidAuthorizationDetails(f"Unsupported authorization_details type {shown(type_)}.")
+        if type_ in seen:
+            # DESIGN §3.3: a request asks for one delivery (one consent), never several.
+            raise InvalidAuthorizationDetails(f"Ask for one {shown(type_)} entry per request, not several.")
+        seen.add(type_)
+    return [validators[detail["type"]](detail, client_id) for detail in details]
 
 
 def validate_delivery_detail(detail: dict[str, Any], client_id: str) -> ResolvedDetails:
@@ -192,15 +207,20 @@ def validate_delivery_detail(detail: dict[str, Any], client_id: str) -> Resolved
     allowed = {"type", "service", "datasets"}
     extra = sorted(set(detail) - allowed)
     if extra:
-        raise InvalidAuthorizationDetails(f"Unknown mydata_delivery fields: {', '.join(extra)}.")
+        raise InvalidAuthorizationDetails(f"Unknown mydata_delivery fields: {shown(', '.join(extra))}.")
     service = detail.get("service")
-    if not isinstance(service, str) or not service:
-        raise InvalidAuthorizationDetails("mydata_delivery needs a `service` id.")
+    if not isinstance(service, str) or not _ID.fullmatch(service):
+        raise InvalidAuthorizationDetails("mydata_delivery needs a `service` id (lower-case letters, digits, . _ -).")
     datasets = detail.get("datasets")
-    if datasets is not None and (
-        not isinstance(datasets, list) or not datasets or not all(isinstance(d, str) and d for d in datasets)
-    ):
-        raise InvalidAuthorizationDetails("mydata_delivery `datasets` must be a non-empty array of dataset ids.")
+    if datasets is not None:
+        if not isinstance(datasets, list) or not datasets:
+            raise InvalidAuthorizationDetails("mydata_delivery `datasets` must be a non-empty array of dataset ids.")
+        if len(datasets) > MAX_DATASETS:
+            raise InvalidAuthorizationDetails(f"mydata_delivery `datasets` may name at most {MAX_DATASETS} datasets.")
+        if not all(isinstance(d, str) and _ID.fullmatch(d) for d in datasets):
+            raise InvalidAuthorizationDetails("mydata_delivery `datasets` must be a non-empty array of dataset ids.")
+        if len(set(datasets)) != len(datasets):
+            raise InvalidAuthorizationDetails("mydata_delivery `datasets` names a dataset twice.")
     return ResolvedDetails(detail=detail, level="low", summary={"service": service, "datasets": datasets or []})
 
 
@@ -211,7 +231,7 @@ def level_for_acr_values(acr_values: str | None) -> str:
     levels = []
     for value in acr_values.split():
         if value not in ACR_LEVEL:
-            raise InvalidRequestError(f"Unknown acr value {value!r}; supported: {', '.join(ACR.values())}.")
+            raise InvalidRequestError(f"Unknown acr value {shown(value)}; supported: {', '.join(ACR.values())}.")
         levels.append(ACR_LEVEL[value])
     return min(levels, key=LEVELS.index)
 
@@ -439,6 +459,8 @@ def authenticate_resource_request(
     if not authorization:
         raise InvalidToken("invalid_token", "An access token is required: Authorization: DPoP <token>.")
     scheme, _, token = authorization.partition(" ")
+    if len(token) > MAX_ACCESS_TOKEN_LENGTH:
+        raise InvalidToken("invalid_token", "The access token is unknown, revoked or expired.")
     if scheme.lower() != "dpop" or not token:
         # A DPoP-bound token presented as a bearer token is a downgrade (RFC 9449 §7.2).
         raise InvalidToken("invalid_token", "Use the DPoP authorization scheme with a DPoP proof.")

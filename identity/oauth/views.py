@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749 import InvalidRequestError
 from flask import Blueprint, abort, jsonify, redirect, render_template, request, session
 from flask.typing import ResponseReturnValue
 from marshmallow import Schema, fields
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from identity.oauth import services
 from identity.oauth.interfaces import ConsentDecision
@@ -19,6 +21,27 @@ from mydata.security import csrf_exempt
 
 bp = Blueprint("oauth", __name__)
 _INTERACTIONS = "oauth_interactions"  # the browser's open interactions, in its signed session cookie
+#: Largest body the OAuth endpoints read (a pushed request is about 2 kB), and the only encoding (RFC 6749 §3.2).
+MAX_BODY_BYTES = 64 * 1024
+FORM = "application/x-www-form-urlencoded"
+
+
+@bp.before_request
+def bound_the_body() -> ResponseReturnValue | None:
+    """Refuse a body too large or not form-encoded before any work, with an OAuth error (RFC 9126 §2.1)."""
+    request.max_content_length = MAX_BODY_BYTES
+    if request.method != "POST":
+        return None
+    if request.mimetype not in ("", FORM):
+        return services.oauth_error_response(InvalidRequestError(f"Send the parameters as {FORM}."))
+    try:
+        request.form  # noqa: B018 -- reading it is what enforces the limit
+    except RequestEntityTooLarge:
+        too_large = InvalidRequestError(
+            f"The request body is larger than {MAX_BODY_BYTES // 1024} kB.", status_code=413
+        )
+        return services.oauth_error_response(too_large)
+    return None
 
 
 class DiscoverySchema(Schema):
