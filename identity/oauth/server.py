@@ -23,7 +23,7 @@ from typing import Any, cast
 
 import jwt
 from authlib.integrations.flask_oauth2 import AuthorizationServer
-from authlib.oauth2 import OAuth2Request
+from authlib.oauth2 import OAuth2Error, OAuth2Request
 from authlib.oauth2.rfc6749 import (
     ClientMixin,
     InvalidClientError,
@@ -328,8 +328,13 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
 
     TOKEN_ENDPOINT_AUTH_METHODS = ["private_key_jwt"]  # noqa: RUF012 (Authlib's attribute)
 
-    def create_authorization_response(self, redirect_uri: str, grant_user: Grant | None) -> tuple[int, str, list[Any]]:
-        """Issue the code; redirect with 303 (FAPI 2.0 SP §5.3.2.2 item 11)."""
+    def create_authorization_response(
+        self, redirect_uri: str, grant_user: Grant | OAuth2Error | None
+    ) -> tuple[int, str, list[Any]]:
+        """Issue the code, or send the error given (e.g. `login_required`); redirect with 303 (FAPI 2.0 SP §5.3.2.2)."""
+        if isinstance(grant_user, OAuth2Error):
+            grant_user.redirect_uri = redirect_uri
+            raise grant_user
         status, body, headers = super().create_authorization_response(redirect_uri, grant_user)
         return (303 if status == 302 else status), body, headers
 

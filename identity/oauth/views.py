@@ -10,7 +10,7 @@ from marshmallow import Schema, fields
 from identity.oauth import services
 from identity.oauth.interfaces import ConsentDecision
 from identity.oauth.services import InvalidToken
-from identity.sessions import current_authentication, level_at_least, login_url
+from identity.sessions import current_authentication, login_url
 from identity.views import login_page
 from mydata.db import unit_of_work
 from mydata.keys import key_store
@@ -167,11 +167,18 @@ def interaction(interaction_id: str) -> ResponseReturnValue:
     authentication = current_authentication()  # first: it may write, before this request has begun its work
     uow = unit_of_work()
     pending = services.load_interaction(uow, interaction_id)
-    if authentication is None or not level_at_least(authentication.level, pending.level):
-        if request.method == "GET":
-            # The login page itself, here: one round trip less, and the address stays the interaction's.
-            return login_page(request.path, pending.level)
-        return redirect(login_url(request.path, pending.level), code=303)
+    silent = services.answer_prompt_none(uow, pending, authentication)
+    if silent is not None:
+        session[_INTERACTIONS] = [i for i in session.get(_INTERACTIONS, []) if i != interaction_id]
+        return silent
+    needed = services.login_needed(pending, authentication)
+    if needed == services.LOGIN and request.method == "GET":
+        # The login page itself, here: one round trip less, and the address stays the interaction's.
+        return login_page(request.path, pending.level)
+    if needed is not None:
+        again = needed == services.REAUTHENTICATE
+        return redirect(login_url(request.path, pending.level, reauthenticate=again), code=303)
+    assert authentication is not None
     flow = services.consent_flow() if pending.details else None
     transaction_id = pending.interaction.transaction_id
     if request.method == "GET":
