@@ -74,8 +74,16 @@ def issuer() -> str:
 
 
 def remember_jti(key: str, expires_at: int) -> bool:
-    """Record a client assertion's or DPoP proof's `jti` in the request's unit of work; False on a replay."""
-    return remember_once(unit_of_work(), key, expires_at, clock().timestamp())
+    """Record a client assertion's or DPoP proof's `jti` for good; False on a replay.
+
+    The record is committed at once, so that it stands whatever the request's outcome: a proof
+    or assertion once presented stays used (RFC 9449 §11.1, RFC 7523 §3 item 7), even when the
+    request then fails and rolls back. Call it before the request has written anything else.
+    """
+    uow = unit_of_work()
+    fresh = remember_once(uow, key, expires_at, clock().timestamp())
+    uow.commit()
+    return fresh
 
 
 # -- clients -----------------------------------------------------------------------------------
@@ -239,8 +247,12 @@ class PrivateKeyJwt(JWTBearerClientAssertion):  # type: ignore[misc]
                 f"sign it with ES256 or PS256 and a registered key."
             ) from exc
         claims: dict[str, Any] = dict(token.claims)
-        if not isinstance(claims.get("aud"), str) and claims.get("aud") != [issuer()]:
-            raise InvalidClientError(description="The assertion `aud` must be the issuer identifier.")
+        # FAPI 2.0 SP §5.3.2.1 and draft-ietf-oauth-rfc7523bis (audience injection): the issuer
+        # identifier as a single string; an array is refused even when it holds the issuer.
+        if claims.get("aud") != issuer():
+            raise InvalidClientError(
+                description="The assertion `aud` must be the issuer identifier as a single string, not an array."
+            )
         self.verify_claims(token.claims)
         now = clock().timestamp()
         if int(claims["exp"]) > now + ASSERTION_MAX_LIFETIME:

@@ -119,6 +119,9 @@ def push_authorization_request(uow: UnitOfWork, form: Mapping[str, list[str]], d
         raise InvalidRequestError(f"Unknown parameters: {', '.join(unknown)}.")
     if params.setdefault("client_id", client.client_id) != client.client_id:
         raise InvalidRequestError("client_id differs from the authenticated client.")
+    now = clock().timestamp()
+    # The proof first, like the assertion: once presented it is used, whatever the outcome.
+    jkt = _dpop_binding(dpop, params.pop("dpop_jkt", None), now)
     for name in ("client_assertion", "client_assertion_type"):
         params.pop(name, None)
 
@@ -130,8 +133,6 @@ def push_authorization_request(uow: UnitOfWork, form: Mapping[str, list[str]], d
     details = resolve_details(params.get("authorization_details"), client.client_id)
     level_for_acr_values(params.get("acr_values"))
 
-    now = clock().timestamp()
-    jkt = _dpop_binding(dpop, params.pop("dpop_jkt", None), now)
     flow = consent_flow()
     if details and flow is not None:
         transaction_id = flow.requested(uow, client.client_id, details)
