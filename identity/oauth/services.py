@@ -529,8 +529,16 @@ def authenticate_resource_request(
         select(*(_TOKEN.c[name] for name in _TOKEN_FIELDS)).where(_TOKEN.c.token_hash == oauth.sha256_hex(token))
     ).first()
     row = None if found is None else AccessTokenRecord(**found._asdict())
-    if row is None or row.revoked_at is not None or now >= row.expires_at:
-        raise InvalidToken("invalid_token", "The access token is unknown, revoked or expired.")
+    if row is None or row.revoked_at is not None:
+        raise InvalidToken("invalid_token", "The access token is unknown or revoked.")
+    # The consent first: a token ends with its consent's window, and the client learns why.
+    flow = consent_flow()
+    window = flow.window(uow, row.transaction_id) if flow is not None else None
+    refusal = window.refusal(now) if window is not None else None
+    if refusal is not None:
+        raise InvalidToken("invalid_token", refusal)
+    if now >= row.expires_at:
+        raise InvalidToken("invalid_token", "The access token has expired.")
     try:
         proof: DPoPProof = verify_proof(
             dpop, method=method, url=url, now=now, remember_jti=oauth.remember_jti, access_token=token
@@ -542,7 +550,7 @@ def authenticate_resource_request(
     return row
 
 
-def userinfo(uow: UnitOfWork, token: AccessTokenRecord) -> dict[str, Any]:
+def userinfo(token: AccessTokenRecord) -> dict[str, Any]:
     """Return the claims the client may see: the pairwise subject and how the citizen logged in."""
     client = oauth.query_client(token.client_id)
     if client is None:
@@ -554,7 +562,6 @@ def userinfo(uow: UnitOfWork, token: AccessTokenRecord) -> dict[str, Any]:
         "auth_time": token.auth_time,
         "txn": token.transaction_id,
     }
-    uow.commit()  # the DPoP jti just recorded
     return claims
 
 

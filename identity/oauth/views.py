@@ -143,7 +143,6 @@ def par() -> ResponseReturnValue:
         return services.oauth_error_response(error)
     response = jsonify({"request_uri": result.request_uri, "expires_in": result.expires_in})
     response.status_code = 201
-    response.headers["Cache-Control"] = "no-store"
     return response
 
 
@@ -225,14 +224,13 @@ def userinfo() -> ResponseReturnValue:
             authorization=request.headers.get("Authorization"),
             dpop=request.headers.get("DPoP"),
         )
+        claims = services.userinfo(access_token)
     except InvalidToken as exc:
         response = jsonify({"error": exc.error, "error_description": exc.description})
         response.status_code = 401
         response.headers["WWW-Authenticate"] = exc.www_authenticate()
         return response
-    response = jsonify(services.userinfo(uow, access_token))
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return jsonify(claims)
 
 
 @bp.post("/oauth/revoke")
