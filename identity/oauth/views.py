@@ -31,6 +31,7 @@ class DiscoverySchema(Schema):
     dpop_signing_alg_values_supported = fields.List(fields.String())
     authorization_response_iss_parameter_supported = fields.Boolean()
     acr_values_supported = fields.List(fields.String())
+    prompt_values_supported = fields.List(fields.String())
     authorization_details_types_supported = fields.List(fields.String())
     registration_endpoint = fields.String(metadata={"description": "RFC 7591 dynamic client registration"})
 
@@ -53,6 +54,8 @@ class ParRequestSchema(Schema):
     code_challenge = fields.String(required=True)
     code_challenge_method = fields.String(required=True, metadata={"enum": ["S256"]})
     acr_values = fields.String()
+    prompt = fields.String(metadata={"description": "none, login or consent; login and consent may be combined"})
+    max_age = fields.String(metadata={"description": "seconds (digits only) since the citizen's last login"})
     authorization_details = fields.String(metadata={"description": "JSON array (RFC 9396)"})
     dpop_jkt = fields.String()
     client_assertion_type = fields.String(required=True)
