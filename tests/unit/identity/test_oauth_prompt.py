@@ -13,6 +13,8 @@ from tests.factories.identity import LoginAs
 from tests.factories.oauth import TestRelyingParty
 from tests.unit.identity.test_oauth import _csrf, par, token_request
 
+pytestmark = pytest.mark.db
+
 
 def start(client: FlaskClient, rp: TestRelyingParty, issuer: str, **params: str) -> tuple[str, str]:
     """Push a request with *params* and open it in the browser; return the interaction path and the verifier."""

@@ -21,6 +21,7 @@ from tests.unit.identity.test_oauth import authorize, signed_in, token_request, 
 
 __all__ = ["signed_in"]  # a fixture of these tests
 
+pytestmark = pytest.mark.db
 DETAILS = json.dumps([{"type": "mydata_delivery", "service": "sandbox-bank.credit-card"}])
 
 
