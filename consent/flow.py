@@ -16,8 +16,9 @@ from flask.typing import ResponseReturnValue
 from flask_babel import get_locale
 
 from consent import consents
-from consent.consents import DELIVERY_WINDOW, ServiceTerms
-from identity.oauth.interfaces import ConsentDecision, ResolvedDetails
+from consent.consents import DELIVERED, DELIVERY_WINDOW, GRANTED, ServiceTerms
+from consent.interfaces import ConsentNotFound
+from identity.oauth.interfaces import ConsentDecision, ConsentWindow, ResolvedDetails
 from identity.oauth.services import PendingAuthorization
 from identity.sessions import Authentication
 from mydata.clock import clock
@@ -127,3 +128,13 @@ class ConsentScreen:
         )
         granted = {"type": DELIVERY_TYPE, "service": consent.service_id, "datasets": consent.datasets_granted}
         return ConsentDecision(approve=True, granted=[granted])
+
+    def window(self, uow: UnitOfWork, transaction_id: str) -> ConsentWindow | None:
+        """Return until when the consent's tokens may be used, and whether it was revoked or has expired."""
+        try:
+            consent = consents.get(uow, transaction_id)
+        except ConsentNotFound:
+            return None  # a sign-in without authorization_details: no consent
+        ends_at = int(consent.window_ends_at.timestamp()) if consent.window_ends_at is not None else 0
+        # A delivered consent's token still gets its answer (410 already_delivered) within the window.
+        return ConsentWindow(ends_at, None if consent.status in (GRANTED, DELIVERED) else consent.status)

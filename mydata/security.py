@@ -46,6 +46,18 @@ SECURITY_HEADERS = {
 
 HSTS = "max-age=63072000; includeSubDomains"
 
+#: Paths (and everything under them) whose answers carry personal data or tokens: the citizen's
+#: APIs, the delivery API, the authorization server and the portal. No browser or cache may keep
+#: them, error answers included. A route may still say otherwise itself (the public JWKS does).
+NEVER_STORED = ("/api/v1/me", "/api/v1/delivery", "/oauth", "/me", "/login", "/logout")
+#: OAuth answers also say `Pragma: no-cache`, as RFC 6749 §5.1 asks of token responses.
+OAUTH = "/oauth"
+
+
+def never_stored(path: str) -> bool:
+    """Tell whether answers at *path* must never be stored (``Cache-Control: no-store``)."""
+    return any(path == prefix or path.startswith(prefix + "/") for prefix in NEVER_STORED)
+
 
 def add_security_headers(response: Response) -> Response:
     """Add the security headers; HSTS only where the request came over https."""
@@ -54,8 +66,10 @@ def add_security_headers(response: Response) -> Response:
     wanted = list(SECURITY_HEADERS.items())
     if request.is_secure:
         wanted.append(("Strict-Transport-Security", HSTS))
-    if response.mimetype == "text/html":
+    if response.mimetype == "text/html" or never_stored(request.path):
         wanted.append(("Cache-Control", "no-store"))
+        if request.path.startswith(OAUTH + "/"):
+            wanted.append(("Pragma", "no-cache"))
     headers.extend([(name, value) for name, value in wanted if name.lower() not in present])
     return response
 

@@ -32,8 +32,9 @@ PATH = "/api/v1/delivery"
     },
     description=(
         "Requires `Authorization: DPoP <access token>` and a DPoP proof (RFC 9449). Answers once per "
-        "consent; then 410 already_delivered. 503 provider_unavailable (with Retry-After and the "
-        "per-dataset outcomes) leaves the consent granted for a retry within its window."
+        "consent; then 410 already_delivered. Once the consent is revoked or its delivery window has "
+        "ended, 401 invalid_token (the token ends with its consent). 503 provider_unavailable (with "
+        "Retry-After and the per-dataset outcomes) leaves the consent granted for a retry within its window."
     ),
 )
 def deliver() -> ResponseReturnValue:
@@ -68,4 +69,4 @@ def deliver() -> ResponseReturnValue:
         issuer=issuer(),
         now=clock().now(),
     )
-    return Response(sealed, status=200, mimetype="application/jose", headers={"Cache-Control": "no-store"})
+    return Response(sealed, status=200, mimetype="application/jose")  # no-store: mydata.security

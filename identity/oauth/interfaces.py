@@ -89,10 +89,26 @@ class ConsentDecision:
     granted: list[dict[str, Any]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class ConsentWindow:
+    """Until when the tokens of a consent may be used: the end of its delivery window, while it stands (§6.1)."""
+
+    ends_at: int  # epoch seconds
+    ended: str | None = None  # why the consent no longer stands: `revoked`, `expired`, ...
+
+    def refusal(self, now: int) -> str | None:
+        """Say why the consent's tokens may no longer be used, or None while they may."""
+        if self.ended == "revoked":
+            return "The citizen revoked the consent this token was issued for."
+        if self.ended is not None or now >= self.ends_at:
+            return "The consent this token was issued for has expired: its delivery window has ended."
+        return None
+
+
 class ConsentFlow(Protocol):
     """The consent screen and lifecycle for requests with `authorization_details` (DESIGN §6.1).
 
-    The authorization server calls it at three points; the consent package implements it, so that
+    The authorization server calls it at four points; the consent package implements it, so that
     identity does not depend on consent (DESIGN §2).
     """
 
@@ -113,3 +129,6 @@ class ConsentFlow(Protocol):
         form: Mapping[str, list[str]],
     ) -> ConsentDecision:
         """Record the citizen's approval or denial (with its ledger entry) and return it."""
+
+    def window(self, uow: UnitOfWork, transaction_id: str) -> ConsentWindow | None:
+        """Return the delivery window of the consent *transaction_id*, or None if it is not a consent's."""

@@ -23,7 +23,7 @@ from typing import Any, cast
 
 import jwt
 from authlib.integrations.flask_oauth2 import AuthorizationServer
-from authlib.oauth2 import OAuth2Request
+from authlib.oauth2 import OAuth2Error, OAuth2Request
 from authlib.oauth2.rfc6749 import (
     ClientMixin,
     InvalidClientError,
@@ -44,7 +44,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from sqlalchemy import Table, insert, update
 
-from identity.oauth.interfaces import InvalidAuthorizationDetails, shown
+from identity.oauth.interfaces import ConsentWindow, InvalidAuthorizationDetails, shown
 from identity.oauth.models import AccessToken, AuthorizationCode, OAuthClient
 from identity.services import remember_once
 from mydata.clock import clock
@@ -54,7 +54,7 @@ from mydata.keys import key_store
 #: FAPI 2.0 SP §5.4.1: PS256 or ES256 (never RS256, never HS*).
 CLIENT_ASSERTION_ALGORITHMS = ("ES256", "PS256")
 CODE_LIFETIME = 60  # FAPI 2.0 SP §5.3.2.1: at most 60 s
-ACCESS_TOKEN_LIFETIME = 600  # until the delivery window ends (DESIGN §6.1: 10 minutes)
+ACCESS_TOKEN_LIFETIME = 600  # at most; never past the consent's delivery window (DESIGN §3.3, §6.1)
 ASSERTION_MAX_LIFETIME = 300
 #: Longest client assertion read (a PS256 one with a 4096-bit key is about 1.2 kB).
 MAX_ASSERTION_LENGTH = 8 * 1024
@@ -80,8 +80,22 @@ def issuer() -> str:
 
 
 def remember_jti(key: str, expires_at: int) -> bool:
-    """Record a client assertion's or DPoP proof's `jti` in the request's unit of work; False on a replay."""
-    return remember_once(unit_of_work(), key, expires_at, clock().timestamp())
+    """Record a client assertion's or DPoP proof's `jti` for good; False on a replay.
+
+    The record is committed at once, so that it stands whatever the request's outcome: a proof
+    or assertion once presented stays used (RFC 9449 §11.1, RFC 7523 §3 item 7), even when the
+    request then fails and rolls back. Call it before the request has written anything else.
+    """
+    uow = unit_of_work()
+    fresh = remember_once(uow, key, expires_at, clock().timestamp())
+    uow.commit()
+    return fresh
+
+
+def consent_window(transaction_id: str) -> ConsentWindow | None:
+    """Return the delivery window of the consent a transaction is for, when a consent flow knows it."""
+    flow = current_app.extensions.get("identity.consent_flow")
+    return None if flow is None else flow.window(unit_of_work(), transaction_id)
 
 
 # -- clients -----------------------------------------------------------------------------------
@@ -254,8 +268,12 @@ class PrivateKeyJwt(JWTBearerClientAssertion):  # type: ignore[misc]
                 f"sign it with ES256 or PS256 and a registered key."
             ) from exc
         claims: dict[str, Any] = dict(token.claims)
-        if not isinstance(claims.get("aud"), str) and claims.get("aud") != [issuer()]:
-            raise InvalidClientError(description="The assertion `aud` must be the issuer identifier.")
+        # FAPI 2.0 SP §5.3.2.1 and draft-ietf-oauth-rfc7523bis (audience injection): the issuer
+        # identifier as a single string; an array is refused even when it holds the issuer.
+        if claims.get("aud") != issuer():
+            raise InvalidClientError(
+                description="The assertion `aud` must be the issuer identifier as a single string, not an array."
+            )
         self.verify_claims(token.claims)
         now = clock().timestamp()
         if int(claims["exp"]) > now + ASSERTION_MAX_LIFETIME:
@@ -343,8 +361,13 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
 
     TOKEN_ENDPOINT_AUTH_METHODS = ["private_key_jwt"]  # noqa: RUF012 (Authlib's attribute)
 
-    def create_authorization_response(self, redirect_uri: str, grant_user: Grant | None) -> tuple[int, str, list[Any]]:
-        """Issue the code; redirect with 303 (FAPI 2.0 SP §5.3.2.2 item 11)."""
+    def create_authorization_response(
+        self, redirect_uri: str, grant_user: Grant | OAuth2Error | None
+    ) -> tuple[int, str, list[Any]]:
+        """Issue the code, or send the error given (e.g. `login_required`); redirect with 303 (FAPI 2.0 SP §5.3.2.2)."""
+        if isinstance(grant_user, OAuth2Error):
+            grant_user.redirect_uri = redirect_uri
+            raise grant_user
         status, body, headers = super().create_authorization_response(redirect_uri, grant_user)
         return (303 if status == 302 else status), body, headers
 
@@ -414,6 +437,31 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
         """The code carries the citizen; the token is issued to it."""
         return authorization_code
 
+    def generate_token(
+        self,
+        user: CodeRecord,
+        scope: str | None = None,
+        grant_type: str | None = None,
+        expires_in: int | None = None,
+        include_refresh_token: bool = False,
+    ) -> dict[str, Any]:
+        """Issue a token that ends with its consent's delivery window at the latest; none if it ended."""
+        lifetime = ACCESS_TOKEN_LIFETIME
+        window = consent_window(user.transaction_id)
+        if window is not None:
+            now = clock().timestamp()
+            refusal = window.refusal(now)
+            if refusal is not None:
+                raise InvalidGrantError(refusal)
+            lifetime = min(lifetime, window.ends_at - now)
+        return super().generate_token(  # type: ignore[no-any-return]
+            user=user,
+            scope=scope,
+            grant_type=grant_type,
+            expires_in=lifetime,
+            include_refresh_token=include_refresh_token,
+        )
+
 
 def add_id_token(grant: CodeGrant, response: tuple[int, dict[str, Any], list[Any]]) -> None:
     """Add the ID token and the granted authorization details to the token response (OIDC Core §3.1.3.3)."""
@@ -473,7 +521,7 @@ def generate_token(
     return {
         "access_token": secrets.token_urlsafe(32),
         "token_type": "DPoP",
-        "expires_in": ACCESS_TOKEN_LIFETIME,
+        "expires_in": expires_in or ACCESS_TOKEN_LIFETIME,
         "scope": scope or "",
     }
 
@@ -536,8 +584,11 @@ class StoredToken:
         return clock().timestamp() >= self.row.expires_at
 
     def is_revoked(self) -> bool:
-        """Tell whether the token was revoked."""
-        return self.row.revoked_at is not None
+        """Tell whether the token was revoked, or its consent was revoked or has expired."""
+        if self.row.revoked_at is not None:
+            return True
+        window = consent_window(self.row.transaction_id)
+        return window is not None and window.refusal(clock().timestamp()) is not None
 
 
 def find_token(token_string: str) -> StoredToken | None:
@@ -607,12 +658,10 @@ class Server(AuthorizationServer):  # type: ignore[misc]
         return super().create_oauth2_request(request)
 
     def handle_response(self, status_code: int, payload: Any, headers: list[Any]) -> Any:
-        """Answer redirects with 303 (RFC 9700 §4.12) and never cache token responses."""
+        """Answer redirects with 303 (RFC 9700 §4.12); mydata.security says no-store for every /oauth/ answer."""
         if status_code == 302:
             status_code = 303
-        response = super().handle_response(status_code, payload, headers)
-        response.headers["Cache-Control"] = "no-store"
-        return response
+        return super().handle_response(status_code, payload, headers)
 
 
 class Issuer(IssuerParameter):  # type: ignore[misc]

@@ -14,6 +14,7 @@ from typing import Any, cast
 
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidRequestError, UnsupportedResponseTypeError
+from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from flask import Flask, Response, current_app
 from sqlalchemy import Table, insert, select, update
 
@@ -31,7 +32,7 @@ from identity.oauth.interfaces import (
     shown,
 )
 from identity.oauth.models import AccessToken, Interaction, PushedRequest
-from identity.sessions import ACR, LEVELS, Authentication
+from identity.sessions import ACR, LEVELS, Authentication, level_at_least
 from mydata.clock import clock
 from mydata.db import UnitOfWork
 
@@ -49,8 +50,8 @@ ACR_LEVEL = {acr: level for level, acr in ACR.items()}
 PUSHABLE = frozenset(
     {
         "client_id", "response_type", "redirect_uri", "scope", "state", "nonce", "code_challenge",
-        "code_challenge_method", "acr_values", "authorization_details", "dpop_jkt", "prompt", "ui_locales",
-        "client_assertion", "client_assertion_type",
+        "code_challenge_method", "acr_values", "authorization_details", "dpop_jkt", "prompt", "max_age",
+        "ui_locales", "client_assertion", "client_assertion_type",
     }
 )  # fmt: skip
 #: A service or dataset id, as the catalogue and the relying parties package define them.
@@ -59,6 +60,11 @@ _ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
 MAX_DATASETS = 20
 #: Longest access token read from an Authorization header (ours are 43 characters).
 MAX_ACCESS_TOKEN_LENGTH = 512
+#: The `prompt` values honoured (OIDC Core §3.1.2.1). `consent` changes nothing: every consent is
+#: asked for. `select_account` is refused: a browser holds one citizen's session.
+PROMPT_VALUES = ("none", "login", "consent")
+#: `max_age` is a count of seconds: at most nine digits (over 31 years), no sign, no exponent.
+MAX_AGE_DIGITS = 9
 
 
 def server() -> oauth.Server:
@@ -119,6 +125,9 @@ def push_authorization_request(uow: UnitOfWork, form: Mapping[str, list[str]], d
         raise InvalidRequestError(f"Unknown parameters: {shown(', '.join(unknown))}.")
     if params.setdefault("client_id", client.client_id) != client.client_id:
         raise InvalidRequestError("client_id differs from the authenticated client.")
+    now = clock().timestamp()
+    # The proof first, like the assertion: once presented it is used, whatever the outcome.
+    jkt = _dpop_binding(dpop, params.pop("dpop_jkt", None), now)
     for name in ("client_assertion", "client_assertion_type"):
         params.pop(name, None)
     # Checked before Authlib, whose errors would quote them raw (and fail on a character RFC 6749 §5.2 forbids).
@@ -132,11 +141,10 @@ def push_authorization_request(uow: UnitOfWork, form: Mapping[str, list[str]], d
     grant = server().get_authorization_grant(request)
     grant.validate_authorization_request()
     oauth.validate_scope(params.get("scope"))
+    validate_prompt(params.get("prompt"), params.get("max_age"))
     details = resolve_details(params.get("authorization_details"), client.client_id)
     level_for_acr_values(params.get("acr_values"))
 
-    now = clock().timestamp()
-    jkt = _dpop_binding(dpop, params.pop("dpop_jkt", None), now)
     flow = consent_flow()
     if details and flow is not None:
         transaction_id = flow.requested(uow, client.client_id, details)
@@ -224,6 +232,22 @@ def validate_delivery_detail(detail: dict[str, Any], client_id: str) -> Resolved
     return ResolvedDetails(detail=detail, level="low", summary={"service": service, "datasets": datasets or []})
 
 
+def validate_prompt(prompt: str | None, max_age: str | None) -> None:
+    """Refuse a `prompt` this platform does not honour, `none` with another value, and a malformed `max_age`."""
+    if prompt is not None:
+        values = prompt.split(" ")
+        unknown = sorted({v for v in values if v not in PROMPT_VALUES})
+        if unknown or len(set(values)) != len(values):
+            raise InvalidRequestError(
+                f"Unsupported prompt value {' '.join(unknown) or prompt!r}; supported: {', '.join(PROMPT_VALUES)}."
+            )
+        if "none" in values and len(values) > 1:
+            # OIDC Core §3.1.2.1: none must not be combined with any other value.
+            raise InvalidRequestError("prompt=none cannot be combined with another prompt value.")
+    if max_age is not None and not (max_age.isascii() and max_age.isdigit() and len(max_age) <= MAX_AGE_DIGITS):
+        raise InvalidRequestError(f"max_age must be a whole number of seconds, at most {MAX_AGE_DIGITS} digits.")
+
+
 def level_for_acr_values(acr_values: str | None) -> str:
     """Return the level the request asks for: the weakest of its `acr_values` (OIDC Core §3.1.2.1)."""
     if not acr_values:
@@ -302,6 +326,7 @@ class InteractionRecord:
     params: dict[str, Any]
     dpop_jkt: str | None
     transaction_id: str
+    created_at: int
 
 
 @dataclass(frozen=True)
@@ -318,6 +343,11 @@ class PendingAuthorization:
         """Return where the answer goes."""
         return str(self.interaction.params["redirect_uri"])
 
+    @property
+    def prompt(self) -> frozenset[str]:
+        """Return the request's `prompt` values (checked at PAR)."""
+        return frozenset(str(self.interaction.params.get("prompt", "")).split())
+
 
 def load_interaction(uow: UnitOfWork, interaction_id: str) -> PendingAuthorization:
     """Return an open interaction, or raise :class:`InteractionNotFound`."""
@@ -328,6 +358,7 @@ def load_interaction(uow: UnitOfWork, interaction_id: str) -> PendingAuthorizati
             _INTERACTION.c.params,
             _INTERACTION.c.dpop_jkt,
             _INTERACTION.c.transaction_id,
+            _INTERACTION.c.created_at,
         ).where(
             _INTERACTION.c.id_hash == oauth.sha256_hex(interaction_id),
             _INTERACTION.c.completed_at.is_(None),
@@ -339,10 +370,71 @@ def load_interaction(uow: UnitOfWork, interaction_id: str) -> PendingAuthorizati
     client = oauth.query_client(row.client_id)
     if client is None:
         raise InteractionNotFound()
-    interaction = InteractionRecord(row.id_hash, row.client_id, dict(row.params), row.dpop_jkt, row.transaction_id)
+    interaction = InteractionRecord(
+        row.id_hash, row.client_id, dict(row.params), row.dpop_jkt, row.transaction_id, row.created_at
+    )
     details = resolve_details(interaction.params.get("authorization_details"), client.client_id)
     levels = [level_for_acr_values(interaction.params.get("acr_values"))] + [d.level for d in details]
     return PendingAuthorization(interaction, client, max(levels, key=LEVELS.index), details)
+
+
+LOGIN, REAUTHENTICATE = "login", "reauthenticate"
+
+
+def login_needed(pending: PendingAuthorization, authentication: Authentication | None) -> str | None:
+    """Return what the citizen must do before answering: log in, log in again, or nothing (None).
+
+    `login` when there is no session or it is too weak; `reauthenticate` when the request asked for
+    `prompt=login`, or its `max_age` is shorter than the session's age (OIDC Core §3.1.2.1). A login
+    made since the interaction began satisfies both, however long the citizen then reads the screen.
+    """
+    if authentication is None or not level_at_least(authentication.level, pending.level):
+        return LOGIN
+    if authentication.auth_time >= pending.interaction.created_at:
+        return None
+    if "login" in pending.prompt:
+        return REAUTHENTICATE
+    max_age = pending.interaction.params.get("max_age")
+    if max_age is not None and clock().timestamp() - authentication.auth_time > int(max_age):
+        return REAUTHENTICATE
+    return None
+
+
+def answer_prompt_none(
+    uow: UnitOfWork, pending: PendingAuthorization, authentication: Authentication | None
+) -> Response | None:
+    """Answer a `prompt=none` request at once, without a page; None for other requests.
+
+    `login_required` when a login would be needed; otherwise `consent_required`, since a citizen
+    always approves a request on this platform (OIDC Core §3.1.2.6). Like every authorization
+    response it is a 303 with `iss` and `state` (RFC 9207).
+    """
+    if "none" not in pending.prompt:
+        return None
+    if login_needed(pending, authentication) is not None:
+        error: OAuth2Error = LoginRequiredError(description="The citizen must log in, which prompt=none forbids.")
+    else:
+        error = ConsentRequiredError(description="The citizen must approve the request, which prompt=none forbids.")
+    _complete(uow, pending.interaction)
+    return _respond(uow, pending, error)
+
+
+def _complete(uow: UnitOfWork, interaction: InteractionRecord) -> None:
+    completed = uow.session.execute(
+        update(_INTERACTION)
+        .where(_INTERACTION.c.id_hash == interaction.id_hash, _INTERACTION.c.completed_at.is_(None))
+        .values(completed_at=clock().timestamp())
+    )
+    if completed.rowcount != 1:  # type: ignore[attr-defined]
+        raise InteractionNotFound()  # answered already, by a request racing this one
+
+
+def _respond(uow: UnitOfWork, pending: PendingAuthorization, grant_user: oauth.Grant | OAuth2Error | None) -> Response:
+    request = oauth.prepared_request(dict(pending.interaction.params), endpoint_url("/oauth/authorize"))
+    grant = server().get_authorization_grant(request)
+    response: Response = server().create_authorization_response(request, grant_user=grant_user, grant=grant)
+    uow.commit()
+    return response
 
 
 def decide(
@@ -357,14 +449,7 @@ def decide(
     there is one, the requested ones otherwise.
     """
     interaction = pending.interaction
-    completed = uow.session.execute(
-        update(_INTERACTION)
-        .where(_INTERACTION.c.id_hash == interaction.id_hash, _INTERACTION.c.completed_at.is_(None))
-        .values(completed_at=clock().timestamp())
-    )
-    if completed.rowcount != 1:  # type: ignore[attr-defined]
-        raise InteractionNotFound()  # answered already, by a request racing this one
-    request = oauth.prepared_request(dict(interaction.params), endpoint_url("/oauth/authorize"))
+    _complete(uow, interaction)
     grant_user = None
     if decision.approve:
         grant_user = oauth.Grant(
@@ -378,10 +463,7 @@ def decide(
             dpop_jkt=interaction.dpop_jkt,
             transaction_id=interaction.transaction_id,
         )
-    grant = server().get_authorization_grant(request)
-    response: Response = server().create_authorization_response(request, grant_user=grant_user, grant=grant)
-    uow.commit()
-    return response
+    return _respond(uow, pending, grant_user)
 
 
 # -- the token endpoint -------------------------------------------------------------------------------
@@ -469,8 +551,16 @@ def authenticate_resource_request(
         select(*(_TOKEN.c[name] for name in _TOKEN_FIELDS)).where(_TOKEN.c.token_hash == oauth.sha256_hex(token))
     ).first()
     row = None if found is None else AccessTokenRecord(**found._asdict())
-    if row is None or row.revoked_at is not None or now >= row.expires_at:
-        raise InvalidToken("invalid_token", "The access token is unknown, revoked or expired.")
+    if row is None or row.revoked_at is not None:
+        raise InvalidToken("invalid_token", "The access token is unknown or revoked.")
+    # The consent first: a token ends with its consent's window, and the client learns why.
+    flow = consent_flow()
+    window = flow.window(uow, row.transaction_id) if flow is not None else None
+    refusal = window.refusal(now) if window is not None else None
+    if refusal is not None:
+        raise InvalidToken("invalid_token", refusal)
+    if now >= row.expires_at:
+        raise InvalidToken("invalid_token", "The access token has expired.")
     try:
         proof: DPoPProof = verify_proof(
             dpop, method=method, url=url, now=now, remember_jti=oauth.remember_jti, access_token=token
@@ -482,7 +572,7 @@ def authenticate_resource_request(
     return row
 
 
-def userinfo(uow: UnitOfWork, token: AccessTokenRecord) -> dict[str, Any]:
+def userinfo(token: AccessTokenRecord) -> dict[str, Any]:
     """Return the claims the client may see: the pairwise subject and how the citizen logged in."""
     client = oauth.query_client(token.client_id)
     if client is None:
@@ -494,7 +584,6 @@ def userinfo(uow: UnitOfWork, token: AccessTokenRecord) -> dict[str, Any]:
         "auth_time": token.auth_time,
         "txn": token.transaction_id,
     }
-    uow.commit()  # the DPoP jti just recorded
     return claims
 
 
@@ -528,6 +617,7 @@ def discovery() -> dict[str, Any]:
         "dpop_signing_alg_values_supported": algs,
         "authorization_response_iss_parameter_supported": True,
         "acr_values_supported": list(ACR.values()),
+        "prompt_values_supported": list(PROMPT_VALUES),
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "acr", "amr", "nonce", "txn"],
         "authorization_details_types_supported": sorted(details_validators()),
         "ui_locales_supported": ["zh-TW", "en"],

@@ -12,7 +12,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from identity.oauth import services
 from identity.oauth.interfaces import ConsentDecision
 from identity.oauth.services import InvalidToken
-from identity.sessions import current_authentication, level_at_least, login_url
+from identity.sessions import current_authentication, login_url
 from identity.views import login_page
 from mydata.db import unit_of_work
 from mydata.keys import key_store
@@ -54,6 +54,7 @@ class DiscoverySchema(Schema):
     dpop_signing_alg_values_supported = fields.List(fields.String())
     authorization_response_iss_parameter_supported = fields.Boolean()
     acr_values_supported = fields.List(fields.String())
+    prompt_values_supported = fields.List(fields.String())
     authorization_details_types_supported = fields.List(fields.String())
     registration_endpoint = fields.String(metadata={"description": "RFC 7591 dynamic client registration"})
 
@@ -76,6 +77,8 @@ class ParRequestSchema(Schema):
     code_challenge = fields.String(required=True)
     code_challenge_method = fields.String(required=True, metadata={"enum": ["S256"]})
     acr_values = fields.String()
+    prompt = fields.String(metadata={"description": "none, login or consent; login and consent may be combined"})
+    max_age = fields.String(metadata={"description": "seconds (digits only) since the citizen's last login"})
     authorization_details = fields.String(metadata={"description": "JSON array (RFC 9396)"})
     dpop_jkt = fields.String()
     client_assertion_type = fields.String(required=True)
@@ -166,7 +169,6 @@ def par() -> ResponseReturnValue:
         return services.oauth_error_response(error)
     response = jsonify({"request_uri": result.request_uri, "expires_in": result.expires_in})
     response.status_code = 201
-    response.headers["Cache-Control"] = "no-store"
     return response
 
 
@@ -190,11 +192,18 @@ def interaction(interaction_id: str) -> ResponseReturnValue:
     authentication = current_authentication()  # first: it may write, before this request has begun its work
     uow = unit_of_work()
     pending = services.load_interaction(uow, interaction_id)
-    if authentication is None or not level_at_least(authentication.level, pending.level):
-        if request.method == "GET":
-            # The login page itself, here: one round trip less, and the address stays the interaction's.
-            return login_page(request.path, pending.level)
-        return redirect(login_url(request.path, pending.level), code=303)
+    silent = services.answer_prompt_none(uow, pending, authentication)
+    if silent is not None:
+        session[_INTERACTIONS] = [i for i in session.get(_INTERACTIONS, []) if i != interaction_id]
+        return silent
+    needed = services.login_needed(pending, authentication)
+    if needed == services.LOGIN and request.method == "GET":
+        # The login page itself, here: one round trip less, and the address stays the interaction's.
+        return login_page(request.path, pending.level)
+    if needed is not None:
+        again = needed == services.REAUTHENTICATE
+        return redirect(login_url(request.path, pending.level, reauthenticate=again), code=303)
+    assert authentication is not None
     flow = services.consent_flow() if pending.details else None
     transaction_id = pending.interaction.transaction_id
     if request.method == "GET":
@@ -241,14 +250,13 @@ def userinfo() -> ResponseReturnValue:
             authorization=request.headers.get("Authorization"),
             dpop=request.headers.get("DPoP"),
         )
+        claims = services.userinfo(access_token)
     except InvalidToken as exc:
         response = jsonify({"error": exc.error, "error_description": exc.description})
         response.status_code = 401
         response.headers["WWW-Authenticate"] = exc.www_authenticate()
         return response
-    response = jsonify(services.userinfo(uow, access_token))
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return jsonify(claims)
 
 
 @bp.post("/oauth/revoke")

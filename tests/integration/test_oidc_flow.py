@@ -208,3 +208,37 @@ def test_step_up_resumes_the_same_authorization(platform: LivePlatform) -> None:
         algorithms=["ES256"],
     ).claims
     assert claims["acr"] == "urn:mydata:loa:substantial"
+
+
+def test_prompt_login_makes_a_live_session_log_in_again(platform: LivePlatform) -> None:
+    issuer = platform.base
+    rp = ThirdPartyRelyingParty(platform.app, issuer)
+    browser = Browser(issuer)
+    first = browser.follow(browser.get("/login"))
+    browser.follow(browser.log_in(first, "nhi_card", "F135792464", "000011110003"))
+    time.sleep(1.1)  # auth_time counts whole seconds: the request comes after the first login
+    verifier, challenge = pkce_pair()
+    request_uri = rp.push(
+        response_type="code",
+        redirect_uri=REDIRECT_URI,
+        scope="openid",
+        code_challenge=challenge,
+        code_challenge_method="S256",
+        prompt="login",
+    )
+    again = browser.follow(
+        browser.get(f"/oauth/authorize?{urlencode({'client_id': rp.client_id, 'request_uri': request_uri})}")
+    )
+    assert urlsplit(again.url).path == "/login"  # although the session is alive and strong enough
+    assert 'action="/login/nhi"' in again.text
+    before = int(time.time())
+    approval = browser.follow(browser.log_in(again, "nhi_card", "F135792464", "000011110003"))
+    assert urlsplit(approval.url).path.startswith("/oauth/interaction/")
+    answer = browser.follow(browser.approve(approval), stop_at=REDIRECT_URI)
+    code = parse_qs(urlsplit(answer.headers["Location"]).query)["code"][0]
+    claims = jwt.decode(
+        str(rp.token(code, verifier)["id_token"]),
+        KeySet.import_key_set(requests.get(f"{issuer}/oauth/jwks", timeout=30).json()),
+        algorithms=["ES256"],
+    ).claims
+    assert claims["auth_time"] >= before  # the new login's time
