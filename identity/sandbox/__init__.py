@@ -28,6 +28,7 @@ def init_app(app: Flask, folder: Path) -> None:
     # JSON for scripts and tests, authenticated by nothing but sandbox mode: no cookie to protect.
     csrf.exempt(views.phone_approve_json)
     csrf.exempt(views.card_reader_sign)
+    csrf.exempt(views.eid_ocsp)  # OCSP clients post DER, with no cookie to protect
     clock = app.extensions["mydata.clock"]
     register_seeder(app, "identity personas, eID cards and phones", lambda uow: seed_personas(uow, folder, clock))
     app.extensions.setdefault("mydata.demo_notes", []).extend(demo_notes())

@@ -19,6 +19,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 
 ROOT_NAME = "MyData Sandbox Root CA"
@@ -27,6 +28,9 @@ CA_LIFETIME = dt.timedelta(days=20 * 365)
 CARD_LIFETIME = dt.timedelta(days=5 * 365)
 #: How long a published sandbox CRL holds (its nextUpdate); seeding publishes it again once half has passed.
 CRL_LIFETIME = dt.timedelta(days=30)
+#: How long a sandbox OCSP answer holds (its nextUpdate): a revocation reaches a platform that asks
+#: OCSP within this time.
+OCSP_LIFETIME = dt.timedelta(minutes=1)
 #: The sandbox's citizen-certificate policy, an OID in the UUID arc (ITU-T X.667) that needs no
 #: registration; its cards carry it as MOICA's carry theirs.
 CITIZEN_POLICY_OID = "2.25.196761710115340127201394108090381424130"
@@ -253,12 +257,62 @@ class SandboxPki:
     def revoke_card(self, national_id: str, now: dt.datetime) -> x509.Certificate:
         """Revoke the card of *national_id*: publish a CRL that lists it; return its certificate.
 
-        Raise :class:`FileNotFoundError` when there is no such card.
+        Raise :class:`FileNotFoundError` when there is no such card (or no sandbox CA).
         """
         certificate_path, _ = self.card_paths(national_id)
         certificate = x509.load_pem_x509_certificates(certificate_path.read_bytes())[0]
-        self.publish_crl(self.ensure_authorities(now), now, revoke=certificate.serial_number)
+        issuer = self.issuing_authority()
+        if issuer is None:
+            raise FileNotFoundError(self.issuing_path)
+        self.publish_crl(issuer, now, revoke=certificate.serial_number)
         return certificate
+
+    def issuing_authority(self) -> Authority | None:
+        """Load the issuing CA and its key, or return None before `mydata sandbox seed` has made them."""
+        try:
+            certificate = x509.load_pem_x509_certificate(self.issuing_path.read_bytes())
+            key = serialization.load_pem_private_key((self.folder / "intermediate.key").read_bytes(), password=None)
+        except (OSError, ValueError):
+            return None
+        return Authority(certificate, key) if isinstance(key, ec.EllipticCurvePrivateKey) else None
+
+    def answer_ocsp(self, request_der: bytes, now: dt.datetime) -> bytes:
+        """Answer an OCSP request (RFC 6960) from the published CRL, signed by the issuing CA itself.
+
+        A serial on the CRL is revoked, any other serial of this CA is good (as CRL-based responders
+        answer); a request about another CA gets ``unauthorized``.
+        """
+        try:
+            request = ocsp.load_der_ocsp_request(request_der)
+        except ValueError:
+            return _ocsp_error(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+        issuer = self.issuing_authority()
+        if issuer is None:
+            return _ocsp_error(ocsp.OCSPResponseStatus.INTERNAL_ERROR)
+        algorithm = request.hash_algorithm
+        expected = (
+            _digest(issuer.certificate.subject.public_bytes(), algorithm),
+            _digest(_key_bits(issuer), algorithm),
+        )
+        if expected != (request.issuer_name_hash, request.issuer_key_hash):
+            return _ocsp_error(ocsp.OCSPResponseStatus.UNAUTHORIZED)
+        crl = self._crl(issuer)
+        entry = crl.get_revoked_certificate_by_serial_number(request.serial_number) if crl is not None else None
+        builder = ocsp.OCSPResponseBuilder().add_response_by_hash(
+            issuer_name_hash=request.issuer_name_hash,
+            issuer_key_hash=request.issuer_key_hash,
+            serial_number=request.serial_number,
+            algorithm=request.hash_algorithm,
+            cert_status=ocsp.OCSPCertStatus.REVOKED if entry is not None else ocsp.OCSPCertStatus.GOOD,
+            this_update=now,
+            next_update=now + OCSP_LIFETIME,
+            revocation_time=entry.revocation_date_utc if entry is not None else None,
+            revocation_reason=None,
+        )
+        response = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, issuer.certificate).sign(
+            issuer.key, hashes.SHA256()
+        )
+        return response.public_bytes(serialization.Encoding.DER)
 
     def _crl(self, issuer: Authority) -> x509.CertificateRevocationList | None:
         """Return the published CRL if it is the current issuing CA's."""
@@ -268,6 +322,23 @@ class SandboxPki:
             return None
         public_key = issuer.key.public_key()
         return crl if crl.issuer == issuer.certificate.subject and crl.is_signature_valid(public_key) else None
+
+
+def _ocsp_error(status: ocsp.OCSPResponseStatus) -> bytes:
+    return ocsp.OCSPResponseBuilder.build_unsuccessful(status).public_bytes(serialization.Encoding.DER)
+
+
+def _key_bits(authority: Authority) -> bytes:
+    """Return the subjectPublicKey BIT STRING contents of a CA's key (what OCSP's issuerKeyHash hashes)."""
+    return authority.key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+
+
+def _digest(data: bytes, algorithm: hashes.HashAlgorithm) -> bytes:
+    digest = hashes.Hash(algorithm)
+    digest.update(data)
+    return digest.finalize()
 
 
 def _private_pem(key: ec.EllipticCurvePrivateKey, password: str | None) -> bytes:

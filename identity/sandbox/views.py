@@ -156,3 +156,11 @@ def eid_crl() -> ResponseReturnValue:
     response = Response(body, mimetype="application/pkix-crl")
     response.headers["Cache-Control"] = "no-cache"
     return response
+
+
+@bp.post("/eid/ocsp")
+def eid_ocsp() -> ResponseReturnValue:
+    """Answer OCSP requests about the sandbox cards (RFC 6960 over HTTP POST, appendix A.1)."""
+    pki: SandboxPki = current_app.extensions["identity.sandbox_pki"]
+    answer = pki.answer_ocsp(request.get_data(cache=False)[:65536], clock().now())
+    return Response(answer, mimetype="application/ocsp-response", headers={"Cache-Control": "no-store"})
