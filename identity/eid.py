@@ -312,11 +312,16 @@ def log_in(
     The nonce is used up whatever the outcome, so that no answer can be tried twice: a refusal
     commits that alone; a success leaves it in *uow* for the caller to commit with the session it
     opens. The certificate itself proves the person, so a first eID login opens their account.
+    A forged or expired nonce is refused first; the nonce is written only after the verification,
+    which may fetch revocation data, so that no write transaction waits on the network (on SQLite
+    it would hold the database's write lock). Of two answers racing with one nonce, one records it.
     """
-    consume_nonce(uow, nonce_secret, nonce, now)
+    nonce_expiry(nonce_secret, nonce, now)
     try:
         verified = verify_card(card, nonce, trust.anchors(), trust.rules, trust.revocation, now)
     except CertificateRejected:
+        consume_nonce(uow, nonce_secret, nonce, now)
         uow.commit()
         raise
+    consume_nonce(uow, nonce_secret, nonce, now)
     return services.register_citizen(uow, verified.national_id, verified.name, now, commit=False)

@@ -190,6 +190,16 @@ def test_a_nonce_cannot_be_used_twice(eid_app: Flask, client: FlaskClient, sandb
     assert "This login page was open too long or was already used" in text(response)
 
 
+def test_a_refused_answer_uses_its_nonce_up(eid_app: Flask, client: FlaskClient, sandbox_eid: SandboxEid) -> None:
+    chain, key = persona_card(sandbox_eid)
+    nonce = eid_nonce(client)
+    forger = ec.generate_private_key(ec.SECP256R1())
+    assert "so it may be forged" in text(signed_login(client, chain, forger, "en", nonce=nonce))
+    response = signed_login(eid_app.test_client(), chain, key, "en", nonce=nonce)
+    assert response.status_code == 401
+    assert "This login page was open too long or was already used" in text(response)
+
+
 def test_a_nonce_expires_after_five_minutes(
     eid_app: Flask, client: FlaskClient, sandbox_eid: SandboxEid, clock: FrozenClock
 ) -> None:
