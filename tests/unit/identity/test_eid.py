@@ -348,6 +348,12 @@ def test_a_leaf_from_another_ca_under_the_same_root_is_refused(
     assert response.status_code == 401
     assert "it was not issued by a certificate authority that MyData trusts" in text(response)
     assert client.get("/me").status_code == 303
+    # What the browser sends along is ignored both ways: a genuine card with junk attached still logs in.
+    chain, genuine_key = persona_card(sandbox_eid)
+    assert (
+        signed_login(client, [chain[0], sibling.certificate, sandbox_eid.root.certificate], genuine_key).status_code
+        == 303
+    )
 
 
 def test_a_card_without_the_citizen_certificate_policy_is_refused(
