@@ -49,7 +49,6 @@ class HttpFetcher:
     def __init__(self, timeout: float, max_bytes: int = MAX_BYTES) -> None:
         self.timeout = timeout
         self.max_bytes = max_bytes
-        self.session = requests.Session()
 
     def get(self, url: str) -> bytes:
         """Return the body at *url*; raise :class:`RevocationSourceFailed`."""
@@ -61,7 +60,8 @@ class HttpFetcher:
 
     def _send(self, method: str, url: str, body: bytes | None, headers: dict[str, str]) -> bytes:
         try:
-            with self.session.request(
+            # No shared Session: fetches are rare, and a Session is not meant to be shared by threads.
+            with requests.request(
                 method, url, data=body, headers=headers, timeout=self.timeout, stream=True, allow_redirects=False
             ) as response:
                 if response.status_code != 200:
