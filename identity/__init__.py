@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 from flask import Flask
 
 from identity import api, nhi, oauth, sandbox, sessions, staff, views
-from identity.eid import TrustBundle
+from identity.eid import CardRules, EidTrust, TrustBundle
 from identity.interfaces import StepUpRequired
+from identity.revocation import HttpFetcher, RevocationChecker
+from identity.sandbox.pki import CITIZEN_POLICY_OID, SandboxPki
+from mydata.config import Settings, setting_list
 from mydata.security import csrf
 
 #: Failed login attempts allowed per client address (Flask-Limiter syntax); the per-card lock of
@@ -20,8 +24,7 @@ def init_app(app: Flask) -> None:
     """Register this package's blueprints, commands and sandbox seeding steps."""
     settings = app.config["MYDATA_SETTINGS"]
     sandbox_folder = Path(settings.instance_path) / "sandbox"
-    roots = Path(settings.eid_ca_roots) if settings.eid_ca_roots else sandbox_folder / "eid" / "ca-bundle.pem"
-    app.extensions["identity.eid_trust"] = TrustBundle(roots)
+    app.extensions["identity.eid_trust"] = eid_trust(settings, SandboxPki(sandbox_folder / "eid"))
     app.config.setdefault("IDENTITY_LOGIN_RATE", LOGIN_RATE)
     # Made now, not by the first unknown card number, whose answer would then take twice as long.
     nhi.prepare_decoy()
@@ -33,3 +36,22 @@ def init_app(app: Flask) -> None:
     if settings.sandbox:
         sandbox.init_app(app, sandbox_folder)
     oauth.init_app(app)
+
+
+def eid_trust(settings: Settings, pki: SandboxPki) -> EidTrust:
+    """Build what eID logins are checked against; in the sandbox, empty settings mean the sandbox CA's."""
+    in_sandbox = settings.sandbox
+    roots = Path(settings.eid_ca_roots) if settings.eid_ca_roots else pki.bundle_path
+    issuing = Path(settings.eid_issuing_cas) if settings.eid_issuing_cas else pki.issuing_path
+    policies = setting_list(settings.eid_policy_oids) or ([CITIZEN_POLICY_OID] if in_sandbox else [])
+    crl_sources = setting_list(settings.eid_crl_sources)
+    if not crl_sources and not settings.eid_ocsp_url and in_sandbox:
+        crl_sources = [str(pki.crl_path)]
+    revocation = RevocationChecker(
+        crl_sources,
+        settings.eid_ocsp_url,
+        dt.timedelta(seconds=settings.eid_revocation_grace_seconds),
+        HttpFetcher(settings.eid_revocation_timeout_seconds),
+    )
+    rules = CardRules(frozenset(policies), frozenset(setting_list(settings.eid_extended_key_usages)))
+    return EidTrust(TrustBundle(roots, issuing), rules, revocation)

@@ -1,8 +1,12 @@
 """eID login (自然人憑證): a nonce for the card to sign, and the verification of what comes back.
 
 The card (or, in the sandbox, the virtual card reader) returns its certificate chain and a
-signature over the nonce. The certificate must chain to a configured root (RFC 5280 path
-validation by ``cryptography``), be within its validity dates, allow ``digitalSignature``, and its
+signature over the nonce. Only the leaf counts: whatever intermediates the browser sends are
+ignored. The leaf must be issued directly by one of the configured issuing CAs (MOICA's, in the
+sandbox its citizen-certificate CA), which must chain to a configured root (RFC 5280 path
+validation by ``cryptography``). The leaf must be within its validity dates, allow
+``digitalSignature``, carry a citizen-certificate policy OID, have no extended key usage other
+than the configured ones (see :class:`CardRules`), not be revoked (identity.revocation), and its
 key must have signed this nonce. The national ID is the subject's ``serialNumber``.
 """
 
@@ -24,13 +28,14 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import Criticality, ExtensionPolicy, PolicyBuilder, Store, VerificationError
 
 from identity import national_id as nid
 from identity import services
 from identity.interfaces import CardSignature, CertificateRejected, EidNonceInvalid, EidNotConfigured
 from identity.models import Citizen
+from identity.revocation import RevocationChecker
 from mydata.db import UnitOfWork
 
 NONCE_LIFETIME = dt.timedelta(minutes=5)
@@ -85,42 +90,83 @@ def consume_nonce(uow: UnitOfWork, secret: bytes, nonce: str, now: dt.datetime) 
 
 @dataclass(frozen=True)
 class TrustAnchors:
-    """The configured roots (trust anchors) and the intermediate CAs that help build chains."""
+    """The configured roots, the intermediates between them, and the CAs that issue citizen certificates."""
 
     roots: tuple[x509.Certificate, ...]
     intermediates: tuple[x509.Certificate, ...]
+    issuing: tuple[x509.Certificate, ...]
 
 
 class TrustBundle:
-    """The PEM bundle of eID CAs at *path*, read again whenever the file changes."""
+    """The PEM bundles of eID roots (*roots*) and issuing CAs (*issuing*), read again when a file changes."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._loaded: tuple[float, TrustAnchors] | None = None
+    def __init__(self, roots: Path, issuing: Path) -> None:
+        self.roots = roots
+        self.issuing = issuing
+        self._loaded: tuple[tuple[float, float], TrustAnchors] | None = None
         self._lock = threading.Lock()
 
     def anchors(self) -> TrustAnchors:
-        """Return the anchors; raise :class:`EidNotConfigured` when the bundle is missing or empty."""
+        """Return the anchors; raise :class:`EidNotConfigured` when a bundle is missing or holds no CA."""
         try:
-            mtime = os.stat(self.path).st_mtime
+            mtimes = (os.stat(self.roots).st_mtime, os.stat(self.issuing).st_mtime)
         except OSError:
             raise EidNotConfigured() from None
         loaded = self._loaded
-        if loaded is not None and loaded[0] == mtime:
+        if loaded is not None and loaded[0] == mtimes:
             return loaded[1]
         try:
-            certificates = x509.load_pem_x509_certificates(self.path.read_bytes())
-        except ValueError:
+            certificates = x509.load_pem_x509_certificates(self.roots.read_bytes())
+            issuing = x509.load_pem_x509_certificates(self.issuing.read_bytes())
+        except (OSError, ValueError):
             raise EidNotConfigured() from None
         anchors = TrustAnchors(
             roots=tuple(c for c in certificates if c.subject == c.issuer),
             intermediates=tuple(c for c in certificates if c.subject != c.issuer),
+            issuing=tuple(c for c in issuing if _is_ca(c)),
         )
-        if not anchors.roots:
+        if not anchors.roots or not anchors.issuing:
             raise EidNotConfigured()
         with self._lock:
-            self._loaded = (mtime, anchors)
+            self._loaded = (mtimes, anchors)
         return anchors
+
+
+def _is_ca(certificate: x509.Certificate) -> bool:
+    try:
+        return certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        return False
+
+
+@dataclass(frozen=True)
+class CardRules:
+    """What a citizen certificate must say about itself, beyond its chain.
+
+    * ``policy_oids``: it must carry at least one of these certificate policies (the
+      citizen-certificate policy of the CP it was issued under).
+    * ``extended_key_usages``: without an extended key usage extension the key usage
+      (digitalSignature) alone governs, as RFC 5280 §4.2.1.12 says; with one, it must list one of
+      these purposes (by default TLS client authentication), so that a certificate the CA made for
+      something else (a server, code signing, only e-mail) cannot log in. ``anyExtendedKeyUsage``
+      counts only if configured.
+    """
+
+    policy_oids: frozenset[str]
+    extended_key_usages: frozenset[str] = frozenset({ExtendedKeyUsageOID.CLIENT_AUTH.dotted_string})
+
+
+@dataclass(frozen=True)
+class EidTrust:
+    """Everything an eID login is checked against: the CAs, the card rules and revocation."""
+
+    bundle: TrustBundle
+    rules: CardRules
+    revocation: RevocationChecker
+
+    def anchors(self) -> TrustAnchors:
+        """Return the configured CAs; raise :class:`EidNotConfigured`."""
+        return self.bundle.anchors()
 
 
 # -- verification ---------------------------------------------------------------------------------
@@ -175,14 +221,51 @@ def _check_signature(certificate: x509.Certificate, signature: bytes, nonce: str
         raise CertificateRejected("bad_signature", "The signature was not made by this certificate's key.") from None
 
 
-def verify_card(card: CardSignature, nonce: str, anchors: TrustAnchors, now: dt.datetime) -> VerifiedCard:
-    """Verify a card's certificate chain and its signature over *nonce*; return whom it names.
+def _issuing_ca(leaf: x509.Certificate, anchors: TrustAnchors) -> x509.Certificate:
+    for ca in anchors.issuing:
+        if ca.subject != leaf.issuer:
+            continue
+        try:
+            leaf.verify_directly_issued_by(ca)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        return ca
+    raise CertificateRejected("untrusted", "It was not issued directly by a configured issuing CA.")
 
-    Dates and key usage are checked first on their own, so that the citizen learns which check
-    failed; the path validation then checks all of it again for every certificate of the chain.
+
+def _check_policy(leaf: x509.Certificate, rules: CardRules) -> None:
+    try:
+        policies = leaf.extensions.get_extension_for_class(x509.CertificatePolicies).value
+    except x509.ExtensionNotFound:
+        policies = x509.CertificatePolicies([])
+    if not {p.policy_identifier.dotted_string for p in policies} & rules.policy_oids:
+        raise CertificateRejected("policy", "It does not carry the citizen-certificate policy.")
+
+
+def _check_extended_key_usage(leaf: x509.Certificate, rules: CardRules) -> None:
+    try:
+        usages = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return
+    if not {usage.dotted_string for usage in usages} & rules.extended_key_usages:
+        raise CertificateRejected("extended_key_usage", "Its extended key usage does not allow client authentication.")
+
+
+def verify_card(
+    card: CardSignature,
+    nonce: str,
+    anchors: TrustAnchors,
+    rules: CardRules,
+    revocation: RevocationChecker,
+    now: dt.datetime,
+) -> VerifiedCard:
+    """Verify a card's certificate and its signature over *nonce*; return whom it names.
+
+    Dates, key usages, the issuer and the policy are checked first on their own, so that the citizen
+    learns which check failed; the path validation then checks all of it again. Revocation comes
+    last: it may need the network, and a forgery or a stranger's certificate is refused without it.
     """
-    chain = _load_chain(card.certificate_pem)
-    leaf, presented = chain[0], chain[1:]
+    leaf = _load_chain(card.certificate_pem)[0]  # what else the browser sends is not trusted
     if now > leaf.not_valid_after_utc:
         raise CertificateRejected(
             "expired", f"It expired on {leaf.not_valid_after_utc:%Y-%m-%d}.", date=leaf.not_valid_after_utc
@@ -197,6 +280,9 @@ def verify_card(card: CardSignature, nonce: str, anchors: TrustAnchors, now: dt.
         usage = None
     if usage is None or not usage.digital_signature:
         raise CertificateRejected("key_usage", "The certificate does not allow digital signatures.")
+    issuer = _issuing_ca(leaf, anchors)
+    _check_policy(leaf, rules)
+    _check_extended_key_usage(leaf, rules)
     verifier = (
         PolicyBuilder()
         .store(Store(list(anchors.roots)))
@@ -205,7 +291,7 @@ def verify_card(card: CardSignature, nonce: str, anchors: TrustAnchors, now: dt.
         .build_client_verifier()
     )
     try:
-        verifier.verify(leaf, [*presented, *anchors.intermediates])
+        verifier.verify(leaf, [issuer, *anchors.intermediates])
     except VerificationError as exc:
         raise CertificateRejected("untrusted", f"No valid chain to a trusted root: {exc}") from None
     _check_signature(leaf, card.signature, nonce)
@@ -213,23 +299,29 @@ def verify_card(card: CardSignature, nonce: str, anchors: TrustAnchors, now: dt.
     national_id = nid.normalize(str(serials[0].value)) if serials else ""
     if not nid.checksum_ok(national_id):
         raise CertificateRejected("no_national_id", "The subject serialNumber is not a national ID number.")
+    revocation.check(leaf, issuer, anchors.issuing, now)
     names = leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     return VerifiedCard(national_id=national_id, name=str(names[0].value) if names else national_id)
 
 
 def log_in(
-    uow: UnitOfWork, card: CardSignature, nonce: str, nonce_secret: bytes, anchors: TrustAnchors, now: dt.datetime
+    uow: UnitOfWork, card: CardSignature, nonce: str, nonce_secret: bytes, trust: EidTrust, now: dt.datetime
 ) -> Citizen:
     """Check an eID card's answer to *nonce*; return the citizen, creating the account on first use.
 
     The nonce is used up whatever the outcome, so that no answer can be tried twice: a refusal
     commits that alone; a success leaves it in *uow* for the caller to commit with the session it
     opens. The certificate itself proves the person, so a first eID login opens their account.
+    A forged or expired nonce is refused first; the nonce is written only after the verification,
+    which may fetch revocation data, so that no write transaction waits on the network (on SQLite
+    it would hold the database's write lock). Of two answers racing with one nonce, one records it.
     """
-    consume_nonce(uow, nonce_secret, nonce, now)
+    nonce_expiry(nonce_secret, nonce, now)
     try:
-        verified = verify_card(card, nonce, anchors, now)
+        verified = verify_card(card, nonce, trust.anchors(), trust.rules, trust.revocation, now)
     except CertificateRejected:
+        consume_nonce(uow, nonce_secret, nonce, now)
         uow.commit()
         raise
+    consume_nonce(uow, nonce_secret, nonce, now)
     return services.register_citizen(uow, verified.national_id, verified.name, now, commit=False)

@@ -81,6 +81,22 @@ class CardReader(Protocol):
         ...
 
 
+class RevocationFetcher(Protocol):
+    """Fetches revocation data over HTTP: a CRL by GET, an OCSP answer by POST (RFC 6960 appendix A)."""
+
+    def get(self, url: str) -> bytes:
+        """Return the body at *url*; raise :class:`RevocationSourceFailed`."""
+        ...
+
+    def post(self, url: str, body: bytes, content_type: str) -> bytes:
+        """Post *body* to *url* and return the answer's body; raise :class:`RevocationSourceFailed`."""
+        ...
+
+
+class RevocationSourceFailed(Exception):
+    """A CRL or OCSP source gave no usable answer; the message says why, for the operator's log."""
+
+
 class EidNotConfigured(IdentityError):
     """No trusted eID roots are available (sandbox: `mydata sandbox seed` has not run)."""
 
@@ -116,8 +132,12 @@ CERTIFICATE_REASONS = (
     "not_yet_valid",
     "untrusted",
     "key_usage",
+    "policy",
+    "extended_key_usage",
     "bad_signature",
     "no_national_id",
+    "revoked",
+    "revocation_unknown",
 )
 
 
@@ -131,7 +151,7 @@ class CertificateRejected(IdentityError):
         assert reason in CERTIFICATE_REASONS, reason
         super().__init__(f"The eID certificate was refused ({reason}). {detail}".strip(), reason=reason)
         self.reason = reason
-        self.date = date  # when it expired, or when it becomes valid
+        self.date = date  # when it expired, becomes valid, or was revoked
 
 
 # -- mobile ID ------------------------------------------------------------------------------------

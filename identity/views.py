@@ -206,6 +206,31 @@ def _describe_certificate(error: CertificateRejected) -> str:
         return str(gettext("The certificate was refused: it may not be used for signing in."))
     if error.reason == "no_national_id":
         return str(gettext("The certificate was refused: it does not carry a national ID number."))
+    if error.reason == "policy":
+        return str(
+            gettext(
+                "The certificate was refused: it is not a citizen digital certificate (it does not carry the "
+                "citizen certificate policy). Use your citizen digital certificate."
+            )
+        )
+    if error.reason == "extended_key_usage":
+        return str(gettext("The certificate was refused: its extended key usage does not include signing in."))
+    if error.reason == "revoked":
+        assert error.date is not None
+        return str(
+            gettext(
+                "The certificate was refused: it was revoked on %(date)s. If you did not ask for this, contact a "
+                "household registration office. You can log in another way.",
+                date=format_datetime(error.date, "yyyy-MM-dd"),
+            )
+        )
+    if error.reason == "revocation_unknown":
+        return str(
+            gettext(
+                "The certificate was refused because MyData cannot check at the moment whether it has been "
+                "revoked. Please try again later, or log in another way."
+            )
+        )
     return str(gettext("The card reader did not send a readable certificate. Please try again."))
 
 
@@ -357,14 +382,15 @@ def login_eid() -> ResponseReturnValue:
         return render_login(target, "eid", form, status=400)
     try:
         sessions.require_method("eid", target.level)
-        anchors = current_app.extensions["identity.eid_trust"].anchors()
+        trust = current_app.extensions["identity.eid_trust"]
+        trust.anchors()  # raises EidNotConfigured before the card is asked anything
         if isinstance(form, EidCardForm):
             assert reader is not None
             card = reader.sign(form.national_id.data, form.pin.data, form.nonce.data)
         else:
             card = CardSignature(form.certificate.data, _decode_signature(form.signature.data))
         uow = unit_of_work()
-        citizen = eid.log_in(uow, card, form.nonce.data, _nonce_secret(), anchors, clock().now())
+        citizen = eid.log_in(uow, card, form.nonce.data, _nonce_secret(), trust, clock().now())
     except IdentityError as error:
         unit_of_work().rollback()
         return render_login(target, "eid", form, error, status=_error_status(error))

@@ -6,13 +6,15 @@ import base64
 import binascii
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from cryptography.x509 import load_pem_x509_certificates
+from cryptography.exceptions import InvalidSignature
+from cryptography.x509 import BasicConstraints, Certificate, ExtensionNotFound, load_pem_x509_certificates
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -41,6 +43,15 @@ class Settings:
     session_cookie_secure: bool = False
     log_level: str = "INFO"
     eid_ca_roots: str = ""
+    # eID trust (DESIGN §3.2): the CAs that issue citizen certificates, what the certificates must
+    # carry, and where their revocation is checked. Lists are separated by commas or spaces.
+    eid_issuing_cas: str = ""
+    eid_policy_oids: str = ""
+    eid_extended_key_usages: str = "1.3.6.1.5.5.7.3.2"
+    eid_crl_sources: str = ""
+    eid_ocsp_url: str = ""
+    eid_revocation_grace_seconds: int = 21_600
+    eid_revocation_timeout_seconds: float = 3.0
     # Provider protocol client (DESIGN §4.2).
     provider_timeout_seconds: float = 5.0
     provider_max_workers: int = 32
@@ -132,7 +143,78 @@ def validate(settings: Settings) -> Settings:
         _validate_production(settings)
     if settings.eid_ca_roots:
         _validate_eid_ca_roots(settings.eid_ca_roots)
+    _validate_eid(settings)
     return settings
+
+
+def setting_list(value: str) -> list[str]:
+    """Split a list setting (separated by commas or whitespace) into its items."""
+    return value.replace(",", " ").split()
+
+
+_OID = re.compile(r"[0-2](\.(0|[1-9][0-9]*))+")
+
+
+def _validate_eid(settings: Settings) -> None:
+    """Check the eID trust settings; outside the sandbox, require issuing CAs, a policy and a revocation source."""
+    if settings.eid_issuing_cas:
+        _validate_eid_issuing_cas(settings.eid_issuing_cas, settings.eid_ca_roots)
+    for name in ("eid_policy_oids", "eid_extended_key_usages"):
+        for oid in setting_list(getattr(settings, name)):
+            if not _OID.fullmatch(oid):
+                raise ConfigError(env_name(name), f"{oid!r} is not a dotted object identifier such as 2.16.886.101")
+    for url in [*setting_list(settings.eid_crl_sources), settings.eid_ocsp_url]:
+        parts = urlsplit(url)
+        if url and parts.scheme not in ("", "file") and (parts.scheme not in ("http", "https") or not parts.netloc):
+            name = "eid_ocsp_url" if url == settings.eid_ocsp_url else "eid_crl_sources"
+            raise ConfigError(env_name(name), f"{url!r} is neither an http(s) URL nor a file")
+    if settings.eid_ocsp_url and not settings.eid_ocsp_url.startswith(("http://", "https://")):
+        raise ConfigError(env_name("eid_ocsp_url"), "must be an http:// or https:// URL")
+    if not 0 <= settings.eid_revocation_grace_seconds <= 7 * 86_400:
+        raise ConfigError(env_name("eid_revocation_grace_seconds"), "must be between 0 and 604800 seconds (7 days)")
+    if not 0 < settings.eid_revocation_timeout_seconds <= 30:
+        raise ConfigError(env_name("eid_revocation_timeout_seconds"), "must be more than 0 and at most 30 seconds")
+    if settings.sandbox:
+        return  # empty settings mean the sandbox CA, its policy and its CRL (identity.init_app)
+    for name in ("eid_issuing_cas", "eid_policy_oids"):
+        if not getattr(settings, name):
+            raise ConfigError(env_name(name), "is required when sandbox is off")
+    if not settings.eid_crl_sources and not settings.eid_ocsp_url:
+        raise ConfigError(env_name("eid_crl_sources"), "or MYDATA_EID_OCSP_URL is required when sandbox is off")
+
+
+def _validate_eid_issuing_cas(path: str, roots: str) -> None:
+    """Check that the issuing CAs file holds CA certificates, each issued by a certificate of the roots bundle."""
+    try:
+        certificates = load_pem_x509_certificates(Path(path).expanduser().read_bytes())
+    except OSError as exc:
+        raise ConfigError(env_name("eid_issuing_cas"), f"cannot read {path}: {exc.strerror}") from None
+    except ValueError:
+        raise ConfigError(env_name("eid_issuing_cas"), f"{path} holds no PEM certificate") from None
+    try:
+        bundle = load_pem_x509_certificates(Path(roots).expanduser().read_bytes()) if roots else []
+    except (OSError, ValueError):
+        bundle = []  # reported for eid_ca_roots itself
+    for certificate in certificates:
+        try:
+            is_ca = certificate.extensions.get_extension_for_class(BasicConstraints).value.ca
+        except ExtensionNotFound:
+            is_ca = False
+        subject = certificate.subject.rfc4514_string()
+        if not is_ca:
+            raise ConfigError(env_name("eid_issuing_cas"), f"{subject} in {path} is not a CA certificate")
+        if bundle and not any(_issued_by(certificate, ca) for ca in bundle):
+            raise ConfigError(
+                env_name("eid_issuing_cas"), f"{subject} in {path} is not issued by a certificate of {roots}"
+            )
+
+
+def _issued_by(certificate: Certificate, ca: Certificate) -> bool:
+    try:
+        certificate.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
 
 
 def _validate_providers(settings: Settings) -> None:

@@ -57,6 +57,7 @@ def seed_personas(uow: UnitOfWork, folder: Path, clock: Clock) -> None:
     pki = SandboxPki(folder / "eid")
     phones = SandboxPhones(folder / "mobile")
     issuer = pki.ensure_authorities(now)
+    pki.ensure_crl(issuer, now)
     for persona in PERSONAS:
         citizen = services.register_citizen(uow, persona.national_id, persona.name, now, persona.birth_date)
         for role, organisation in persona.roles:

@@ -2,8 +2,10 @@
 
 A root CA and an intermediate ("citizen certificate") CA, like the government root and MOICA, and
 one card per persona: an EC P-256 key, encrypted under the card's PIN (so that the PIN really is
-what unlocks signing), and a certificate whose subject serialNumber is the national ID. Everything
-here is public test material, never committed.
+what unlocks signing), and a certificate whose subject serialNumber is the national ID and which
+carries the sandbox citizen-certificate policy. The issuing CA publishes a CRL (``ca.crl``, DER),
+which the sandbox platform checks and also serves at ``/sandbox/eid/ca.crl``. Everything here is
+public test material, never committed.
 """
 
 from __future__ import annotations
@@ -17,12 +19,21 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 
 ROOT_NAME = "MyData Sandbox Root CA"
 INTERMEDIATE_NAME = "MyData Sandbox Citizen Certificate CA"
 CA_LIFETIME = dt.timedelta(days=20 * 365)
 CARD_LIFETIME = dt.timedelta(days=5 * 365)
+#: How long a published sandbox CRL holds (its nextUpdate); seeding publishes it again once half has passed.
+CRL_LIFETIME = dt.timedelta(days=30)
+#: How long a sandbox OCSP answer holds (its nextUpdate): a revocation reaches a platform that asks
+#: OCSP within this time.
+OCSP_LIFETIME = dt.timedelta(minutes=1)
+#: The sandbox's citizen-certificate policy, an OID in the UUID arc (ITU-T X.667) that needs no
+#: registration; its cards carry it as MOICA's carry theirs.
+CITIZEN_POLICY_OID = "2.25.196761710115340127201394108090381424130"
 
 
 @dataclass(frozen=True)
@@ -115,11 +126,38 @@ def issue_card(
             ),
             critical=True,
         )
+        .add_extension(
+            x509.CertificatePolicies([x509.PolicyInformation(x509.ObjectIdentifier(CITIZEN_POLICY_OID), None)]),
+            critical=False,
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), critical=False)
         .sign(issuer.key, hashes.SHA256())
     )
     return certificate, key
+
+
+def make_crl(
+    issuer: Authority,
+    revoked: dict[int, dt.datetime],
+    now: dt.datetime,
+    number: int,
+    lifetime: dt.timedelta = CRL_LIFETIME,
+) -> x509.CertificateRevocationList:
+    """Sign a complete CRL of *issuer* listing *revoked* (serial -> date), valid from *now* for *lifetime*."""
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(issuer.certificate.subject)
+        .last_update(now)
+        .next_update(now + lifetime)
+        .add_extension(x509.CRLNumber(number), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), critical=False)
+    )
+    for serial, date in sorted(revoked.items()):
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(date).build()
+        )
+    return builder.sign(issuer.key, hashes.SHA256())
 
 
 def pem(certificate: x509.Certificate) -> bytes:
@@ -146,6 +184,16 @@ class SandboxPki:
     def bundle_path(self) -> Path:
         """Return the trust bundle (root and intermediate) that eID logins are verified against."""
         return self.folder / "ca-bundle.pem"
+
+    @property
+    def issuing_path(self) -> Path:
+        """Return the issuing CA's certificate: the one CA whose cards eID logins accept."""
+        return self.folder / "intermediate.pem"
+
+    @property
+    def crl_path(self) -> Path:
+        """Return the issuing CA's CRL (DER)."""
+        return self.folder / "ca.crl"
 
     def card_paths(self, national_id: str) -> tuple[Path, Path]:
         """Return the certificate chain file and the PIN-encrypted key file of a card."""
@@ -174,13 +222,123 @@ class SandboxPki:
             existing = x509.load_pem_x509_certificates(certificate_path.read_bytes())[0]
             try:
                 existing.verify_directly_issued_by(issuer.certificate)
+                existing.extensions.get_extension_for_class(x509.CertificatePolicies)
                 return False
-            except (ValueError, TypeError, InvalidSignature):
-                pass  # issued by an earlier sandbox CA: issue it again
+            except (ValueError, TypeError, InvalidSignature, x509.ExtensionNotFound):
+                pass  # issued by an earlier sandbox CA, or before cards carried the policy: issue it again
         certificate, key = issue_card(issuer, national_id, holder, now)
         _write(key_path, _private_pem(key, pin), private=True)
         _write(certificate_path, pem(certificate) + pem(issuer.certificate))
         return True
+
+    def ensure_crl(self, issuer: Authority, now: dt.datetime) -> bool:
+        """Publish the CRL again if it is missing, of another CA, or past half its lifetime; tell if published."""
+        crl = self._crl(issuer)
+        if crl is not None and crl.next_update_utc is not None and now < crl.next_update_utc - CRL_LIFETIME / 2:
+            return False
+        self.publish_crl(issuer, now)
+        return True
+
+    def publish_crl(
+        self, issuer: Authority, now: dt.datetime, revoke: int | None = None
+    ) -> x509.CertificateRevocationList:
+        """Sign and write a new CRL that keeps every revocation so far, adding serial *revoke* if given."""
+        crl = self._crl(issuer)
+        revoked = {entry.serial_number: entry.revocation_date_utc for entry in crl} if crl is not None else {}
+        if revoke is not None:
+            revoked.setdefault(revoke, now)
+        number = 1
+        if crl is not None:
+            number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number + 1
+        new = make_crl(issuer, revoked, now, number)
+        _write(self.crl_path, new.public_bytes(serialization.Encoding.DER))
+        return new
+
+    def revoke_card(self, national_id: str, now: dt.datetime) -> x509.Certificate:
+        """Revoke the card of *national_id*: publish a CRL that lists it; return its certificate.
+
+        Raise :class:`FileNotFoundError` when there is no such card (or no sandbox CA).
+        """
+        certificate_path, _ = self.card_paths(national_id)
+        certificate = x509.load_pem_x509_certificates(certificate_path.read_bytes())[0]
+        issuer = self.issuing_authority()
+        if issuer is None:
+            raise FileNotFoundError(self.issuing_path)
+        self.publish_crl(issuer, now, revoke=certificate.serial_number)
+        return certificate
+
+    def issuing_authority(self) -> Authority | None:
+        """Load the issuing CA and its key, or return None before `mydata sandbox seed` has made them."""
+        try:
+            certificate = x509.load_pem_x509_certificate(self.issuing_path.read_bytes())
+            key = serialization.load_pem_private_key((self.folder / "intermediate.key").read_bytes(), password=None)
+        except (OSError, ValueError):
+            return None
+        return Authority(certificate, key) if isinstance(key, ec.EllipticCurvePrivateKey) else None
+
+    def answer_ocsp(self, request_der: bytes, now: dt.datetime) -> bytes:
+        """Answer an OCSP request (RFC 6960) from the published CRL, signed by the issuing CA itself.
+
+        A serial on the CRL is revoked, any other serial of this CA is good (as CRL-based responders
+        answer); a request about another CA gets ``unauthorized``.
+        """
+        try:
+            request = ocsp.load_der_ocsp_request(request_der)
+        except ValueError:
+            return _ocsp_error(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+        issuer = self.issuing_authority()
+        if issuer is None:
+            return _ocsp_error(ocsp.OCSPResponseStatus.INTERNAL_ERROR)
+        algorithm = request.hash_algorithm
+        expected = (
+            _digest(issuer.certificate.subject.public_bytes(), algorithm),
+            _digest(_key_bits(issuer), algorithm),
+        )
+        if expected != (request.issuer_name_hash, request.issuer_key_hash):
+            return _ocsp_error(ocsp.OCSPResponseStatus.UNAUTHORIZED)
+        crl = self._crl(issuer)
+        entry = crl.get_revoked_certificate_by_serial_number(request.serial_number) if crl is not None else None
+        builder = ocsp.OCSPResponseBuilder().add_response_by_hash(
+            issuer_name_hash=request.issuer_name_hash,
+            issuer_key_hash=request.issuer_key_hash,
+            serial_number=request.serial_number,
+            algorithm=request.hash_algorithm,
+            cert_status=ocsp.OCSPCertStatus.REVOKED if entry is not None else ocsp.OCSPCertStatus.GOOD,
+            this_update=now,
+            next_update=now + OCSP_LIFETIME,
+            revocation_time=entry.revocation_date_utc if entry is not None else None,
+            revocation_reason=None,
+        )
+        response = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, issuer.certificate).sign(
+            issuer.key, hashes.SHA256()
+        )
+        return response.public_bytes(serialization.Encoding.DER)
+
+    def _crl(self, issuer: Authority) -> x509.CertificateRevocationList | None:
+        """Return the published CRL if it is the current issuing CA's."""
+        try:
+            crl = x509.load_der_x509_crl(self.crl_path.read_bytes())
+        except (OSError, ValueError):
+            return None
+        public_key = issuer.key.public_key()
+        return crl if crl.issuer == issuer.certificate.subject and crl.is_signature_valid(public_key) else None
+
+
+def _ocsp_error(status: ocsp.OCSPResponseStatus) -> bytes:
+    return ocsp.OCSPResponseBuilder.build_unsuccessful(status).public_bytes(serialization.Encoding.DER)
+
+
+def _key_bits(authority: Authority) -> bytes:
+    """Return the subjectPublicKey BIT STRING contents of a CA's key (what OCSP's issuerKeyHash hashes)."""
+    return authority.key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+
+
+def _digest(data: bytes, algorithm: hashes.HashAlgorithm) -> bytes:
+    digest = hashes.Hash(algorithm)
+    digest.update(data)
+    return digest.finalize()
 
 
 def _private_pem(key: ec.EllipticCurvePrivateKey, password: str | None) -> bytes:

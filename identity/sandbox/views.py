@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from marshmallow import Schema, ValidationError, fields
 
@@ -17,6 +17,7 @@ from identity import national_id as nid
 from identity.interfaces import IdentityError
 from identity.sandbox.card_reader import VirtualCardReader
 from identity.sandbox.phones import SandboxPhones
+from identity.sandbox.pki import SandboxPki
 from mydata.clock import clock
 from mydata.db import unit_of_work
 from mydata.errors import MydataError
@@ -142,3 +143,24 @@ def card_reader_sign() -> ResponseReturnValue:
     except MydataError as error:
         return _json_error(error)
     return jsonify({"certificate": signed.certificate_pem, "signature": base64.b64encode(signed.signature).decode()})
+
+
+@bp.get("/eid/ca.crl")
+def eid_crl() -> ResponseReturnValue:
+    """Publish the sandbox issuing CA's CRL (DER, RFC 5280), as MOICA publishes its own."""
+    pki: SandboxPki = current_app.extensions["identity.sandbox_pki"]
+    try:
+        body = pki.crl_path.read_bytes()
+    except OSError:
+        abort(404)
+    response = Response(body, mimetype="application/pkix-crl")
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@bp.post("/eid/ocsp")
+def eid_ocsp() -> ResponseReturnValue:
+    """Answer OCSP requests about the sandbox cards (RFC 6960 over HTTP POST, appendix A.1)."""
+    pki: SandboxPki = current_app.extensions["identity.sandbox_pki"]
+    answer = pki.answer_ocsp(request.get_data(cache=False)[:65536], clock().now())
+    return Response(answer, mimetype="application/ocsp-response", headers={"Cache-Control": "no-store"})

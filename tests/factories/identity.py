@@ -19,26 +19,29 @@ import datetime as dt
 import functools
 import html
 import re
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from identity import nhi, services, sessions
-from identity.eid import TrustBundle
+from identity import eid_trust, nhi, services, sessions
+from identity.eid import EidTrust
 from identity.models import Citizen, MobileDevice
 from identity.sandbox.card_reader import VirtualCardReader
 from identity.sandbox.personas import EID_PIN, NHI_PASSWORD, PERSONAS, Persona
 from identity.sandbox.phones import SandboxPhones
-from identity.sandbox.pki import Authority, SandboxPki, make_authority, name
+from identity.sandbox.pki import CITIZEN_POLICY_OID, Authority, SandboxPki, make_authority, make_crl, name, pem
 from mydata.clock import clock as app_clock
+from mydata.config import Settings
 from mydata.db import UnitOfWork, get_db
 from mydata.keys import public_jwk
 
@@ -130,6 +133,13 @@ class SandboxEid:
         """Return the trust bundle."""
         return SandboxPki(self.folder).bundle_path
 
+    @property
+    def root(self) -> Authority:
+        """Return the sandbox root CA (to issue a second CA under it)."""
+        key = serialization.load_pem_private_key((self.folder / "root.key").read_bytes(), password=None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        return Authority(x509.load_pem_x509_certificate((self.folder / "root.pem").read_bytes()), key)
+
 
 def card_certificate(
     issuer: Authority,
@@ -140,10 +150,12 @@ def card_certificate(
     not_after: dt.datetime,
     digital_signature: bool = True,
     key: ec.EllipticCurvePrivateKey | None = None,
+    policies: tuple[str, ...] = (CITIZEN_POLICY_OID,),
+    extended_key_usage: tuple[x509.ObjectIdentifier, ...] | None = None,
 ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    """Build a card certificate with chosen dates and key usage (to build the bad ones)."""
+    """Build a card certificate with chosen dates, key usage, policies and EKU (to build the bad ones)."""
     key = key or ec.generate_private_key(ec.SECP256R1())
-    certificate = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(name(holder, national_id))
         .issuer_name(issuer.certificate.subject)
@@ -166,9 +178,13 @@ def card_certificate(
             ),
             critical=True,
         )
-        .sign(issuer.key, hashes.SHA256())
     )
-    return certificate, key
+    if policies:
+        policy_information = [x509.PolicyInformation(x509.ObjectIdentifier(oid), None) for oid in policies]
+        builder = builder.add_extension(x509.CertificatePolicies(policy_information), critical=False)
+    if extended_key_usage is not None:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(list(extended_key_usage)), critical=False)
+    return builder.sign(issuer.key, hashes.SHA256()), key
 
 
 def other_ca(now: dt.datetime) -> Authority:
@@ -177,23 +193,60 @@ def other_ca(now: dt.datetime) -> Authority:
     return make_authority("MyData Sandbox Citizen Certificate CA", now, issuer=root)
 
 
-@pytest.fixture(scope="session")
-def sandbox_eid(tmp_path_factory: pytest.TempPathFactory) -> SandboxEid:
-    """Build a sandbox CA and the personas' cards once per test session."""
-    folder = tmp_path_factory.mktemp("sandbox-eid")
-    pki = SandboxPki(folder)
+def sandbox_trust(sandbox_eid: SandboxEid, **settings: Any) -> EidTrust:
+    """Return the trust of a sandbox platform in *sandbox_eid*'s CA, with some eID *settings* changed."""
+    values = Settings(instance_path=sandbox_eid.folder, sandbox=True).replace(**settings)
+    return eid_trust(values, SandboxPki(sandbox_eid.folder))
+
+
+def production_eid_settings(folder: Path) -> dict[str, str]:
+    """Write an eID root, an issuing CA and its CRL into *folder*; return the settings that trust them."""
     now = dt.datetime.now(dt.UTC)
+    root = make_authority("Test eID Root CA", now)
+    issuing = make_authority("Test eID Issuing CA", now, issuer=root)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "eid-roots.pem").write_bytes(pem(root.certificate))
+    (folder / "eid-issuing.pem").write_bytes(pem(issuing.certificate))
+    (folder / "eid.crl").write_bytes(make_crl(issuing, {}, now, 1).public_bytes(serialization.Encoding.DER))
+    return {
+        "eid_ca_roots": str(folder / "eid-roots.pem"),
+        "eid_issuing_cas": str(folder / "eid-issuing.pem"),
+        "eid_policy_oids": CITIZEN_POLICY_OID,
+        "eid_crl_sources": str(folder / "eid.crl"),
+    }
+
+
+def build_sandbox_eid(folder: Path, now: dt.datetime) -> SandboxEid:
+    """Build a sandbox CA, its CRL and the personas' cards in *folder*, as `mydata sandbox seed` does."""
+    pki = SandboxPki(folder)
     intermediate = pki.ensure_authorities(now)
+    pki.ensure_crl(intermediate, now)
     for p in PERSONAS:
         pki.ensure_card(intermediate, p.national_id, p.name, EID_PIN, now)
     return SandboxEid(folder, intermediate)
 
 
+@pytest.fixture(scope="session")
+def session_sandbox_eid(tmp_path_factory: pytest.TempPathFactory) -> SandboxEid:
+    """Build a sandbox CA and the personas' cards once per test session (keys take time)."""
+    return build_sandbox_eid(tmp_path_factory.mktemp("sandbox-eid"), dt.datetime.now(dt.UTC))
+
+
+@pytest.fixture
+def sandbox_eid(session_sandbox_eid: SandboxEid, tmp_path: Path) -> SandboxEid:
+    """Return this test's copy of the sandbox CA and cards (a test may revoke a card)."""
+    folder = tmp_path / "sandbox-eid"
+    shutil.copytree(session_sandbox_eid.folder, folder)
+    return SandboxEid(folder, session_sandbox_eid.intermediate)
+
+
 @pytest.fixture
 def eid_app(app: Flask, sandbox_eid: SandboxEid) -> Flask:
-    """Return the app with its card reader holding the sandbox cards and trusting their CA."""
+    """Return the app with its card reader holding the sandbox cards and trusting their CA and its CRL."""
+    pki = SandboxPki(sandbox_eid.folder)
     app.extensions["identity.card_reader"] = VirtualCardReader(sandbox_eid.folder)
-    app.extensions["identity.eid_trust"] = TrustBundle(sandbox_eid.bundle)
+    app.extensions["identity.sandbox_pki"] = pki
+    app.extensions["identity.eid_trust"] = eid_trust(app.config["MYDATA_SETTINGS"], pki)
     return app
 
 

@@ -4,25 +4,37 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from identity import eid
 from identity import national_id as nid
-from identity.eid import TrustAnchors, VerifiedCard
+from identity.eid import EidTrust, VerifiedCard
 from identity.interfaces import CardSignature, CertificateRejected, EidNotConfigured
 from identity.models import Citizen, LoginSession
-from identity.sandbox.pki import SandboxPki, name, pem
+from identity.sandbox.pki import CITIZEN_POLICY_OID, Authority, SandboxPki, make_authority, name, pem
 from mydata.clock import FrozenClock
 from mydata.db import get_db
-from tests.factories.identity import SandboxEid, card_certificate, eid_nonce, other_ca, post_form, text
+from tests.factories.identity import (
+    SandboxEid,
+    card_certificate,
+    eid_nonce,
+    form_token,
+    other_ca,
+    post_form,
+    sandbox_trust,
+    text,
+)
 
 pytestmark = pytest.mark.db
 
@@ -178,6 +190,16 @@ def test_a_nonce_cannot_be_used_twice(eid_app: Flask, client: FlaskClient, sandb
     assert "This login page was open too long or was already used" in text(response)
 
 
+def test_a_refused_answer_uses_its_nonce_up(eid_app: Flask, client: FlaskClient, sandbox_eid: SandboxEid) -> None:
+    chain, key = persona_card(sandbox_eid)
+    nonce = eid_nonce(client)
+    forger = ec.generate_private_key(ec.SECP256R1())
+    assert "so it may be forged" in text(signed_login(client, chain, forger, "en", nonce=nonce))
+    response = signed_login(eid_app.test_client(), chain, key, "en", nonce=nonce)
+    assert response.status_code == 401
+    assert "This login page was open too long or was already used" in text(response)
+
+
 def test_a_nonce_expires_after_five_minutes(
     eid_app: Flask, client: FlaskClient, sandbox_eid: SandboxEid, clock: FrozenClock
 ) -> None:
@@ -211,7 +233,7 @@ def test_without_a_trusted_ca_eid_is_not_offered(app: Flask, client: FlaskClient
     assert "eID login is not available at the moment" in text(response)
 
 
-def verify(chain: list[x509.Certificate], key: object, anchors: TrustAnchors, now: dt.datetime) -> VerifiedCard:
+def verify(chain: list[x509.Certificate], key: object, trust: EidTrust, now: dt.datetime) -> VerifiedCard:
     """Run the verification directly, as the login does after using up the nonce."""
     if isinstance(key, rsa.RSAPrivateKey):
         signature = key.sign(b"nonce", padding.PKCS1v15(), hashes.SHA256())
@@ -219,13 +241,13 @@ def verify(chain: list[x509.Certificate], key: object, anchors: TrustAnchors, no
         assert isinstance(key, ec.EllipticCurvePrivateKey)
         signature = key.sign(b"nonce", ec.ECDSA(hashes.SHA256()))
     card = CardSignature(b"".join(pem(c) for c in chain).decode(), signature)
-    return eid.verify_card(card, "nonce", anchors, now)
+    return eid.verify_card(card, "nonce", trust.anchors(), trust.rules, trust.revocation, now)
 
 
 def test_rsa_cards_verify_too(sandbox_eid: SandboxEid) -> None:
     # The Ministry of the Interior's cards carry RSA keys; the sandbox's carry P-256 keys.
     now = dt.datetime.now(dt.UTC)
-    anchors = eid.TrustBundle(sandbox_eid.bundle).anchors()
+    trust = sandbox_trust(sandbox_eid)
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     certificate = (
         x509.CertificateBuilder()
@@ -237,9 +259,12 @@ def test_rsa_cards_verify_too(sandbox_eid: SandboxEid) -> None:
         .not_valid_after(now + dt.timedelta(days=30))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
+        .add_extension(
+            x509.CertificatePolicies([x509.PolicyInformation(x509.ObjectIdentifier(CITIZEN_POLICY_OID), None)]), False
+        )
         .sign(sandbox_eid.intermediate.key, hashes.SHA256())
     )
-    verified = verify([certificate, sandbox_eid.intermediate.certificate], rsa_key, anchors, now)
+    verified = verify([certificate, sandbox_eid.intermediate.certificate], rsa_key, trust, now)
     assert verified.national_id == "B223456782"
 
 
@@ -249,13 +274,13 @@ def test_rsa_cards_verify_too(sandbox_eid: SandboxEid) -> None:
 )
 def test_other_certificate_refusals(sandbox_eid: SandboxEid, serial: str, days_from_now: int, reason: str) -> None:
     now = dt.datetime.now(dt.UTC)
-    anchors = eid.TrustBundle(sandbox_eid.bundle).anchors()
+    trust = sandbox_trust(sandbox_eid)
     start = now + dt.timedelta(days=days_from_now)
     certificate, key = card_certificate(
         sandbox_eid.intermediate, serial, "某人", not_before=start, not_after=start + dt.timedelta(days=30)
     )
     with pytest.raises(CertificateRejected) as refused:
-        verify([certificate, sandbox_eid.intermediate.certificate], key, anchors, now)
+        verify([certificate, sandbox_eid.intermediate.certificate], key, trust, now)
     assert refused.value.reason == reason
 
 
@@ -271,9 +296,160 @@ def test_unreadable_answers_are_explained(eid_app: Flask, client: FlaskClient) -
 
 def test_a_bundle_without_a_root_is_not_a_trust_anchor(tmp_path: Path, sandbox_eid: SandboxEid) -> None:
     bundle = tmp_path / "bundle.pem"
+    issuing = SandboxPki(sandbox_eid.folder).issuing_path
     bundle.write_bytes(pem(sandbox_eid.intermediate.certificate))
     with pytest.raises(EidNotConfigured):
-        eid.TrustBundle(bundle).anchors()
+        eid.TrustBundle(bundle, issuing).anchors()
     bundle.write_text("garbage")
     with pytest.raises(EidNotConfigured):
-        eid.TrustBundle(bundle).anchors()
+        eid.TrustBundle(bundle, issuing).anchors()
+
+
+def test_without_an_issuing_ca_no_card_is_trusted(tmp_path: Path, sandbox_eid: SandboxEid) -> None:
+    issuing = tmp_path / "issuing.pem"
+    issuing.write_bytes(pem(sandbox_eid.root.certificate) + pem(card_certificate_only(sandbox_eid)))
+    with pytest.raises(EidNotConfigured):  # the root is no issuing CA here, and a card is no CA at all
+        eid.TrustBundle(sandbox_eid.bundle, tmp_path / "missing.pem").anchors()
+    assert eid.TrustBundle(sandbox_eid.bundle, issuing).anchors().issuing == (sandbox_eid.root.certificate,)
+
+
+def card_certificate_only(sandbox_eid: SandboxEid) -> x509.Certificate:
+    now = dt.datetime.now(dt.UTC)
+    return card_certificate(
+        sandbox_eid.intermediate, "A123456789", "王小明", not_before=now, not_after=now + dt.timedelta(days=1)
+    )[0]
+
+
+# -- trust: only the configured issuing CAs, the citizen policy, key usages -----------------------
+
+
+def valid_card(
+    issuer: Authority, clock: FrozenClock, **kwargs: Any
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    now = clock.now()
+    return card_certificate(
+        issuer,
+        "A123456789",
+        "王小明",
+        not_before=now - dt.timedelta(days=1),
+        not_after=now + dt.timedelta(days=365),
+        **kwargs,
+    )
+
+
+def test_a_leaf_from_another_ca_under_the_same_root_is_refused(
+    eid_app: Flask, client: FlaskClient, sandbox_eid: SandboxEid, clock: FrozenClock
+) -> None:
+    # A second issuing CA under the sandbox root, sent along by the "browser": the root is trusted,
+    # this CA is not one of the configured issuing CAs.
+    sibling = make_authority("MyData Sandbox Other CA", clock.now(), issuer=sandbox_eid.root)
+    certificate, key = valid_card(sibling, clock)
+    response = signed_login(client, [certificate, sibling.certificate], key, "en")
+    assert response.status_code == 401
+    assert "it was not issued by a certificate authority that MyData trusts" in text(response)
+    assert client.get("/me").status_code == 303
+    # What the browser sends along is ignored both ways: a genuine card with junk attached still logs in.
+    chain, genuine_key = persona_card(sandbox_eid)
+    assert (
+        signed_login(client, [chain[0], sibling.certificate, sandbox_eid.root.certificate], genuine_key).status_code
+        == 303
+    )
+
+
+def test_a_card_without_the_citizen_certificate_policy_is_refused(
+    eid_app: Flask, client: FlaskClient, sandbox_eid: SandboxEid, clock: FrozenClock
+) -> None:
+    certificate, key = valid_card(sandbox_eid.intermediate, clock, policies=("1.2.3.4",))
+    response = signed_login(client, [certificate, sandbox_eid.intermediate.certificate], key, "en")
+    assert response.status_code == 401
+    assert "it is not a citizen digital certificate" in text(response)
+    zh = text(signed_login(client, [certificate, sandbox_eid.intermediate.certificate], key, "zh_Hant_TW"))
+    assert "不是自然人憑證" in zh
+    no_policies, key = valid_card(sandbox_eid.intermediate, clock, policies=())
+    response = signed_login(client, [no_policies, sandbox_eid.intermediate.certificate], key, "en")
+    assert "it is not a citizen digital certificate" in text(response)
+
+
+@pytest.mark.parametrize(
+    ("usages", "accepted"),
+    [
+        ((ExtendedKeyUsageOID.SERVER_AUTH,), False),
+        ((ExtendedKeyUsageOID.CODE_SIGNING,), False),
+        ((ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE,), False),
+        ((ExtendedKeyUsageOID.CLIENT_AUTH,), True),
+        ((ExtendedKeyUsageOID.EMAIL_PROTECTION, ExtendedKeyUsageOID.CLIENT_AUTH), True),
+    ],
+)
+def test_an_extended_key_usage_must_allow_client_authentication(
+    eid_app: Flask,
+    client: FlaskClient,
+    sandbox_eid: SandboxEid,
+    clock: FrozenClock,
+    usages: tuple[x509.ObjectIdentifier, ...],
+    accepted: bool,
+) -> None:
+    certificate, key = valid_card(sandbox_eid.intermediate, clock, extended_key_usage=usages)
+    response = signed_login(client, [certificate, sandbox_eid.intermediate.certificate], key, "en")
+    if accepted:
+        assert response.status_code == 303
+    else:
+        assert response.status_code == 401
+        assert "its extended key usage does not include signing in" in text(response)
+
+
+# -- revocation -----------------------------------------------------------------------------------
+
+
+def test_a_revoked_sandbox_card_is_refused_at_its_next_login(eid_app: Flask, client: FlaskClient) -> None:
+    assert card_login(client, "A123456789").status_code == 303  # the CRL is read and cached
+    client.post("/logout", data={"csrf_token": form_token(client)})
+    result = eid_app.test_cli_runner().invoke(args=["sandbox", "revoke-card", "A123456789"])
+    assert result.exit_code == 0, result.output
+    assert "Revoked the eID card of A123456789" in result.output
+    response = card_login(client, "A123456789", lang="en")
+    assert response.status_code == 401
+    day = eid_app.extensions["mydata.clock"].now().astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d")
+    assert f"The certificate was refused: it was revoked on {day}." in text(response)
+    assert "已於" in text(card_login(client, "A123456789", lang="zh_Hant_TW"))
+    assert card_login(eid_app.test_client(), "B223456782").status_code == 303  # other cards still work
+
+
+def test_revoke_card_names_what_is_wrong(eid_app: Flask) -> None:
+    runner = eid_app.test_cli_runner()
+    bad = runner.invoke(args=["sandbox", "revoke-card", "A123456788"])
+    assert bad.exit_code != 0
+    assert "not a valid national ID number" in bad.output
+    unknown = next(f"A1{n:07d}" + d for n in range(1000) for d in "0123456789" if nid.checksum_ok(f"A1{n:07d}" + d))
+    missing = runner.invoke(args=["sandbox", "revoke-card", unknown])
+    assert missing.exit_code != 0
+    assert f"no sandbox eID card for {unknown}" in missing.output
+
+
+def test_a_crl_stale_beyond_the_grace_period_fails_closed(
+    eid_app: Flask, client: FlaskClient, clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert card_login(client).status_code == 303
+    client.post("/logout", data={"csrf_token": form_token(client)})
+    grace = eid_app.config["MYDATA_SETTINGS"].eid_revocation_grace_seconds
+    crl = x509.load_der_x509_crl(eid_app.extensions["identity.sandbox_pki"].crl_path.read_bytes())
+    assert crl.next_update_utc is not None
+    # Past nextUpdate, within the grace period: the cached CRL still answers, and the operator is warned.
+    clock.advance((crl.next_update_utc - clock.now()).total_seconds() + grace / 2)
+    with caplog.at_level(logging.WARNING, logger="identity.revocation"):
+        assert card_login(client).status_code == 303
+    assert "stale by" in caplog.text
+    client.post("/logout", data={"csrf_token": form_token(client)})
+    caplog.clear()
+    # Past the grace period: refused, with a message for the citizen and the reason in the log.
+    clock.advance(grace / 2 + 1)
+    with caplog.at_level(logging.WARNING, logger="identity.revocation"):
+        response = card_login(client, lang="en")
+    assert response.status_code == 401
+    assert "MyData cannot check at the moment whether it has been revoked" in text(response)
+    assert client.get("/me").status_code == 303
+    refusal = next(r for r in caplog.records if r.levelno == logging.ERROR)
+    line = refusal.getMessage()
+    assert "CN=MyData Sandbox Citizen Certificate CA" in line
+    assert f"stale by {grace + 1} s, beyond the grace period of {grace} s" in line
+    assert "ca.crl" in line
+    assert "目前無法確認這張憑證是否已被廢止" in text(card_login(client, lang="zh_Hant_TW"))

@@ -91,14 +91,18 @@ def test_nhi_cards_carry_the_sandbox_password(app: Flask, seeded: Path) -> None:
 
 
 def test_every_persona_has_an_eid_card_that_verifies_against_the_sandbox_ca(app: Flask, seeded: Path) -> None:
+    # The sandbox platform's own trust: the seeded CA, its citizen policy and its published CRL.
     reader = VirtualCardReader(seeded / "eid")
-    anchors = eid.TrustBundle(seeded / "eid" / "ca-bundle.pem").anchors()
+    trust = app.extensions["identity.eid_trust"]
+    anchors = trust.anchors()
     assert len(anchors.roots) == 1
     assert len(anchors.intermediates) == 1
+    assert len(anchors.issuing) == 1
+    assert (seeded / "eid" / "ca.crl").is_file()
     now = dt.datetime.now(dt.UTC)
     for persona in PERSONAS:
         card = reader.sign(persona.national_id, "123456", "a nonce")
-        verified = eid.verify_card(card, "a nonce", anchors, now)
+        verified = eid.verify_card(card, "a nonce", anchors, trust.rules, trust.revocation, now)
         assert (verified.national_id, verified.name) == (persona.national_id, persona.name)
     with pytest.raises(WrongPin):
         reader.sign("A123456789", "654321", "a nonce")

@@ -11,8 +11,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from mydata.config import load_settings
+from mydata.config import env_name, load_settings
 from mydata.errors import ConfigError
+from tests.factories.identity import production_eid_settings
 
 
 def test_defaults_are_the_embedded_sandbox(tmp_path: Path) -> None:
@@ -70,7 +71,7 @@ def test_production_requires_its_secrets(tmp_path: Path) -> None:
         "MYDATA_MASTER_KEY": "A" * 43,
         "MYDATA_SECRET_KEY": "s" * 40,
         "MYDATA_RATELIMIT_STORAGE_URI": "redis://localhost:6379/0",
-        "MYDATA_EID_CA_ROOTS": str(write_root_bundle(tmp_path / "roots.pem")),
+        **{env_name(name): value for name, value in production_eid_settings(tmp_path).items()},
     }
     assert load_settings(complete).sandbox is False
     with pytest.raises(ConfigError) as raised:
@@ -146,3 +147,76 @@ def test_ledger_tree_head_cadence_in_a_file_must_be_a_number(tmp_path: Path) -> 
     extra.write_text('ledger_sth_every_seconds = "soon"\n')
     with pytest.raises(ConfigError, match="whole number"):
         load_settings({"MYDATA_CONFIG": str(extra)})
+
+
+def production_settings(tmp_path: Path) -> dict[str, str]:
+    """Return a complete production environment (secrets, eID trust) for *tmp_path*."""
+    return {
+        "MYDATA_SANDBOX": "false",
+        "MYDATA_ISSUER": "https://mydata.example",
+        "MYDATA_DATABASE_URL": "postgresql+psycopg://u@h/d",
+        "MYDATA_MASTER_KEY": "A" * 43,
+        "MYDATA_SECRET_KEY": "s" * 40,
+        "MYDATA_RATELIMIT_STORAGE_URI": "redis://localhost:6379/0",
+        **{env_name(name): value for name, value in production_eid_settings(tmp_path).items()},
+    }
+
+
+def test_production_requires_eid_issuing_cas_a_policy_and_a_revocation_source(tmp_path: Path) -> None:
+    complete = production_settings(tmp_path)
+    for name in ("MYDATA_EID_ISSUING_CAS", "MYDATA_EID_POLICY_OIDS", "MYDATA_EID_CRL_SOURCES"):
+        with pytest.raises(ConfigError) as raised:
+            load_settings({**complete, name: ""})
+        assert raised.value.setting == name
+    ocsp_only = {**complete, "MYDATA_EID_CRL_SOURCES": "", "MYDATA_EID_OCSP_URL": "http://ocsp.example/"}
+    assert load_settings(ocsp_only).eid_ocsp_url == "http://ocsp.example/"
+    # In the sandbox the same settings may stay empty: they mean the sandbox CA's.
+    assert load_settings({"MYDATA_INSTANCE_PATH": str(tmp_path)}).eid_issuing_cas == ""
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("MYDATA_EID_POLICY_OIDS", "citizen"),
+        ("MYDATA_EID_POLICY_OIDS", "2.16.886.101.0.3, 3.1"),
+        ("MYDATA_EID_EXTENDED_KEY_USAGES", "1.3.6.1.5.5.7.3.02"),
+        ("MYDATA_EID_CRL_SOURCES", "ftp://crl.example/ca.crl"),
+        ("MYDATA_EID_OCSP_URL", "/var/ocsp"),
+        ("MYDATA_EID_REVOCATION_GRACE_SECONDS", "-1"),
+        ("MYDATA_EID_REVOCATION_GRACE_SECONDS", "700000"),
+        ("MYDATA_EID_REVOCATION_TIMEOUT_SECONDS", "0"),
+        ("MYDATA_EID_ISSUING_CAS", "/nonexistent/issuing.pem"),
+    ],
+)
+def test_eid_settings_are_checked(tmp_path: Path, name: str, value: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings({**production_settings(tmp_path), name: value})
+    assert raised.value.setting == name
+
+
+def test_issuing_cas_must_be_cas_issued_under_the_roots(tmp_path: Path) -> None:
+    complete = production_settings(tmp_path)
+    stranger = write_root_bundle(tmp_path / "stranger.pem")  # a CA, but not under the configured root
+    with pytest.raises(ConfigError) as raised:
+        load_settings({**complete, "MYDATA_EID_ISSUING_CAS": str(stranger)})
+    assert "is not issued by a certificate of" in str(raised.value)
+    card = tmp_path / "card.pem"
+    now = dt.datetime.now(dt.UTC)
+    issuing = tmp_path / "eid-issuing.pem"
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Not a CA")]))
+        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Not a CA")]))
+        .public_key(key.public_key())
+        .serial_number(2)
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    card.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    with pytest.raises(ConfigError) as raised:
+        load_settings({**complete, "MYDATA_EID_ISSUING_CAS": str(card)})
+    assert "is not a CA certificate" in str(raised.value)
+    assert load_settings(complete).eid_issuing_cas == str(issuing)

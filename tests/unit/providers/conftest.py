@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Flask
 from jwt.algorithms import ECAlgorithm
 from sqlalchemy.orm import sessionmaker
 
-from identity.sandbox.pki import make_authority
 from mydata.app import create_app
 from mydata.clock import FrozenClock
 from mydata.config import Settings
 from mydata.db import UnitOfWork, get_db
 from providers import services
 from providers.models import Dataset, Provider
+from tests.factories.identity import production_eid_settings
 
 OBJECT_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -81,12 +79,9 @@ def dataset(uow: UnitOfWork, provider: Provider) -> Dataset:
 @pytest.fixture
 def production_app(settings: Settings, clock: FrozenClock, db_connection: object, tmp_path: Path) -> Iterator[Flask]:
     """Return an application with sandbox mode off, sharing the test's rolled-back transaction."""
-    eid_roots = tmp_path / "eid-roots.pem"
-    root = make_authority("Test eID Root CA", dt.datetime.now(dt.UTC))
-    eid_roots.write_bytes(root.certificate.public_bytes(serialization.Encoding.PEM))
     production = settings.replace(
         sandbox=False,
-        eid_ca_roots=str(eid_roots),
+        **production_eid_settings(tmp_path),
         issuer="https://platform.test",
         secret_key="s" * 48,
         # Never contacted: no route these tests call is rate limited.

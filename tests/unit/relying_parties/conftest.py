@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import sessionmaker
 
-from identity.sandbox.pki import make_authority
 from mydata.app import create_app
 from mydata.clock import FrozenClock
 from mydata.config import Settings
@@ -23,6 +20,7 @@ from providers import services as providers_services
 from providers.sandbox.seed import seed_sandbox_catalogue
 from relying_parties import services
 from relying_parties.models import APPROVED, Organisation, Service
+from tests.factories.identity import production_eid_settings
 from tests.factories.oauth import TestRelyingParty
 
 BANK = "test-bank"
@@ -174,12 +172,9 @@ def register(client: FlaskClient, token: str, metadata: dict[str, Any]) -> Any:
 @pytest.fixture
 def production_app(settings: Settings, clock: FrozenClock, db_connection: object, tmp_path: Path) -> Iterator[Flask]:
     """Return an application with sandbox mode off, sharing the test's rolled-back transaction."""
-    eid_roots = tmp_path / "eid-roots.pem"
-    root = make_authority("Test eID Root CA", dt.datetime.now(dt.UTC))
-    eid_roots.write_bytes(root.certificate.public_bytes(serialization.Encoding.PEM))
     production = settings.replace(
         sandbox=False,
-        eid_ca_roots=str(eid_roots),
+        **production_eid_settings(tmp_path),
         issuer="https://platform.test",
         secret_key="s" * 48,
         # Never contacted: no route these tests call is rate limited.
