@@ -130,7 +130,10 @@ def _citizen() -> Authentication:
     tags=ME_TAGS,
     query=schemas.HistoryQuery,
     responses={200: schemas.HistorySchema, 400: ErrorSchema, 401: ErrorSchema},
-    description="Every event about the logged-in citizen's data, newest first, from the public ledger.",
+    description="Every event about the logged-in citizen's data, newest first, from the public ledger. Each "
+    "version 2 entry comes with the opening of its subject commitment: with your national ID (upper case "
+    "ASCII, e.g. A123456789) recompute b64url(SHA-256(scheme || 0x00 || national_id || 0x00 || salt)) "
+    "and compare it with the subject of entry seq at /ledger/entries (DESIGN §6.3).",
 )
 def my_history() -> ResponseReturnValue:
     """Return the logged-in citizen's usage history."""
