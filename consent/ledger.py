@@ -40,6 +40,7 @@ from consent.interfaces import (
     LedgerQueryInvalid,
     LedgerUnavailable,
     LedgerVerificationFailed,
+    NoSignedTreeHead,
 )
 from consent.models import CaseOpening, LedgerEntry, LedgerHead, LedgerNode, LedgerTreeHead
 from mydata.clock import Clock, clock
@@ -498,16 +499,18 @@ class Ledger:
         )
         return SignedTreeHead(tree_size=tree_size, root_hash=root, timestamp=timestamp, jws=token)
 
-    def sign_tree_head(self, *, only_if_due: bool = False) -> SignedTreeHead:
-        """Sign the current tree head and store it; with ``only_if_due``, only when the policy says one is due.
+    def sign_tree_head(self) -> SignedTreeHead:
+        """Sign the current tree head and store it."""
+        return self._sign_locked(self._lock_head())
 
-        When nothing is due, return the newest signed tree head unchanged.
-        """
+    def sign_tree_head_if_due(self) -> SignedTreeHead | None:
+        """Sign and store the current tree head when the policy says one is due (or none exists); else return None."""
         head = self._lock_head()
-        if only_if_due and not self._tree_head_due(head.sth_tree_size, head.sth_timestamp, head.tree_size):
-            latest = self.latest_signed_tree_head()
-            if latest is not None:
-                return latest
+        if not self._tree_head_due(head.sth_tree_size, head.sth_timestamp, head.tree_size):
+            return None
+        return self._sign_locked(head)
+
+    def _sign_locked(self, head: StoredHead) -> SignedTreeHead:
         signed = self._sign(head.tree_size, head.frontier.root(), head.sth_timestamp)
         connection = self.connection
         connection.execute(_INSERT_TREE_HEAD, _tree_head_row(signed))
@@ -536,12 +539,6 @@ class Ledger:
             select(*TREE_HEAD_COLUMNS).order_by(LedgerTreeHead.id).offset(start).limit(limit)
         )
         return [_signed_tree_head(row) for row in rows]
-
-    def tree_head_is_stale(self, latest: SignedTreeHead | None) -> bool:
-        """Tell whether entries have waited for a signed tree head longer than the policy allows."""
-        if latest is None:
-            return True
-        return self._tree_head_due(latest.tree_size, latest.timestamp, read_head(self.connection).tree_size)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -731,19 +728,28 @@ def ledger(uow: UnitOfWork) -> Ledger:
     return Ledger(uow, keys=key_store(uow), clock=clock(), policy=policy)
 
 
-def publish_tree_head(uow: UnitOfWork) -> SignedTreeHead:
-    """Return the newest signed tree head, first signing and committing a fresh one when one is due."""
+def newest_tree_head(uow: UnitOfWork) -> SignedTreeHead:
+    """Return the newest signed tree head, writing nothing (a read replica can answer it).
+
+    Raise :class:`NoSignedTreeHead` before the first: appends sign them, and `mydata ledger sign`.
+    """
+    latest = ledger(uow).latest_signed_tree_head()
+    if latest is None:
+        raise NoSignedTreeHead()
+    return latest
+
+
+def sign_tree_head(uow: UnitOfWork, *, only_if_due: bool = False) -> SignedTreeHead | None:
+    """Sign the current tree head now and commit it; with ``only_if_due``, only when the policy says one is due.
+
+    Return the new signed tree head, or None when nothing was due.
+    """
     log = ledger(uow)
-    latest = log.latest_signed_tree_head()
-    if latest is not None and not log.tree_head_is_stale(latest):
-        return latest
-    signed = log.sign_tree_head(only_if_due=True)
+    signed = log.sign_tree_head_if_due() if only_if_due else log.sign_tree_head()
     uow.commit()
     return signed
 
 
-def sign_tree_head(uow: UnitOfWork) -> SignedTreeHead:
-    """Sign the current tree head now and commit it."""
-    signed = ledger(uow).sign_tree_head()
-    uow.commit()
-    return signed
+def seed_first_tree_head(uow: UnitOfWork) -> None:
+    """Sign the sandbox ledger's tree head when one is due (on a fresh sandbox, its first one)."""
+    sign_tree_head(uow, only_if_due=True)

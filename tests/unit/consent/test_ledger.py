@@ -31,7 +31,6 @@ from consent.ledger import (
     b64,
     block_of,
     ledger,
-    publish_tree_head,
     sign_tree_head,
 )
 from consent.models import CaseOpening, LedgerEntry, LedgerHead, LedgerNode, LedgerTreeHead
@@ -402,20 +401,22 @@ def test_settings_choose_the_cadence(app: Any, uow: UnitOfWork) -> None:
     assert log.policy == TreeHeadPolicy(2, 10)
 
 
-def test_published_tree_head_is_refreshed_only_when_stale(
+def test_a_tree_head_is_signed_on_demand_only_when_due(
     uow: UnitOfWork, clock: FrozenClock, granted: EventFactory
 ) -> None:
-    empty = publish_tree_head(uow)
+    empty = sign_tree_head(uow, only_if_due=True)  # none yet: one is due
+    assert empty is not None
     assert (empty.tree_size, empty.root_hash) == (0, merkle.EMPTY_ROOT)
-    assert publish_tree_head(uow) == empty
+    assert sign_tree_head(uow, only_if_due=True) is None
     ledger(uow).append(granted(1))
-    assert publish_tree_head(uow) == empty  # waiting less than ledger_sth_every_seconds
+    assert sign_tree_head(uow, only_if_due=True) is None  # waiting less than ledger_sth_every_seconds
     clock.advance(300)
-    fresh = publish_tree_head(uow)
+    fresh = sign_tree_head(uow, only_if_due=True)
+    assert fresh is not None
     assert (fresh.tree_size, fresh.root_hash) == (1, ledger(uow).tree_head().root_hash)
     clock.advance(3600)
-    assert publish_tree_head(uow) == fresh  # nothing new to sign
-    assert len(ledger(uow).signed_tree_heads()) == 2
+    assert sign_tree_head(uow, only_if_due=True) is None  # nothing new to sign
+    assert ledger(uow).signed_tree_heads() == [empty, fresh]
 
 
 def test_on_demand_tree_head_and_covering_one(log: Ledger, uow: UnitOfWork, granted: EventFactory) -> None:
@@ -427,6 +428,7 @@ def test_on_demand_tree_head_and_covering_one(log: Ledger, uow: UnitOfWork, gran
     with pytest.raises(LedgerQueryInvalid):
         log.signed_tree_head_covering(2)
     now = sign_tree_head(uow)
+    assert now is not None
     assert now.tree_size == 2
     assert [h.tree_size for h in log.signed_tree_heads()] == [1, 2, 2]
     assert [h.tree_size for h in log.signed_tree_heads(start=1, limit=1)] == [2]
