@@ -51,7 +51,7 @@ from sqlalchemy.engine import make_url
 
 from consent import merkle
 from consent.audit import verify_ledger
-from consent.ledger import BLOCK_LEVELS, LedgerEvent, ledger, read_head, rfc3339
+from consent.ledger import BLOCK_LEVELS, SALT_BYTES, LedgerEvent, ledger, read_head, rfc3339, subject_commitment
 from consent.models import LedgerEntry, LedgerHead, LedgerNode
 from mydata.app import create_app
 from mydata.cli import upgrade
@@ -112,7 +112,9 @@ def bulk_grow(app: Any, target: int) -> None:
             now = rfc3339(log.clock.now())
             for seq in range(size, stop):
                 item = event(seq)
-                subject = log.subject_pseudonym(item.subject_national_id or "")
+                # The entry as an append writes it. The case's private opening row is left out: an
+                # append writes it before taking the head lock, and proofs and the audit never read it.
+                subject = subject_commitment(item.subject_national_id or "", secrets.token_bytes(SALT_BYTES))
                 leaf_input = rfc8785.dumps(item.entry(seq, now, subject))
                 frontier, completed = frontier.append(merkle.leaf_hash(leaf_input))
                 entries.append((seq, leaf_input, subject, item.consent_id))

@@ -11,9 +11,13 @@ def init_app(app: Flask) -> None:
     # without the web layer.
     from consent import api, cli
     from consent.flow import ConsentScreen
+    from consent.ledger import seed_first_tree_head
     from identity.oauth.services import register_consent_flow
+    from mydata.cli import register_seeder
 
+    app.config.setdefault("LEDGER_RATE_LIMIT", api.LEDGER_RATE)
     app.register_blueprint(api.bp)
     app.register_blueprint(api.me)
     app.cli.add_command(cli.ledger_cli)
     register_consent_flow(app, ConsentScreen())
+    register_seeder(app, "ledger: first signed tree head", seed_first_tree_head)

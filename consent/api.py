@@ -4,20 +4,34 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from marshmallow import Schema, ValidationError
 
 from consent import consents, history, schemas
 from consent.interfaces import LedgerQueryInvalid, LoginRequired
-from consent.ledger import ledger, publish_tree_head
+from consent.ledger import ledger, newest_tree_head
 from identity.sessions import Authentication, current_authentication
 from mydata.clock import clock
 from mydata.db import unit_of_work
+from mydata.limits import limiter
 from mydata.openapi import ErrorSchema, documented
 
 bp = Blueprint("ledger", __name__, url_prefix="/ledger")
 TAGS = ["ledger"]
+
+#: Requests per client address to all of /ledger/* together (Flask-Limiter syntax): an auditor
+#: pages through 120,000 entries a minute; one address cannot hold the database for everyone.
+LEDGER_RATE = "120 per minute"
+
+
+def _ledger_rate() -> str:
+    return str(current_app.config["LEDGER_RATE_LIMIT"])
+
+
+# Every route of the public ledger reads only (DESIGN §6.3), and they share one budget per client
+# address: 429 with Retry-After beyond it.
+ledger_limit = limiter.shared_limit(_ledger_rate, scope="ledger")
 
 
 def _query(schema: Schema) -> dict[str, Any]:
@@ -37,24 +51,29 @@ def _reason(messages: Any) -> str:
 
 
 @bp.get("/sth")
+@ledger_limit
 @documented(
     "The newest signed tree head",
     tags=TAGS,
-    responses={200: schemas.SignedTreeHeadSchema, 503: ErrorSchema},
-    description="Signed at least every N entries or T seconds while entries are waiting (settings "
-    "ledger_sth_every_entries and ledger_sth_every_seconds). Verify the JWS with the platform JWKS.",
+    responses={200: schemas.SignedTreeHeadSchema, 429: ErrorSchema, 503: ErrorSchema},
+    description="Appends sign one every N entries, or after T seconds while entries are waiting (settings "
+    "ledger_sth_every_entries and ledger_sth_every_seconds), and `mydata ledger sign` runs on a timer; reading "
+    "never signs. Entries after it are not covered yet. 503 no_signed_tree_head (with Retry-After) before the "
+    "first. Verify the JWS with the platform JWKS. Every /ledger route: at most LEDGER_RATE_LIMIT requests per "
+    "client address together (120 per minute by default), then 429 with Retry-After.",
 )
 def signed_tree_head() -> ResponseReturnValue:
     """Return the newest signed tree head."""
-    return jsonify(schemas.SignedTreeHeadSchema().dump(publish_tree_head(unit_of_work())))
+    return jsonify(schemas.SignedTreeHeadSchema().dump(newest_tree_head(unit_of_work())))
 
 
 @bp.get("/sths")
+@ledger_limit
 @documented(
     "Every stored signed tree head, oldest first",
     tags=TAGS,
     query=schemas.TreeHeadsQuery,
-    responses={200: schemas.SignedTreeHeadListSchema, 400: ErrorSchema},
+    responses={200: schemas.SignedTreeHeadListSchema, 400: ErrorSchema, 429: ErrorSchema},
     description="At most 1,000 per response: page with start (a position in the list, from 0) until "
     "fewer than limit come back.",
 )
@@ -66,11 +85,12 @@ def signed_tree_heads() -> ResponseReturnValue:
 
 
 @bp.get("/entries")
+@ledger_limit
 @documented(
     "Ledger entries by sequence number",
     tags=TAGS,
     query=schemas.EntriesQuery,
-    responses={200: schemas.EntryListSchema, 400: ErrorSchema},
+    responses={200: schemas.EntryListSchema, 400: ErrorSchema, 429: ErrorSchema},
     description="Entries start to end inclusive, at most 1,000; end is cut at the newest entry. Each "
     "leaf_input hashes to the leaf (SHA-256(0x00 || leaf_input), RFC 9162 §2.1.1).",
 )
@@ -82,11 +102,12 @@ def entries() -> ResponseReturnValue:
 
 
 @bp.get("/proof/inclusion")
+@ledger_limit
 @documented(
     "Inclusion proof of an entry",
     tags=TAGS,
     query=schemas.InclusionQuery,
-    responses={200: schemas.InclusionProofSchema, 400: ErrorSchema},
+    responses={200: schemas.InclusionProofSchema, 400: ErrorSchema, 429: ErrorSchema},
     description="RFC 9162 §2.1.3: verify it against the root of a signed tree head of that tree_size.",
 )
 def inclusion_proof() -> ResponseReturnValue:
@@ -97,11 +118,12 @@ def inclusion_proof() -> ResponseReturnValue:
 
 
 @bp.get("/proof/consistency")
+@ledger_limit
 @documented(
     "Consistency proof between two tree sizes",
     tags=TAGS,
     query=schemas.ConsistencyQuery,
-    responses={200: schemas.ConsistencyProofSchema, 400: ErrorSchema},
+    responses={200: schemas.ConsistencyProofSchema, 400: ErrorSchema, 429: ErrorSchema},
     description="RFC 9162 §2.1.4: proves that the tree of first entries is a prefix of the tree of second.",
 )
 def consistency_proof() -> ResponseReturnValue:
@@ -130,7 +152,10 @@ def _citizen() -> Authentication:
     tags=ME_TAGS,
     query=schemas.HistoryQuery,
     responses={200: schemas.HistorySchema, 400: ErrorSchema, 401: ErrorSchema},
-    description="Every event about the logged-in citizen's data, newest first, from the public ledger.",
+    description="Every event about the logged-in citizen's data, newest first, from the public ledger. Each "
+    "version 2 entry comes with the opening of its subject commitment: with your national ID (upper case "
+    "ASCII, e.g. A123456789) recompute b64url(SHA-256(scheme || 0x00 || national_id || 0x00 || salt)) "
+    "and compare it with the subject of entry seq at /ledger/entries (DESIGN §6.3).",
 )
 def my_history() -> ResponseReturnValue:
     """Return the logged-in citizen's usage history."""

@@ -38,7 +38,7 @@ from consent import merkle
 from consent.interfaces import LedgerVerificationFailed
 from consent.ledger import (
     BLOCK_LEVELS,
-    ENTRY_VERSION,
+    ENTRY_VERSIONS,
     TREE_HEAD_COLUMNS,
     Ledger,
     b64,
@@ -81,6 +81,8 @@ _SELECT_TREE_HEADS = (
 )
 _PLACEHOLDER = bytes(merkle.HASH_SIZE)
 _SNAPSHOT_ID = re.compile(r"[0-9A-Fa-f]+(-[0-9A-Fa-f]+)*")
+# A version 2 subject: the unpadded base64url of a SHA-256 commitment.
+_COMMITMENT = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 @dataclass(frozen=True)
@@ -260,12 +262,15 @@ def _entry_problem(seq: int, leaf_input: bytes, subject: str | None, consent_id:
         entry = json.loads(leaf_input)
     except ValueError:
         return "the entry is not JSON"
-    if not isinstance(entry, dict) or entry.get("version") != ENTRY_VERSION:
-        return "the entry is not a version 1 ledger entry"
+    version = entry.get("version") if isinstance(entry, dict) else None
+    if type(version) is not int or version not in ENTRY_VERSIONS:
+        return "the entry is not a version 1 or 2 ledger entry"
     if entry.get("seq") != seq:
         return f"the entry records seq {entry.get('seq')!r}"
     if entry.get("subject") != subject or entry.get("consent_id") != consent_id:
         return "the indexed subject or consent_id columns disagree with the entry"
+    if version == 2 and subject is not None and not _COMMITMENT.fullmatch(subject):
+        return "the entry's subject is not a subject commitment"
     return None
 
 

@@ -1,7 +1,10 @@
 """Usage history (使用紀錄): every ledger entry about a citizen, newest first (DESIGN §6.4).
 
-The history is read from the ledger itself (by the pseudonymous subject), so what the citizen sees
-is exactly what anyone can verify; the consents add the relying party's name and the purpose.
+The history is read from the ledger itself, so what the citizen sees is exactly what anyone can
+verify; the consents add the relying party's name and the purpose. The citizen's entries are found
+privately: version 1 entries carry the citizen's subject key, version 2 entries the commitment of
+one of the citizen's cases (:class:`consent.models.CaseOpening`), and each of those comes with its
+opening so that the citizen can check the commitment is theirs.
 """
 
 from __future__ import annotations
@@ -10,10 +13,10 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import LargeBinary, cast, null, select, union_all
 
-from consent.ledger import ledger, parse_rfc3339
-from consent.models import Consent, LedgerEntry
+from consent.ledger import SubjectOpening, ledger, parse_rfc3339
+from consent.models import CaseOpening, Consent, LedgerEntry
 from mydata.db import UnitOfWork
 
 MAX_EVENTS = 1000
@@ -24,7 +27,11 @@ class HistoryEvent:
     """One thing that happened to a citizen's data, with the ledger entry that proves it."""
 
     seq: int
+    version: int
     time: dt.datetime
+    subject: str | None
+    opening: SubjectOpening | None
+    """The opening of a version 2 entry's subject commitment; None for version 1 (a keyed hash)."""
     event: str
     actor: str
     service: str | None
@@ -48,10 +55,20 @@ class HistoryFilter:
 
 def usage_history(uow: UnitOfWork, national_id: str, wanted: HistoryFilter = HistoryFilter()) -> list[HistoryEvent]:
     """Return the citizen's events, newest first, filtered (at most 1,000)."""
-    subject = ledger(uow).subject_pseudonym(national_id)
-    rows = uow.session.scalars(
-        select(LedgerEntry).where(LedgerEntry.subject == subject).order_by(LedgerEntry.seq.desc())
-    ).all()
+    key = ledger(uow).subject_key(national_id)
+    columns = (LedgerEntry.seq, LedgerEntry.leaf_input, LedgerEntry.consent_id)
+    # Both halves go through the index on the entries' subject (and that on the openings' key).
+    version_1 = select(*columns, cast(null(), LargeBinary).label("salt")).where(LedgerEntry.subject == key)
+    version_2 = (
+        select(*columns, CaseOpening.salt)
+        .join(
+            CaseOpening,
+            (CaseOpening.commitment == LedgerEntry.subject) & (CaseOpening.case_id == LedgerEntry.consent_id),
+        )
+        .where(CaseOpening.subject_key == key)
+    )
+    found = union_all(version_1, version_2).subquery()
+    rows = uow.session.execute(select(found).order_by(found.c.seq.desc())).all()
     consent_ids = {row.consent_id for row in rows if row.consent_id}
     consents = {
         c.id: c for c in uow.session.scalars(select(Consent).where(Consent.id.in_(consent_ids)))
@@ -62,7 +79,10 @@ def usage_history(uow: UnitOfWork, national_id: str, wanted: HistoryFilter = His
         consent = consents.get(row.consent_id or "")
         event = HistoryEvent(
             seq=row.seq,
+            version=entry["version"],
             time=parse_rfc3339(entry["time"]),
+            subject=entry["subject"],
+            opening=None if row.salt is None else SubjectOpening(bytes(row.salt)),
             event=entry["event"],
             actor=entry["actor"],
             service=entry.get("service"),

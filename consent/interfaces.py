@@ -30,6 +30,17 @@ class LedgerUnavailable(MydataError):
     description = "The transparency ledger is not initialised: run `mydata db upgrade`."
 
 
+class NoSignedTreeHead(MydataError):
+    """The ledger has signed no tree head yet; reads never sign one (DESIGN §6.3: reads never write)."""
+
+    code = "no_signed_tree_head"
+    status = 503
+    description = "The ledger has no signed tree head yet: its first entry signs one, and so does `mydata ledger sign`."
+
+    def __init__(self) -> None:
+        super().__init__(headers={"Retry-After": "60"})
+
+
 class LedgerVerificationFailed(MydataError):
     """A full verification found the first place where the stored ledger does not hold together."""
 

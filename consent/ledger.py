@@ -1,10 +1,11 @@
 """The transparency ledger (透明紀錄, DESIGN §6.3): an append-only RFC 9162 Merkle tree log.
 
 Every consent transition, delivery, download and verification appends one entry: RFC 8785
-canonical JSON naming what happened, to whose data (a pseudonym, never the ID number), for whom
-and with what outcome. Entries are the leaves of a Merkle tree built exactly as RFC 9162 §2.1
-builds a Certificate Transparency log, and the platform signs its root (a *signed tree head*), so
-anyone holding an earlier signed head can check that the log only ever grew.
+canonical JSON naming what happened, in which case, about whom (a per-case subject commitment,
+never the ID number), for whom and with what outcome. Entries are the leaves of a Merkle tree
+built exactly as RFC 9162 §2.1 builds a Certificate Transparency log, and the platform signs its
+root (a *signed tree head*), so anyone holding an earlier signed head can check that the log only
+ever grew.
 
 Storage keeps an append and a proof at O(log n): each append stores the hashes of the complete
 aligned subtrees it finishes (:meth:`consent.merkle.CompactRange.append`) and updates the head
@@ -21,6 +22,7 @@ import hashlib
 import hmac
 import json
 import re
+import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -29,19 +31,32 @@ import jwt
 import rfc8785
 from flask import current_app
 from sqlalchemy import ARRAY, LargeBinary, bindparam, insert, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from consent import merkle
-from consent.interfaces import LedgerEventInvalid, LedgerQueryInvalid, LedgerUnavailable, LedgerVerificationFailed
-from consent.models import LedgerEntry, LedgerHead, LedgerNode, LedgerTreeHead
+from consent.interfaces import (
+    LedgerEventInvalid,
+    LedgerQueryInvalid,
+    LedgerUnavailable,
+    LedgerVerificationFailed,
+    NoSignedTreeHead,
+)
+from consent.models import CaseOpening, LedgerEntry, LedgerHead, LedgerNode, LedgerTreeHead
 from mydata.clock import Clock, clock
 from mydata.db import UnitOfWork
 from mydata.keys import KeyStore, key_store
 
 T = TypeVar("T")
 
-ENTRY_VERSION = 1
-"""Version of the entry format; a future format gets a new number, old entries keep theirs."""
+ENTRY_VERSION = 2
+"""Version of the entry format that appends write; a future format gets a new number, old entries keep theirs.
+
+Version 1 entries (until issue 10) carry the citizen's keyed hash as ``subject``, the same in every
+case; version 2 entries carry a per-case subject commitment (:func:`subject_commitment`).
+"""
+ENTRY_VERSIONS = frozenset({1, 2})
+"""The entry versions a log may hold."""
 
 EVENT_TYPES = frozenset(
     {
@@ -67,8 +82,12 @@ STH_TYP = "mydata-sth+json"
 SIGNING_ALG = "ES256"
 BLOCK_LEVELS = 64
 """Subtree levels a stored key makes room for per leaf (a tree of 2**63 leaves has 64)."""
-PSEUDONYM_KEY_NAME = "ledger"
-"""The key-store secret the pseudonymous subjects are computed with."""
+SUBJECT_KEY_NAME = "ledger"
+"""The key-store secret of the subject keys (:meth:`Ledger.subject_key`)."""
+COMMITMENT_SCHEME = "mydata-subject-v1"
+"""The domain-separation prefix of a subject commitment (DESIGN §6.3)."""
+SALT_BYTES = 32
+"""A fresh 256-bit salt for each case."""
 _HEAD_ID = 1
 
 # Identifiers only: ASCII, no spaces. A name (姓名) or free text cannot pass.
@@ -85,11 +104,12 @@ _NATIONAL_ID = re.compile(r"[A-Z][1289A-D][0-9]{8}")
 
 @dataclass(frozen=True)
 class LedgerEvent:
-    """What happened, as a platform service reports it; the ledger adds seq, time and the pseudonym.
+    """What happened, as a platform service reports it; the ledger adds seq, time and the subject commitment.
 
-    ``subject_national_id`` is turned into the pseudonymous subject (HMAC-SHA-256 under the
-    ledger secret) and never stored. Every other field is an identifier: the ledger refuses
-    anything that could be a name, an ID number or a data value.
+    ``subject_national_id`` is turned into the case's subject commitment and never stored; an event
+    about a citizen must name its case (``consent_id``: a consent, download or counter-use id),
+    since the commitment belongs to the case. Every other field is an identifier: the ledger
+    refuses anything that could be a name, an ID number or a data value.
     """
 
     event: str
@@ -121,6 +141,8 @@ class LedgerEvent:
                 raise LedgerEventInvalid(f"document hash of {name!r} must be a lowercase hex SHA-256")
         if self.subject_national_id is not None:
             object.__setattr__(self, "subject_national_id", normalise_national_id(self.subject_national_id))
+            if self.consent_id is None:
+                raise LedgerEventInvalid("an event about a citizen must name its case (consent_id)")
         # Sets, really: sorted so that the same event always gives the same entry.
         object.__setattr__(self, "datasets", tuple(sorted(datasets)))
         object.__setattr__(self, "document_hashes", dict(sorted(self.document_hashes.items())))
@@ -150,11 +172,30 @@ def _check_identifier(name: str, value: object) -> None:
 
 
 def normalise_national_id(national_id: str) -> str:
-    """Return a national ID in the one form its pseudonym is computed from (upper case, no spaces)."""
+    """Return a national ID in the one form its subject key and commitments are made from (upper case, no spaces)."""
     normalised = national_id.strip().upper()
     if not _NATIONAL_ID.fullmatch(normalised):
         raise LedgerEventInvalid("the subject is not a national ID or resident certificate number")
     return normalised
+
+
+def subject_commitment(national_id: str, salt: bytes) -> str:
+    """Return the subject commitment of a case (DESIGN §6.3), unpadded base64url.
+
+    ``b64url(SHA-256("mydata-subject-v1" || 0x00 || national_id || 0x00 || salt))``, the national ID
+    in ASCII as :func:`normalise_national_id` writes it and the salt as its 32 raw bytes. It hides
+    the ID (the 256-bit salt is never published) and binds it: no other ID opens it.
+    """
+    message = b"\x00".join((COMMITMENT_SCHEME.encode(), normalise_national_id(national_id).encode("ascii"), salt))
+    return base64.urlsafe_b64encode(hashlib.sha256(message).digest()).rstrip(b"=").decode("ascii")
+
+
+@dataclass(frozen=True)
+class SubjectOpening:
+    """What opens a version 2 entry's subject commitment, with the citizen's own national ID."""
+
+    salt: bytes
+    scheme: str = COMMITMENT_SCHEME
 
 
 @dataclass(frozen=True)
@@ -274,6 +315,10 @@ _LOCK_HEAD_SQLITE = (
     update(LedgerHead).where(LedgerHead.id == _HEAD_ID).values(tree_size=LedgerHead.tree_size).returning(*_HEAD_COLUMNS)
 )
 _INSERT_ENTRY = insert(LedgerEntry)
+_INSERT_OPENING: dict[str, postgresql.Insert | sqlite.Insert] = {
+    "postgresql": postgresql.insert(CaseOpening),
+    "sqlite": sqlite.insert(CaseOpening),
+}
 _INSERT_NODE = insert(LedgerNode)
 _INSERT_TREE_HEAD = insert(LedgerTreeHead)
 _UPDATE_HEAD = update(LedgerHead).where(LedgerHead.id == _HEAD_ID)
@@ -337,19 +382,26 @@ class Ledger:
         serialised and sequence numbers are contiguous. Make it the last thing a transaction
         does before it commits (after the state change it records).
         """
-        head = self._lock_head()
-        subject = None
-        if event.subject_national_id is not None:
-            subject = self.subject_pseudonym(event.subject_national_id)
+        if self.connection.dialect.name == "postgresql":
+            subject = self._subject(event)
+            head = self._lock_head()  # the last lock this transaction takes (see _lock_head)
+        else:
+            # SQLite has one write lock, taken at a transaction's first write; a transaction that
+            # reads first cannot always take it later ("database is locked"). Lock, then read.
+            head = self._lock_head()
+            subject = self._subject(event)
         body = event.entry(head.tree_size, rfc3339(self.clock.now()), subject)
         return self._append_locked(head, rfc8785.dumps(body), subject=subject, consent_id=event.consent_id)
 
-    def append_raw(self, leaf_input: bytes) -> AppendedEntry:
-        """Append exact bytes as the next leaf, unchecked: for known-answer tests of the storage only.
+    def append_raw(
+        self, leaf_input: bytes, *, subject: str | None = None, consent_id: str | None = None
+    ) -> AppendedEntry:
+        """Append exact bytes as the next leaf, unchecked: for tests only (known answers, older entry versions).
 
-        A ledger holding such a leaf fails the audit, which expects ledger entries.
+        ``subject`` and ``consent_id`` fill the index columns. A ledger holding a leaf that is not a
+        ledger entry, or whose columns disagree with it, fails the audit.
         """
-        return self._append_locked(self._lock_head(), leaf_input, subject=None, consent_id=None)
+        return self._append_locked(self._lock_head(), leaf_input, subject=subject, consent_id=consent_id)
 
     def _append_locked(
         self, head: StoredHead, leaf_input: bytes, *, subject: str | None, consent_id: str | None
@@ -387,10 +439,40 @@ class Ledger:
         lock = _LOCK_HEAD_POSTGRESQL if connection.dialect.name == "postgresql" else _LOCK_HEAD_SQLITE
         return _head_from(connection.execute(lock).one_or_none())
 
-    def subject_pseudonym(self, national_id: str) -> str:
-        """Return a citizen's pseudonymous subject: HMAC-SHA-256 of the national ID under the ledger secret, hex."""
-        secret = self.keys.secret(PSEUDONYM_KEY_NAME)
+    def subject_key(self, national_id: str) -> str:
+        """Return a citizen's subject key: HMAC-SHA-256 of the national ID under the ledger secret, hex.
+
+        It finds the citizen's cases (:class:`consent.models.CaseOpening`) and is never published
+        any more; version 1 entries carry it as their subject, the same in every case.
+        """
+        secret = self.keys.secret(SUBJECT_KEY_NAME)
         return hmac.new(secret, normalise_national_id(national_id).encode("ascii"), hashlib.sha256).hexdigest()
+
+    def _subject(self, event: LedgerEvent) -> str | None:
+        if event.subject_national_id is None or event.consent_id is None:
+            return None
+        return self._case_commitment(event.consent_id, event.subject_national_id)
+
+    def _case_commitment(self, case_id: str, national_id: str) -> str:
+        """Return the case's subject commitment, drawing its salt at the case's first entry about a citizen."""
+        key = self.subject_key(national_id)
+        salt = secrets.token_bytes(SALT_BYTES)
+        connection = self.connection
+        # The insert keeps the salt of a case that has one. Should two transactions append the
+        # first entries of one case at once (consent.consents serialises a case's transitions by
+        # its row lock, so they do not), the second waits here and then reads the first's salt.
+        insert_opening = _INSERT_OPENING[connection.dialect.name]
+        connection.execute(
+            insert_opening.values(
+                case_id=case_id, subject_key=key, salt=salt, commitment=subject_commitment(national_id, salt)
+            ).on_conflict_do_nothing(index_elements=[CaseOpening.case_id])
+        )
+        found = connection.execute(
+            select(CaseOpening.subject_key, CaseOpening.commitment).where(CaseOpening.case_id == case_id)
+        ).one()
+        if not hmac.compare_digest(found.subject_key, key):
+            raise LedgerEventInvalid(f"case {case_id!r} is about another citizen")
+        return str(found.commitment)
 
     # -- signed tree heads ---------------------------------------------------------------------
 
@@ -417,16 +499,18 @@ class Ledger:
         )
         return SignedTreeHead(tree_size=tree_size, root_hash=root, timestamp=timestamp, jws=token)
 
-    def sign_tree_head(self, *, only_if_due: bool = False) -> SignedTreeHead:
-        """Sign the current tree head and store it; with ``only_if_due``, only when the policy says one is due.
+    def sign_tree_head(self) -> SignedTreeHead:
+        """Sign the current tree head and store it."""
+        return self._sign_locked(self._lock_head())
 
-        When nothing is due, return the newest signed tree head unchanged.
-        """
+    def sign_tree_head_if_due(self) -> SignedTreeHead | None:
+        """Sign and store the current tree head when the policy says one is due (or none exists); else return None."""
         head = self._lock_head()
-        if only_if_due and not self._tree_head_due(head.sth_tree_size, head.sth_timestamp, head.tree_size):
-            latest = self.latest_signed_tree_head()
-            if latest is not None:
-                return latest
+        if not self._tree_head_due(head.sth_tree_size, head.sth_timestamp, head.tree_size):
+            return None
+        return self._sign_locked(head)
+
+    def _sign_locked(self, head: StoredHead) -> SignedTreeHead:
         signed = self._sign(head.tree_size, head.frontier.root(), head.sth_timestamp)
         connection = self.connection
         connection.execute(_INSERT_TREE_HEAD, _tree_head_row(signed))
@@ -455,12 +539,6 @@ class Ledger:
             select(*TREE_HEAD_COLUMNS).order_by(LedgerTreeHead.id).offset(start).limit(limit)
         )
         return [_signed_tree_head(row) for row in rows]
-
-    def tree_head_is_stale(self, latest: SignedTreeHead | None) -> bool:
-        """Tell whether entries have waited for a signed tree head longer than the policy allows."""
-        if latest is None:
-            return True
-        return self._tree_head_due(latest.tree_size, latest.timestamp, read_head(self.connection).tree_size)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -650,19 +728,28 @@ def ledger(uow: UnitOfWork) -> Ledger:
     return Ledger(uow, keys=key_store(uow), clock=clock(), policy=policy)
 
 
-def publish_tree_head(uow: UnitOfWork) -> SignedTreeHead:
-    """Return the newest signed tree head, first signing and committing a fresh one when one is due."""
+def newest_tree_head(uow: UnitOfWork) -> SignedTreeHead:
+    """Return the newest signed tree head, writing nothing (a read replica can answer it).
+
+    Raise :class:`NoSignedTreeHead` before the first: appends sign them, and `mydata ledger sign`.
+    """
+    latest = ledger(uow).latest_signed_tree_head()
+    if latest is None:
+        raise NoSignedTreeHead()
+    return latest
+
+
+def sign_tree_head(uow: UnitOfWork, *, only_if_due: bool = False) -> SignedTreeHead | None:
+    """Sign the current tree head now and commit it; with ``only_if_due``, only when the policy says one is due.
+
+    Return the new signed tree head, or None when nothing was due.
+    """
     log = ledger(uow)
-    latest = log.latest_signed_tree_head()
-    if latest is not None and not log.tree_head_is_stale(latest):
-        return latest
-    signed = log.sign_tree_head(only_if_due=True)
+    signed = log.sign_tree_head_if_due() if only_if_due else log.sign_tree_head()
     uow.commit()
     return signed
 
 
-def sign_tree_head(uow: UnitOfWork) -> SignedTreeHead:
-    """Sign the current tree head now and commit it."""
-    signed = ledger(uow).sign_tree_head()
-    uow.commit()
-    return signed
+def seed_first_tree_head(uow: UnitOfWork) -> None:
+    """Sign the sandbox ledger's tree head when one is due (on a fresh sandbox, its first one)."""
+    sign_tree_head(uow, only_if_due=True)

@@ -23,10 +23,29 @@ class LedgerEntry(Base):
 
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     leaf_input: Mapped[bytes] = mapped_column(LargeBinary)
-    # Copies of two fields of ``leaf_input``, indexed for the citizen's usage history (§6.4) and
-    # the broker; `mydata ledger verify` checks that they still agree with the hashed bytes.
+    # Copies of two fields of ``leaf_input``, indexed for the citizen's usage history (§6.4: by the
+    # keyed-hash subject of version 1 entries, by the case commitments of version 2 entries) and
+    # for finding a case's entries; `mydata ledger verify` checks that they agree with the hashed bytes.
     subject: Mapped[str | None] = mapped_column(String(64), index=True)
     consent_id: Mapped[str | None] = mapped_column(String(128), index=True)
+
+
+class CaseOpening(Base):
+    """The private opening of one case's subject commitment (DESIGN §6.3, entry version 2); never published.
+
+    Every version 2 entry of a case (a consent; later a download or a counter use) carries
+    ``commitment`` = b64url(SHA-256("mydata-subject-v1" || 0x00 || national ID || 0x00 || salt)). The
+    salt, fresh for each case, is what the citizen's history hands out so they can recompute it.
+    ``subject_key`` (the keyed hash of the national ID, :meth:`consent.ledger.Ledger.subject_key`)
+    finds a citizen's cases for their history; it stays in this table and is never written to the log.
+    """
+
+    __tablename__ = "consent_case_opening"
+
+    case_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    subject_key: Mapped[str] = mapped_column(String(64), index=True)
+    salt: Mapped[bytes] = mapped_column(LargeBinary)
+    commitment: Mapped[str] = mapped_column(String(64))
 
 
 class LedgerNode(Base):

@@ -3,8 +3,9 @@
 A receipt is a compact JWS (ES256, platform kid, ``typ`` ``consent-receipt+jwt``) in the spirit of
 the Kantara Consent Receipt v1.1 and ISO/IEC TS 27560: receipt id (``consentReceiptID``), time
 (``consentTimestamp``), jurisdiction ``TW``, controller (``piiControllers``: the relying party's
-organisation), purpose, datasets (``piiCategory``), retention (``termination``) and the
-pseudonymous subject (``piiPrincipalId``, never the ID number). It also carries the ledger seq of
+organisation), purpose, datasets (``piiCategory``), retention (``termination``) and the subject
+as the ledger entry records it (``piiPrincipalId``: the consent's subject commitment, never the ID
+number). It also carries the ledger seq of
 the ``consent.granted`` entry and that entry's inclusion proof (RFC 9162 §2.1.3) against a signed
 tree head, so the citizen can check, now or years later, that the platform's public log records
 this consent and was never rewritten since.

@@ -7,7 +7,7 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
-from consent.ledger import MAX_ENTRIES_PER_REQUEST
+from consent.ledger import COMMITMENT_SCHEME, MAX_ENTRIES_PER_REQUEST, SALT_BYTES
 
 # Leaf indexes and tree sizes are stored as 64-bit signed integers.
 _MAX_INDEX = 2**63 - 1
@@ -22,6 +22,17 @@ class Base64Bytes(fields.Field[bytes]):
 
     def _serialize(self, value: bytes | None, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
         return None if value is None else base64.b64encode(value).decode("ascii")
+
+
+class Base64UrlBytes(fields.Field[bytes]):
+    """Bytes as unpadded base64url (RFC 4648 §5), as the subject commitments and their openings are written."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        metadata = {"type": "string", "format": "base64url", **kwargs.pop("metadata", {})}
+        super().__init__(metadata=metadata, **kwargs)
+
+    def _serialize(self, value: bytes | None, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        return None if value is None else base64.urlsafe_b64encode(value).rstrip(b"=").decode("ascii")
 
 
 def _index(description: str, *, minimum: int = 0, **kwargs: Any) -> fields.Integer:
@@ -119,8 +130,12 @@ class EntrySchema(Schema):
     entry = fields.Dict(
         required=True,
         metadata={
-            "description": "the entry: version, seq, time, event, subject (pseudonym), actor, service, "
-            "datasets, outcome, consent_id, document_hashes (SHA-256, hex)"
+            "description": "the entry: version, seq, time, event, subject, actor, service, datasets, outcome, "
+            "consent_id (the case: consent, download or counter-use id), document_hashes (SHA-256, hex). "
+            "subject is null for an event about no citizen; in version 2 entries it is the case's subject "
+            "commitment, b64url(SHA-256('mydata-subject-v1' || 0x00 || national_id || 0x00 || salt)) with a "
+            "secret 256-bit salt per case, so one citizen's cases do not link; in version 1 entries it is a "
+            "keyed hash of the national ID (hex), the same in every case"
         },
     )
 
@@ -161,10 +176,37 @@ class HistoryQuery(Schema):
     event = fields.String(metadata={"description": "event type, e.g. delivery.completed"})
 
 
+class SubjectOpeningSchema(Schema):
+    """The opening of a version 2 entry's subject commitment: only the citizen gets it."""
+
+    scheme = fields.String(
+        required=True,
+        metadata={"description": f"the commitment's domain-separation prefix, {COMMITMENT_SCHEME!r} (ASCII)"},
+    )
+    salt = Base64UrlBytes(
+        required=True,
+        metadata={
+            "description": f"the case's secret salt, {SALT_BYTES} bytes (unpadded base64url). The entry's subject "
+            "is b64url(SHA-256(scheme || 0x00 || national_id || 0x00 || salt)), unpadded, with the national ID "
+            "in upper case ASCII (e.g. A123456789)"
+        },
+    )
+
+
 class HistoryEventSchema(Schema):
     """One event about the citizen's data, with the ledger sequence number that proves it."""
 
     seq = fields.Integer(required=True, metadata={"description": "verify at /ledger/proof/inclusion?seq="})
+    version = fields.Integer(required=True, metadata={"description": "the ledger entry's version (1 or 2)"})
+    subject = fields.String(
+        required=True, allow_none=True, metadata={"description": "the entry's subject, as published"}
+    )
+    opening = fields.Nested(
+        SubjectOpeningSchema,
+        required=True,
+        allow_none=True,
+        metadata={"description": "opens the subject commitment of a version 2 entry; null for version 1 entries"},
+    )
     time = fields.AwareDateTime(required=True)
     event = fields.String(required=True)
     actor = fields.String(required=True)

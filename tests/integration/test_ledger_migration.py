@@ -1,4 +1,5 @@
-"""Migration consent_0003 converts a ledger stored under consent_0001's layout and keeps it verifiable."""
+"""Ledger migrations keep the log: consent_0003 converts consent_0001's subtree layout, consent_0004 adds
+the private case openings of entry version 2 and leaves version 1 entries as they are."""
 
 from __future__ import annotations
 
@@ -16,12 +17,14 @@ from sqlalchemy.engine import make_url
 
 from consent import merkle
 from consent.audit import verify_ledger
+from consent.history import usage_history
 from consent.ledger import LedgerEvent, ledger, rfc3339
 from mydata.app import create_app
 from mydata.cli import alembic_config
 from mydata.clock import FrozenClock
 from mydata.config import Settings
 from mydata.db import get_db
+from mydata.keys import key_store
 
 POSTGRES_URL = os.environ.get("MYDATA_TEST_DATABASE_URL", "")
 SIZE = 77
@@ -47,11 +50,13 @@ def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[s
 
 def _migrate(url: str, action: str, revision: str) -> None:
     engine = create_engine(url)
-    with engine.begin() as connection:
-        config = alembic_config(url)
-        config.attributes["connection"] = connection
-        getattr(command, action)(config, revision)
-    engine.dispose()
+    try:
+        with engine.begin() as connection:
+            config = alembic_config(url)
+            config.attributes["connection"] = connection
+            getattr(command, action)(config, revision)
+    finally:
+        engine.dispose()
 
 
 def test_the_subtree_key_migration_keeps_the_ledger(empty_database: str, tmp_path: Path) -> None:
@@ -103,3 +108,55 @@ def test_the_subtree_key_migration_keeps_the_ledger(empty_database: str, tmp_pat
         rows = connection.execute(text("SELECT last_seq, level, hash FROM consent_ledger_node ORDER BY 1, 2")).all()
     engine.dispose()
     assert [(s, level, bytes(digest)) for s, level, digest in rows] == old_rows
+
+
+def test_the_case_openings_migration_keeps_version_1_entries(empty_database: str, tmp_path: Path) -> None:
+    url = empty_database
+    _migrate(url, "upgrade", "consent_0003")
+    settings = Settings(
+        instance_path=tmp_path / "instance",
+        sandbox=True,
+        database_url=url,
+        master_key=base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode(),
+        secret_key="s" * 48,
+    )
+    app = create_app(settings)
+    citizen = "A123456789"
+
+    def granted(case: str) -> LedgerEvent:
+        return LedgerEvent(event="consent.granted", actor="client-a", subject_national_id=citizen,
+                           service="bank.loan", datasets=("tax.income",), consent_id=case)  # fmt: skip
+
+    # The log as version 1 appends left it: the citizen's keyed hash as the subject of every case.
+    with app.app_context(), get_db().unit_of_work() as uow:
+        key_store(uow).rotate()
+        log = ledger(uow)
+        key = log.subject_key(citizen)
+        for n in range(5):
+            entry = {**granted(f"old-{n}").entry(n, rfc3339(FrozenClock().now()), key), "version": 1}
+            log.append_raw(rfc8785.dumps(entry), subject=key, consent_id=f"old-{n}")
+        uow.commit()
+        old_entries = log.entries(0, 4)
+    get_db(app).engine.dispose()
+
+    _migrate(url, "upgrade", "heads")
+    _migrate(url, "downgrade", "consent_0003")  # nothing to lose yet
+    _migrate(url, "upgrade", "heads")
+    with app.app_context(), get_db().unit_of_work() as uow:
+        log = ledger(uow)
+        for n in range(3):
+            log.append(granted(f"new-{n}"))
+        uow.commit()
+        assert log.entries(0, 4) == old_entries  # append-only: version 1 entries stay as they are
+        assert verify_ledger(log).tree_size == 8
+        found = usage_history(uow, citizen)
+        assert [(e.version, e.opening is None) for e in found] == [(2, False)] * 3 + [(1, True)] * 5
+    get_db(app).engine.dispose()
+
+    # The salts are the only openings of the commitments in the log: a downgrade must not drop them.
+    with pytest.raises(RuntimeError, match="openings of 3 cases"):
+        _migrate(url, "downgrade", "consent_0003")
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM consent_case_opening")).scalar_one() == 3
+    engine.dispose()

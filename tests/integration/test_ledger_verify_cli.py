@@ -143,6 +143,12 @@ def test_sign_then_everything_is_covered(platform: Platform) -> None:
     result = platform.mydata("ledger", "verify")
     assert result.returncode == 0
     assert "not covered" not in result.stdout
+    # What the timer runs: nothing is due right after a signature.
+    timer = platform.mydata("ledger", "sign", "--if-due")
+    assert (timer.returncode, timer.stdout.strip()) == (
+        0,
+        "Nothing to sign: the newest signed tree head is not due for renewal.",
+    )
 
 
 def test_an_unmigrated_database_is_a_clear_error(tmp_path: Path) -> None:

@@ -161,6 +161,34 @@ def test_an_entry_that_is_not_a_ledger_entry_is_found(quiet_log: Ledger) -> None
     assert _fails(quiet_log).problem == "the entry is not JSON"
 
 
+def _version_1(log: Ledger, event: LedgerEvent, seq: int) -> bytes:
+    """Return the bytes a version 1 append wrote: the citizen's keyed hash as the subject of every case."""
+    entry = event.entry(seq, "2026-11-30T08:00:00.000Z", log.subject_key(event.subject_national_id or ""))
+    return rfc8785.dumps({**entry, "version": 1})
+
+
+def test_version_1_entries_and_version_2_entries_verify_together(quiet_log: Ledger, granted: EventFactory) -> None:
+    for n in range(3):
+        event = granted(n)
+        quiet_log.append_raw(_version_1(quiet_log, event, n), subject=quiet_log.subject_key("A123456789"),
+                             consent_id=event.consent_id)  # fmt: skip
+    for n in range(3, 6):
+        quiet_log.append(granted(n))
+    quiet_log.sign_tree_head()
+    assert verify_ledger(quiet_log).tree_size == 6
+    assert [e.entry["version"] for e in quiet_log.entries(0, 5)] == [1, 1, 1, 2, 2, 2]
+
+
+@pytest.mark.parametrize(("version", "problem"), [(2, "not a subject commitment"), (3, "not a version 1 or 2")])
+def test_an_entry_of_the_wrong_shape_for_its_version_is_found(
+    quiet_log: Ledger, granted: EventFactory, version: int, problem: str
+) -> None:
+    event = granted(0)
+    entry = {**json.loads(_version_1(quiet_log, event, 0)), "version": version}
+    quiet_log.append_raw(rfc8785.dumps(entry), subject=entry["subject"], consent_id=event.consent_id)
+    assert problem in _fails(quiet_log).problem
+
+
 def test_a_rewritten_signed_entry_breaks_its_tree_head(
     filled: Ledger, uow: UnitOfWork, rewrite_entry: Callable[[int, bytes], None]
 ) -> None:

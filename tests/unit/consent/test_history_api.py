@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 
 import pytest
+import rfc8785
 from flask import Flask
 from flask.testing import FlaskClient
 
 from consent import consents
+from consent.ledger import LedgerEvent, ledger
 from identity.oauth.clients import register_client
 from identity.sessions import Authentication
 from mydata.clock import FrozenClock
@@ -55,6 +57,26 @@ def test_history_lists_my_events_newest_first_with_their_ledger_seq(
     assert events[0]["recipient"] == "sandbox-bank"
     assert events[0]["purpose"] == TERMS.purpose
     assert "tax.property" in events[0]["datasets"]
+
+
+def test_version_1_entries_stay_in_the_history_without_an_opening(
+    app: Flask, client: FlaskClient, citizen: Authentication
+) -> None:
+    with app.app_context(), get_db().unit_of_work() as uow:
+        log = ledger(uow)
+        for national_id, case in (("A123456789", "old-consent-1"), ("B223456782", "old-consent-2")):
+            event = LedgerEvent(event="consent.revoked", actor="citizen", subject_national_id=national_id,
+                                service=TERMS.service_id, consent_id=case)  # fmt: skip
+            key = log.subject_key(national_id)
+            entry = {**event.entry(log.tree_head().tree_size, "2026-11-30T08:00:00.000Z", key), "version": 1}
+            log.append_raw(rfc8785.dumps(entry), subject=key, consent_id=case)
+        uow.commit()
+    events = client.get("/api/v1/me/history").json["events"]
+    assert (events[0]["version"], events[0]["consent_id"]) == (1, "old-consent-1")
+    assert events[0]["opening"] is None
+    assert len(events[0]["subject"]) == 64
+    assert [e["version"] for e in events[1:]] == [2, 2]
+    assert all(len(e["opening"]["salt"]) == 43 and e["opening"]["scheme"] == "mydata-subject-v1" for e in events[1:])
 
 
 def test_history_filters(client: FlaskClient, citizen: Authentication) -> None:

@@ -6,6 +6,7 @@ same vectors go through the database: stored subtrees, head, proofs and roots mu
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -30,10 +31,9 @@ from consent.ledger import (
     b64,
     block_of,
     ledger,
-    publish_tree_head,
     sign_tree_head,
 )
-from consent.models import LedgerEntry, LedgerHead, LedgerNode, LedgerTreeHead
+from consent.models import CaseOpening, LedgerEntry, LedgerHead, LedgerNode, LedgerTreeHead
 from mydata.clock import FrozenClock
 from mydata.db import UnitOfWork
 from mydata.keys import key_store
@@ -169,18 +169,29 @@ def test_proofs_of_a_larger_stored_tree_equal_the_in_memory_tree(quiet_log: Ledg
 # --- Entries -------------------------------------------------------------------------------------
 
 
-def test_entry_is_canonical_json_with_a_pseudonymous_subject(
+def _commitment(national_id: bytes, salt: bytes) -> str:
+    """DESIGN §6.3, written out here rather than taken from the code under test."""
+    digest = hashlib.sha256(b"mydata-subject-v1\x00" + national_id + b"\x00" + salt).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def _opening(uow: UnitOfWork, case_id: str) -> CaseOpening:
+    return uow.session.execute(select(CaseOpening).where(CaseOpening.case_id == case_id)).scalar_one()
+
+
+def test_entry_is_canonical_json_with_a_subject_commitment(
     log: Ledger, uow: UnitOfWork, clock: FrozenClock, granted: EventFactory
 ) -> None:
     appended = log.append(granted(7))
     entry = json.loads(appended.leaf_input)
-    secret = key_store(uow).secret("ledger")
+    opening = _opening(uow, "consent-000007")
+    assert len(opening.salt) == 32
     assert entry == {
-        "version": 1,
+        "version": 2,
         "seq": 0,
         "time": clock.now().isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "event": "consent.granted",
-        "subject": hmac.new(secret, b"A123456789", hashlib.sha256).hexdigest(),
+        "subject": _commitment(b"A123456789", opening.salt),
         "actor": "sandbox-bank-web",
         "service": "sandbox-bank.credit-card",
         "datasets": ["household.registration", "tax.income"],
@@ -193,24 +204,37 @@ def test_entry_is_canonical_json_with_a_pseudonymous_subject(
     stored = uow.session.execute(select(LedgerEntry)).scalar_one()
     assert (stored.seq, bytes(stored.leaf_input)) == (0, appended.leaf_input)
     assert (stored.subject, stored.consent_id) == (entry["subject"], "consent-000007")
+    # The private opening finds the case by the keyed hash, which no entry carries any more.
+    secret = key_store(uow).secret("ledger")
+    assert opening.subject_key == hmac.new(secret, b"A123456789", hashlib.sha256).hexdigest()
+    assert opening.subject_key.encode() not in appended.leaf_input
 
 
 def test_the_national_id_is_never_stored(log: Ledger, uow: UnitOfWork, granted: EventFactory) -> None:
     log.append(granted(1))
-    for table in (LedgerEntry, LedgerNode, LedgerHead, LedgerTreeHead):
+    for table in (LedgerEntry, LedgerNode, LedgerHead, LedgerTreeHead, CaseOpening):
         for row in uow.session.execute(select(table.__table__)).all():
             dumped = repr(tuple(row)).encode() + b"".join(v for v in row if isinstance(v, bytes))
             assert b"A123456789" not in dumped.upper()
     assert "A123456789" not in repr(granted(1))
 
 
-def test_one_citizen_has_one_pseudonym_and_citizens_differ(log: Ledger, granted: EventFactory) -> None:
+def test_each_case_has_its_own_commitment(log: Ledger, uow: UnitOfWork, granted: EventFactory) -> None:
     first = json.loads(log.append(granted(1)).leaf_input)["subject"]
-    again = json.loads(log.append(granted(2, citizen=" a123456789 ")).leaf_input)["subject"]
+    same_case = json.loads(log.append(granted(1, citizen=" a123456789 ")).leaf_input)["subject"]
+    next_case = json.loads(log.append(granted(2)).leaf_input)["subject"]
     other = json.loads(log.append(granted(3, citizen="B223456782")).leaf_input)["subject"]
-    assert first == again == log.subject_pseudonym("A123456789")
-    assert other != first
-    assert len(first) == 64
+    assert first == same_case
+    assert len({first, next_case, other}) == 3
+    assert len(first) == 43
+    salts = {bytes(salt) for salt in uow.session.execute(select(CaseOpening.salt)).scalars()}
+    assert len(salts) == 3
+
+
+def test_a_case_is_about_one_citizen(log: Ledger, granted: EventFactory) -> None:
+    log.append(granted(1))
+    with pytest.raises(LedgerEventInvalid, match="another citizen"):
+        log.append(granted(1, citizen="B223456782"))
 
 
 def test_sequence_numbers_are_leaf_indexes_from_zero(log: Ledger, granted: EventFactory) -> None:
@@ -258,6 +282,7 @@ def test_document_hashes_and_datasets_are_recorded_sorted(log: Ledger) -> None:
         {"document_hashes": {"tax income": "0" * 64}},
         {"subject_national_id": "王小明"},
         {"subject_national_id": "123"},
+        {"subject_national_id": "A123456789"},  # about a citizen, but in no case
     ],
 )
 def test_events_that_could_carry_personal_data_are_refused(fields: dict[str, Any]) -> None:
@@ -266,9 +291,11 @@ def test_events_that_could_carry_personal_data_are_refused(fields: dict[str, Any
         LedgerEvent(**values)
 
 
-def test_a_resident_certificate_number_is_a_valid_subject(log: Ledger) -> None:
-    appended = log.append(LedgerEvent(event="download.completed", actor="citizen", subject_national_id="AC01234567"))
-    assert json.loads(appended.leaf_input)["subject"] == log.subject_pseudonym("ac01234567")
+def test_a_resident_certificate_number_is_a_valid_subject(log: Ledger, uow: UnitOfWork) -> None:
+    appended = log.append(
+        LedgerEvent(event="download.completed", actor="citizen", subject_national_id="ac01234567", consent_id="d-1")
+    )
+    assert json.loads(appended.leaf_input)["subject"] == _commitment(b"AC01234567", _opening(uow, "d-1").salt)
 
 
 # --- Transactions --------------------------------------------------------------------------------
@@ -374,20 +401,22 @@ def test_settings_choose_the_cadence(app: Any, uow: UnitOfWork) -> None:
     assert log.policy == TreeHeadPolicy(2, 10)
 
 
-def test_published_tree_head_is_refreshed_only_when_stale(
+def test_a_tree_head_is_signed_on_demand_only_when_due(
     uow: UnitOfWork, clock: FrozenClock, granted: EventFactory
 ) -> None:
-    empty = publish_tree_head(uow)
+    empty = sign_tree_head(uow, only_if_due=True)  # none yet: one is due
+    assert empty is not None
     assert (empty.tree_size, empty.root_hash) == (0, merkle.EMPTY_ROOT)
-    assert publish_tree_head(uow) == empty
+    assert sign_tree_head(uow, only_if_due=True) is None
     ledger(uow).append(granted(1))
-    assert publish_tree_head(uow) == empty  # waiting less than ledger_sth_every_seconds
+    assert sign_tree_head(uow, only_if_due=True) is None  # waiting less than ledger_sth_every_seconds
     clock.advance(300)
-    fresh = publish_tree_head(uow)
+    fresh = sign_tree_head(uow, only_if_due=True)
+    assert fresh is not None
     assert (fresh.tree_size, fresh.root_hash) == (1, ledger(uow).tree_head().root_hash)
     clock.advance(3600)
-    assert publish_tree_head(uow) == fresh  # nothing new to sign
-    assert len(ledger(uow).signed_tree_heads()) == 2
+    assert sign_tree_head(uow, only_if_due=True) is None  # nothing new to sign
+    assert ledger(uow).signed_tree_heads() == [empty, fresh]
 
 
 def test_on_demand_tree_head_and_covering_one(log: Ledger, uow: UnitOfWork, granted: EventFactory) -> None:
@@ -399,6 +428,7 @@ def test_on_demand_tree_head_and_covering_one(log: Ledger, uow: UnitOfWork, gran
     with pytest.raises(LedgerQueryInvalid):
         log.signed_tree_head_covering(2)
     now = sign_tree_head(uow)
+    assert now is not None
     assert now.tree_size == 2
     assert [h.tree_size for h in log.signed_tree_heads()] == [1, 2, 2]
     assert [h.tree_size for h in log.signed_tree_heads(start=1, limit=1)] == [2]
