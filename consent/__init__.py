@@ -12,8 +12,20 @@ def init_app(app: Flask) -> None:
     from consent import api, cli
     from consent.flow import ConsentScreen
     from identity.oauth.services import register_consent_flow
+    from mydata.openapi import add_security_scheme
 
     app.register_blueprint(api.bp)
     app.register_blueprint(api.me)
+    add_security_scheme(
+        app,
+        api.CITIZEN_SECURITY_SCHEME,
+        {
+            "type": "apiKey",
+            "in": "cookie",
+            "name": "mydata_login",
+            "description": "The citizen's login session (`__Host-mydata_login` over https); "
+            "writes also need the session's CSRF token in X-CSRFToken.",
+        },
+    )
     app.cli.add_command(cli.ledger_cli)
     register_consent_flow(app, ConsentScreen())
