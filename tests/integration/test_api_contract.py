@@ -37,6 +37,7 @@ import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, reject, settings
+from hypothesis import strategies as st
 from joserfc import jwt
 from jsonschema import Draft202012Validator
 from schemathesis.checks import not_a_server_error
@@ -51,7 +52,9 @@ from mydata.config import Settings
 from mydata.db import get_db
 from mydata.openapi import build_spec
 from providers import services as providers_services
+from providers.sandbox.catalogue import PROVIDER_DATASETS
 from relying_parties import services as rp_services
+from relying_parties.sandbox.seed import RELYING_PARTIES
 from tests.factories.live import LivePlatform, ShiftedClock, serve_platform
 from tests.integration.test_delivery_third_party import Delivery, ThirdPartyBank
 
@@ -94,6 +97,26 @@ def contract_document() -> dict[str, Any]:
 DOCUMENT = contract_document()
 DOCUMENT_OPERATIONS = [f"{m.upper()} {path}" for path, operations in DOCUMENT["paths"].items() for m in operations]
 schema = schemathesis.openapi.from_dict(DOCUMENT)
+#: The sandbox's seeded ids, so that reading one object also finds it (and its 200 meets its schema),
+#: not only answers 404. Writes keep random ids: approving or suspending the seeded bank mid-run
+#: would stop its clients.
+SEEDED_IDS = {
+    "provider_id": sorted(PROVIDER_DATASETS),
+    "dataset_id": sorted(dataset for datasets in PROVIDER_DATASETS.values() for dataset in datasets),
+    "organisation_id": [party.id for party in RELYING_PARTIES],
+    "service_id": [party.service.id for party in RELYING_PARTIES],
+}
+
+
+@schema.hook
+def before_generate_path_parameters(context: Any, strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Mix the seeded ids into the path parameters of reads."""
+    operation = context.operation
+    names = re.findall(r"{(\w+)}", operation.path) if operation is not None else []
+    if operation is None or operation.method.upper() != "GET" or not all(name in SEEDED_IDS for name in names):
+        return strategy
+    seeded = st.fixed_dictionaries({name: st.sampled_from(SEEDED_IDS[name]) for name in names})
+    return st.one_of(seeded, strategy)
 
 
 class Credentials:
@@ -114,6 +137,7 @@ class Credentials:
         self.cookies = self.delivery.browser.http.cookies.get_dict()
         self.csrf = _csrf_token(self.delivery.browser.get("/me").text)
         self.answers: dict[str, Counter[int]] = defaultdict(Counter)
+        self.found: dict[str, set[tuple[tuple[str, str], ...]]] = defaultdict(set)
         self.started = time.monotonic()
 
     def authenticate(self, case: Any) -> tuple[str | None, dict[str, str], dict[str, str]]:
@@ -154,9 +178,11 @@ class Credentials:
         return jwt.encode({"alg": "ES256", "kid": "third-party-sig"}, claims, self.bank.sig_key)
 
     def record(self, case: Any, kind: str | None, status: int) -> None:
-        """Count the answer of an authenticated call."""
+        """Count the answer of an authenticated call, and which objects a read found."""
         if kind is not None:
             self.answers[case.operation.label][status] += 1
+        if status == 200 and case.path_parameters:
+            self.found[case.operation.label].add(tuple(sorted(case.path_parameters.items())))
 
     def exercised(self) -> list[str]:
         """Return the operations that answered an authenticated call with something else than 401 or 403."""
@@ -270,3 +296,7 @@ def test_every_authenticated_operation_got_past_its_authentication(credentials: 
     }
     assert set(credentials.answers) == authenticated
     assert credentials.exercised() == sorted(authenticated)
+    # The reads of one object found several seeded ones (schemathesis alone finds one, from a list).
+    reads = [label for label in authenticated if label.startswith("GET ") and "{" in label]
+    assert reads
+    assert [label for label in reads if len(credentials.found[label]) < 2] == []
