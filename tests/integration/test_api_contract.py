@@ -130,11 +130,11 @@ class Credentials:
         self.bank = ThirdPartyBank(platform, clock)
         self.delivery: Delivery = self.bank.consented("A123456789")
         with platform.app.app_context(), get_db().unit_of_work() as uow:
-            _token, self.operator = providers_services.issue_operator_token(uow, label="contract run")
-            _token, self.organisation = rp_services.issue_initial_access_token(
+            _operator_token, self.operator = providers_services.issue_operator_token(uow, label="contract run")
+            _access_token, self.organisation = rp_services.issue_initial_access_token(
                 uow, "sandbox-bank", actor="contract run"
             )
-        self.cookies = self.delivery.browser.http.cookies.get_dict()
+        self.cookies = {name: value for name, value in self.delivery.browser.http.cookies.get_dict().items() if value}
         self.csrf = _csrf_token(self.delivery.browser.get("/me").text)
         self.answers: dict[str, Counter[int]] = defaultdict(Counter)
         self.found: dict[str, set[tuple[tuple[str, str], ...]]] = defaultdict(set)
@@ -220,6 +220,7 @@ def credentials(platform: LivePlatform, clock: ShiftedClock, request: pytest.Fix
             f"{time.monotonic() - found.started:.1f} s"
         )
         capture = request.config.pluginmanager.get_plugin("capturemanager")
+        assert capture is not None
         with capture.global_and_fixture_disabled():
             print(f"\n{line}")
 
