@@ -14,10 +14,22 @@ def init_app(app: Flask) -> None:
     from consent.ledger import seed_first_tree_head
     from identity.oauth.services import register_consent_flow
     from mydata.cli import register_seeder
+    from mydata.openapi import add_security_scheme
 
     app.config.setdefault("LEDGER_RATE_LIMIT", api.LEDGER_RATE)
     app.register_blueprint(api.bp)
     app.register_blueprint(api.me)
+    add_security_scheme(
+        app,
+        api.CITIZEN_SECURITY_SCHEME,
+        {
+            "type": "apiKey",
+            "in": "cookie",
+            "name": "mydata_login",
+            "description": "The citizen's login session (`__Host-mydata_login` over https); "
+            "writes also need the session's CSRF token in X-CSRFToken.",
+        },
+    )
     app.cli.add_command(cli.ledger_cli)
     register_consent_flow(app, ConsentScreen())
     register_seeder(app, "ledger: first signed tree head", seed_first_tree_head)

@@ -137,6 +137,9 @@ def consistency_proof() -> ResponseReturnValue:
 
 me = Blueprint("me_api", __name__, url_prefix="/api/v1/me")
 ME_TAGS = ["citizen"]
+#: The OpenAPI security scheme of the citizen's own API: the login session cookie.
+CITIZEN_SECURITY_SCHEME = "citizenSession"
+CITIZEN: list[dict[str, list[str]]] = [{CITIZEN_SECURITY_SCHEME: []}]
 
 
 def _citizen() -> Authentication:
@@ -156,6 +159,7 @@ def _citizen() -> Authentication:
     "version 2 entry comes with the opening of its subject commitment: with your national ID (upper case "
     "ASCII, e.g. A123456789) recompute b64url(SHA-256(scheme || 0x00 || national_id || 0x00 || salt)) "
     "and compare it with the subject of entry seq at /ledger/entries (DESIGN §6.3).",
+    security=CITIZEN,
 )
 def my_history() -> ResponseReturnValue:
     """Return the logged-in citizen's usage history."""
@@ -170,6 +174,7 @@ def my_history() -> ResponseReturnValue:
     "My consents",
     tags=ME_TAGS,
     responses={200: schemas.ConsentListSchema, 401: ErrorSchema},
+    security=CITIZEN,
 )
 def my_consents() -> ResponseReturnValue:
     """Return the logged-in citizen's consents, each with its signed receipt."""
@@ -182,8 +187,10 @@ def my_consents() -> ResponseReturnValue:
 @documented(
     "Revoke one of my consents",
     tags=ME_TAGS,
-    responses={200: schemas.ConsentSchema, 401: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema},
-    description="Only a granted consent not yet delivered can be revoked. Send the CSRF token in X-CSRFToken.",
+    responses={200: schemas.ConsentSchema, 400: ErrorSchema, 401: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema},
+    description="Only a granted consent not yet delivered can be revoked. Send the CSRF token in X-CSRFToken "
+    "(400 without it).",
+    security=CITIZEN,
 )
 def revoke_consent(consent_id: str) -> ResponseReturnValue:
     """Withdraw a granted, undelivered consent."""

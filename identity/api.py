@@ -51,6 +51,7 @@ class MobileApprovedSchema(Schema):
         404: ErrorSchema,
         409: ErrorSchema,
         410: ErrorSchema,
+        429: ErrorSchema,
     },
     description="Sent by the citizen's enrolled phone after biometric approval. Refused (403 invalid_signature) "
     "unless signed by a key enrolled for the request's citizen over the request's own binding code and nonce; "

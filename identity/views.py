@@ -20,6 +20,7 @@ from flask import session as flask_session
 from flask.typing import ResponseReturnValue
 from flask_babel import format_datetime, gettext, lazy_gettext, ngettext
 from flask_wtf import FlaskForm
+from marshmallow import Schema, fields
 
 from identity import eid, mobile, nhi, services, sessions
 from identity import national_id as nid
@@ -47,6 +48,7 @@ from mydata.db import UnitOfWork, get_db, unit_of_work
 from mydata.errors import BadRequest
 from mydata.keys import key_store
 from mydata.limits import limiter
+from mydata.openapi import documented
 
 bp = Blueprint("identity", __name__)
 
@@ -459,7 +461,22 @@ def mobile_wait() -> ResponseReturnValue:
     )
 
 
+class MobileStatusSchema(Schema):
+    """Where the browser's pending mobile ID login stands, for its waiting page."""
+
+    status = fields.String(required=True, metadata={"enum": ["none", "pending", "approved", "completed", "expired"]})
+    seconds_left = fields.Integer(required=True, metadata={"description": "until the request expires"})
+    message = fields.String(required=True, metadata={"description": "what to tell the citizen, in their language"})
+    countdown = fields.String(required=True, metadata={"description": "the seconds left, as a sentence"})
+
+
 @bp.get("/login/mobile/status")
+@documented(
+    "The browser's pending mobile ID login",
+    tags=["identity"],
+    responses={200: MobileStatusSchema},
+    description="Polled by the waiting page; the pending request is the one of the browser's session cookie.",
+)
 def mobile_status() -> ResponseReturnValue:
     """Tell the polling page whether the phone has answered (JSON)."""
     pending = _pending()

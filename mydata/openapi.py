@@ -14,7 +14,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Flask, current_app, jsonify
 from flask.typing import ResponseReturnValue
-from marshmallow import Schema, fields
+from marshmallow import INCLUDE, Schema, fields
 
 F = TypeVar("F", bound=Callable[..., Any])
 SchemaRef = type[Schema] | Schema
@@ -26,6 +26,26 @@ class ErrorSchema(Schema):
 
     error = fields.String(required=True, metadata={"description": "snake_case error code"})
     error_description = fields.String(metadata={"description": "what went wrong and what to do"})
+    fields_to_fix = fields.Dict(
+        keys=fields.String(),
+        data_key="fields",
+        metadata={
+            "description": "invalid_request of a JSON body or query: each field to fix (a list index for an item "
+            "of a list) with its reasons, a list of sentences or, for a nested object, the same form again"
+        },
+    )
+
+
+class OpenApiDocumentSchema(Schema):
+    """This OpenAPI 3.1 document."""
+
+    class Meta:
+        unknown = INCLUDE  # the rest of an OpenAPI document: its own specification describes it
+
+    openapi = fields.String(required=True, metadata={"example": "3.1.0"})
+    info = fields.Dict(required=True)
+    paths = fields.Dict(required=True)
+    components = fields.Dict()
 
 
 def documented(
@@ -119,6 +139,7 @@ def add_security_scheme(app: Flask, name: str, scheme: dict[str, Any]) -> None:
     app.extensions.setdefault("mydata.openapi_security_schemes", {})[name] = scheme
 
 
+@documented("This OpenAPI document", tags=["operations"], responses={200: OpenApiDocumentSchema})
 def openapi_json() -> ResponseReturnValue:
     """Serve the OpenAPI document (built once per process)."""
     document = current_app.extensions.get("mydata.openapi")

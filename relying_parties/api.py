@@ -66,6 +66,8 @@ _ORGANISATION_REALM = "mydata-registration"
 _ONBOARDING = ["relying-party onboarding"]
 _ADMINISTRATION = ["relying-party administration"]
 _OPERATOR_ERRORS: dict[int, type[Schema] | str] = {401: StaffErrorSchema, 403: ErrorSchema, 404: ErrorSchema}
+# A write with a staff session but without its CSRF token is refused with 400.
+_OPERATOR_WRITE_ERRORS: dict[int, type[Schema] | str] = {400: ErrorSchema, **_OPERATOR_ERRORS}
 APPLY_RATE = "10 per hour"
 
 
@@ -192,7 +194,7 @@ def get_organisation(organisation_id: str) -> ResponseReturnValue:
 @documented(
     "Approve an organisation",
     tags=_ADMINISTRATION,
-    responses={200: OrganisationSchema, **_OPERATOR_ERRORS},
+    responses={200: OrganisationSchema, **_OPERATOR_WRITE_ERRORS},
     description="Also re-activates the clients of an organisation that was suspended.",
     security=OPERATOR,
 )
@@ -206,7 +208,7 @@ def approve_organisation(organisation_id: str) -> ResponseReturnValue:
 @documented(
     "Suspend an organisation",
     tags=_ADMINISTRATION,
-    responses={200: OrganisationSchema, **_OPERATOR_ERRORS},
+    responses={200: OrganisationSchema, **_OPERATOR_WRITE_ERRORS},
     description="Its clients stop working at once and its initial access token is refused.",
     security=OPERATOR,
 )
@@ -220,7 +222,7 @@ def suspend_organisation(organisation_id: str) -> ResponseReturnValue:
 @documented(
     "Issue an organisation's initial access token",
     tags=_ADMINISTRATION,
-    responses={201: InitialAccessTokenSchema, **_OPERATOR_ERRORS, 409: ErrorSchema},
+    responses={201: InitialAccessTokenSchema, **_OPERATOR_WRITE_ERRORS, 409: ErrorSchema},
     description="The token is shown once; issuing a new one revokes the previous one. Approved organisations only.",
     security=OPERATOR,
 )
@@ -262,7 +264,7 @@ def get_service(service_id: str) -> ResponseReturnValue:
 @documented(
     "Approve a service",
     tags=_ADMINISTRATION,
-    responses={200: ServiceSchema, **_OPERATOR_ERRORS, 409: ErrorSchema},
+    responses={200: ServiceSchema, **_OPERATOR_WRITE_ERRORS, 409: ErrorSchema},
     description="Citizens may be asked for an approved service of an approved organisation.",
     security=OPERATOR,
 )
@@ -275,7 +277,7 @@ def approve_service(service_id: str) -> ResponseReturnValue:
 @documented(
     "Suspend a service",
     tags=_ADMINISTRATION,
-    responses={200: ServiceSchema, **_OPERATOR_ERRORS},
+    responses={200: ServiceSchema, **_OPERATOR_WRITE_ERRORS},
     description="New requests for it are refused at PAR with invalid_authorization_details.",
     security=OPERATOR,
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
+from marshmallow import fields
 
 from consent import broker
 from identity.models import Citizen
@@ -18,6 +19,17 @@ bp = Blueprint("delivery", __name__)
 PATH = "/api/v1/delivery"
 
 
+class ProviderUnavailableSchema(ErrorSchema):
+    """provider_unavailable: nothing was delivered; retry within the consent's window (Retry-After)."""
+
+    datasets = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        required=True,
+        metadata={"description": "each dataset id with the outcome of its fetch"},
+    )
+
+
 @bp.get(PATH)
 @csrf_exempt
 @documented(
@@ -28,7 +40,7 @@ PATH = "/api/v1/delivery"
         401: ErrorSchema,
         403: ErrorSchema,
         410: ErrorSchema,
-        503: ErrorSchema,
+        503: ProviderUnavailableSchema,
     },
     description=(
         "Requires `Authorization: DPoP <access token>` and a DPoP proof (RFC 9449). Answers once per "

@@ -44,25 +44,63 @@ def bound_the_body() -> ResponseReturnValue | None:
     return None
 
 
-class DiscoverySchema(Schema):
-    """OpenID Provider / authorization server metadata (RFC 8414, OIDC Discovery)."""
+def _strings(description: str) -> fields.List[str]:
+    return fields.List(fields.String(), required=True, metadata={"description": description})
 
-    issuer = fields.String(required=True)
-    require_pushed_authorization_requests = fields.Boolean(required=True)
-    code_challenge_methods_supported = fields.List(fields.String())
-    token_endpoint_auth_methods_supported = fields.List(fields.String())
-    dpop_signing_alg_values_supported = fields.List(fields.String())
-    authorization_response_iss_parameter_supported = fields.Boolean()
-    acr_values_supported = fields.List(fields.String())
-    prompt_values_supported = fields.List(fields.String())
-    authorization_details_types_supported = fields.List(fields.String())
-    registration_endpoint = fields.String(metadata={"description": "RFC 7591 dynamic client registration"})
+
+def _url(description: str, *, required: bool = True) -> fields.String:
+    return fields.String(required=required, metadata={"format": "uri", "description": description})
+
+
+class DiscoverySchema(Schema):
+    """OpenID Provider / authorization server metadata (RFC 8414 §2, OIDC Discovery §3), the same at both paths."""
+
+    issuer = fields.String(required=True, metadata={"description": "the issuer identifier, the `aud` of assertions"})
+    authorization_endpoint = _url("where the browser goes with a request_uri from PAR")
+    pushed_authorization_request_endpoint = _url("RFC 9126 pushed authorization requests")
+    require_pushed_authorization_requests = fields.Boolean(required=True, metadata={"description": "always true"})
+    token_endpoint = _url("RFC 6749 §3.2, with a DPoP proof")
+    userinfo_endpoint = _url("OIDC Core §5.3, with a DPoP-bound access token")
+    jwks_uri = _url("the platform's public keys")
+    revocation_endpoint = _url("RFC 7009")
+    introspection_endpoint = _url("RFC 7662")
+    registration_endpoint = _url("RFC 7591 dynamic client registration, with an initial access token", required=False)
+    mydata_delivery_endpoint = _url("where a client collects the data package of a consent", required=False)
+    scopes_supported = _strings("scopes a client may ask for")
+    response_types_supported = _strings("code only")
+    response_modes_supported = _strings("query only")
+    grant_types_supported = _strings("authorization_code only; no refresh tokens")
+    subject_types_supported = _strings("pairwise only: one sub per citizen and relying-party organisation")
+    id_token_signing_alg_values_supported = _strings("ES256")
+    token_endpoint_auth_methods_supported = _strings("private_key_jwt only")
+    token_endpoint_auth_signing_alg_values_supported = _strings("algorithms of client assertions")
+    revocation_endpoint_auth_methods_supported = _strings("private_key_jwt only")
+    revocation_endpoint_auth_signing_alg_values_supported = _strings("algorithms of client assertions")
+    introspection_endpoint_auth_methods_supported = _strings("private_key_jwt only")
+    introspection_endpoint_auth_signing_alg_values_supported = _strings("algorithms of client assertions")
+    code_challenge_methods_supported = _strings("S256 only (RFC 7636)")
+    dpop_signing_alg_values_supported = _strings("algorithms of DPoP proofs (RFC 9449 §5.1)")
+    authorization_response_iss_parameter_supported = fields.Boolean(
+        required=True, metadata={"description": "RFC 9207: the authorization response carries iss"}
+    )
+    acr_values_supported = _strings("authentication levels, low to high")
+    prompt_values_supported = _strings("none, login and consent (OIDC Core §3.1.2.1)")
+    claims_supported = _strings("claims of ID tokens and userinfo")
+    authorization_details_types_supported = _strings("RFC 9396 types, e.g. mydata_delivery")
+    ui_locales_supported = _strings("languages of the login and consent pages")
 
 
 class JwksSchema(Schema):
     """The platform's public signing keys, active and retired (RFC 7517 §5)."""
 
     keys = fields.List(fields.Dict(), required=True)
+
+
+class OAuthErrorSchema(ErrorSchema):
+    """An OAuth error (RFC 6749 §5.2): invalid_request, invalid_client, invalid_grant, ..."""
+
+    error_uri = fields.String(metadata={"description": "a page about the error"})
+    state = fields.String(metadata={"description": "the request's state, when it had one"})
 
 
 class ParRequestSchema(Schema):
@@ -114,6 +152,23 @@ class TokenResponseSchema(Schema):
     authorization_details = fields.List(fields.Dict())
 
 
+class IntrospectionSchema(Schema):
+    """A token's state (RFC 7662 §2.2): only ``active`` when it is unknown, expired, revoked or another client's."""
+
+    active = fields.Boolean(required=True)
+    client_id = fields.String()
+    token_type = fields.String(metadata={"enum": ["DPoP"]})
+    scope = fields.String()
+    sub = fields.String(metadata={"description": "the pairwise subject"})
+    iss = fields.String()
+    iat = fields.Integer()
+    exp = fields.Integer()
+    acr = fields.String()
+    auth_time = fields.Integer()
+    cnf = fields.Dict(metadata={"description": "RFC 9449 §6.2: jkt, the thumbprint of the DPoP key"})
+    authorization_details = fields.List(fields.Dict(), allow_none=True)
+
+
 class UserInfoSchema(Schema):
     """Claims about the citizen this client may see (OIDC Core §5.3)."""
 
@@ -157,7 +212,7 @@ def jwks() -> ResponseReturnValue:
     tags=["oauth"],
     body=ParRequestSchema,
     body_content_type="application/x-www-form-urlencoded",
-    responses={201: ParResponseSchema, 400: ErrorSchema, 401: ErrorSchema},
+    responses={201: ParResponseSchema, 400: OAuthErrorSchema, 401: OAuthErrorSchema},
 )
 def par() -> ResponseReturnValue:
     """Accept a pushed authorization request (RFC 9126)."""
@@ -228,7 +283,7 @@ def interaction(interaction_id: str) -> ResponseReturnValue:
     tags=["oauth"],
     body=TokenRequestSchema,
     body_content_type="application/x-www-form-urlencoded",
-    responses={200: TokenResponseSchema, 400: ErrorSchema, 401: ErrorSchema},
+    responses={200: TokenResponseSchema, 400: OAuthErrorSchema, 401: OAuthErrorSchema},
     description="Requires a DPoP proof header (RFC 9449) and private_key_jwt client authentication.",
 )
 def token() -> ResponseReturnValue:
@@ -266,7 +321,7 @@ def userinfo() -> ResponseReturnValue:
     tags=["oauth"],
     body=TokenOperationSchema,
     body_content_type="application/x-www-form-urlencoded",
-    responses={200: "Revoked (or unknown)", 401: ErrorSchema},
+    responses={200: "Revoked (or unknown)", 400: OAuthErrorSchema, 401: OAuthErrorSchema},
 )
 def revoke() -> ResponseReturnValue:
     """Revoke one of the client's own tokens (RFC 7009)."""
@@ -280,7 +335,7 @@ def revoke() -> ResponseReturnValue:
     tags=["oauth"],
     body=TokenOperationSchema,
     body_content_type="application/x-www-form-urlencoded",
-    responses={200: "Token state (RFC 7662 §2.2)", 401: ErrorSchema},
+    responses={200: IntrospectionSchema, 400: OAuthErrorSchema, 401: OAuthErrorSchema},
 )
 def introspect() -> ResponseReturnValue:
     """Describe one of the client's own tokens (RFC 7662)."""

@@ -1,0 +1,147 @@
+"""/openapi.json documents every JSON route, its errors with the error schema, and what the routes really answer."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from flask_limiter.util import get_qualified_name
+from jsonschema import Draft202012Validator
+
+from mydata.db import get_db
+from mydata.errors import API_PREFIXES
+from mydata.limits import limiter
+from mydata.openapi import build_spec
+from providers import services as providers_services
+
+#: The routes a browser uses, which answer pages, redirects and form posts rather than JSON. Every
+#: other route is a JSON route and must be in /openapi.json; a new route must be added here or documented.
+BROWSER_ROUTES = {
+    "web.index",
+    "static",
+    "identity.login",
+    "identity.login_eid",
+    "identity.login_mobile",
+    "identity.mobile_wait",
+    "identity.mobile_check",
+    "identity.login_nhi",
+    "identity.logout",
+    "identity.me",
+    "identity_sandbox.phone",
+    "identity_sandbox.phone_approve",
+    "oauth.authorize",
+    "oauth.interaction",
+}
+ERROR_REF = "#/components/schemas/Error"
+#: Statuses at or above 400 whose body is not an error: the health check's 503 is its report, for load balancers.
+REPORTS = {("get", "/healthz", "503")}
+_ARG = re.compile(r"<(?:[a-z_]+:)?([a-z_]+)>")
+
+
+def operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """Return every (method, path, operation) of the document."""
+    return [(method, path, op) for path, ops in document["paths"].items() for method, op in ops.items()]
+
+
+def validator(document: dict[str, Any], schema: dict[str, Any]) -> Draft202012Validator:
+    """Return a JSON Schema validator of *schema* that resolves the document's $refs."""
+    return Draft202012Validator({**schema, "components": document["components"]})
+
+
+def test_every_json_route_is_documented(app: Flask) -> None:
+    document = build_spec(app)
+    documented = {(method, path) for method, path, _op in operations(document)}
+    missing = []
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in BROWSER_ROUTES:
+            continue
+        path = _ARG.sub(r"{\1}", rule.rule)
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            if (method.lower(), path) not in documented:
+                missing.append(f"{method} {rule.rule} ({rule.endpoint})")
+    assert missing == []
+
+
+def test_the_browser_routes_answer_no_json(app: Flask, client: FlaskClient) -> None:
+    # The list above is not a way around the documentation: each of its routes answers a page or a redirect.
+    rules = [rule for rule in app.url_map.iter_rules() if rule.endpoint in BROWSER_ROUTES]
+    assert {rule.endpoint for rule in rules} == BROWSER_ROUTES
+    for rule in rules:
+        path = _ARG.sub("x", rule.rule)
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            response = client.open(path, method=method)
+            if response.status_code >= 400 and path.startswith(API_PREFIXES):
+                continue  # an error (unknown id, no CSRF token) takes the form of its path
+            assert response.mimetype != "application/json", f"{method} {path}"
+
+
+def test_every_error_response_is_documented_with_the_error_schema(app: Flask) -> None:
+    document = build_spec(app)
+    wrong = []
+    for method, path, op in operations(document):
+        responses = op["responses"]
+        for status, response in responses.items():
+            if int(status) >= 400 and (method, path, status) not in REPORTS:
+                schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+                target = document["components"]["schemas"].get(schema.get("$ref", "").rsplit("/", 1)[-1], {})
+                if schema.get("$ref") != ERROR_REF and "error" not in target.get("required", []):
+                    wrong.append(f"{method} {path} {status}: not an error body")
+        expected = set()
+        if "requestBody" in op or any(p["in"] == "query" for p in op.get("parameters", [])):
+            expected.add("400")  # a body or a query that does not load
+        if op.get("security"):
+            expected.add("401")
+        if any(p["in"] == "path" for p in op.get("parameters", [])):
+            expected.add("404")
+        view = app.view_functions[_endpoint(app, method, path)]
+        if limiter.limit_manager.decorated_limits(get_qualified_name(view)):
+            expected.add("429")
+        wrong += [f"{method} {path} {status}: not documented" for status in sorted(expected - set(responses))]
+    assert wrong == []
+
+
+def _endpoint(app: Flask, method: str, path: str) -> str:
+    return next(
+        rule.endpoint
+        for rule in app.url_map.iter_rules()
+        if _ARG.sub(r"{\1}", rule.rule) == path and method.upper() in (rule.methods or ())
+    )
+
+
+def test_the_citizen_api_declares_its_session(app: Flask) -> None:
+    document = build_spec(app)
+    citizen = [op for _m, path, op in operations(document) if path.startswith("/api/v1/me/")]
+    assert citizen
+    assert all(op.get("security") == [{"citizenSession": []}] for op in citizen)
+    assert document["components"]["securitySchemes"]["citizenSession"]["in"] == "cookie"
+
+
+def test_the_discovery_documents_meet_their_schema(app: Flask, client: FlaskClient) -> None:
+    document = build_spec(app)
+    for path in ("/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"):
+        schema = document["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+        body = client.get(path).json
+        assert list(validator(document, schema).iter_errors(body)) == [], path
+        assert body["pushed_authorization_request_endpoint"].endswith("/oauth/par")
+
+
+@pytest.mark.db
+def test_a_400_naming_the_fields_to_fix_meets_the_error_schema(app: Flask, client: FlaskClient) -> None:
+    with app.app_context(), get_db().unit_of_work() as uow:
+        token = providers_services.issue_operator_token(uow, label="openapi test")[1]
+    response = client.post("/api/v1/agencies", json={"id": "x"}, headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 400
+    assert response.json["fields"]["name_zh"] == ["Missing data for required field."]
+    document = build_spec(app)
+    schema = document["paths"]["/api/v1/agencies"]["post"]["responses"]["400"]["content"]["application/json"]
+    assert list(validator(document, schema["schema"]).iter_errors(response.json)) == []
+    # The schema still refuses what an error body never holds.
+    assert list(validator(document, schema["schema"]).iter_errors({**response.json, "trace": "..."}))
+
+
+def test_the_openapi_document_describes_itself(client: FlaskClient) -> None:
+    document = client.get("/openapi.json").json
+    assert document["paths"]["/openapi.json"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
