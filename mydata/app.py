@@ -60,7 +60,6 @@ def create_app(
         MYDATA_ISSUER=issuer,
         MYDATA_DEFAULT_LOCALE=settings.default_locale,
     )
-    app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Chinese stays readable in JSON (UTF-8)
     app.extensions["mydata.master_key"] = decode_master_key(settings.master_key)
     if not settings.sandbox:
         # Behind the TLS proxy of docs/operations.md: trust one hop for scheme and client address.

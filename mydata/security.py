@@ -1,4 +1,4 @@
-"""Security headers on every response and CSRF tokens on every form (DESIGN §7)."""
+"""Security headers on every response, CSRF tokens on every form, JSON bodies that cannot exhaust the parser."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import Flask, Response, request
+from flask.json.provider import DefaultJSONProvider
 from flask_wtf.csrf import CSRFProtect
 
 csrf = CSRFProtect()
@@ -74,7 +75,25 @@ def add_security_headers(response: Response) -> Response:
     return response
 
 
+class BoundedJSONProvider(DefaultJSONProvider):
+    """Flask's JSON, where a document nested deeper than the parser can go is invalid JSON.
+
+    ``json.loads`` raises RecursionError, not ValueError, on such a document, so every
+    ``request.get_json`` would answer it with a 500. As a ValueError it is the 400 of any bad body.
+    """
+
+    ensure_ascii = False  # Chinese stays readable in JSON (UTF-8)
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        """Parse *s*; raise ValueError for a document nested too deep."""
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError("The JSON document is nested too deep.") from None
+
+
 def init_app(app: Flask) -> None:
-    """Install CSRF protection and the headers."""
+    """Install CSRF protection, the headers and the bounded JSON parser."""
+    app.json = BoundedJSONProvider(app)
     csrf.init_app(app)
     app.after_request(add_security_headers)
