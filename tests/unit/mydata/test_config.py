@@ -11,22 +11,61 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from mydata.config import load_settings
-from mydata.errors import ConfigError
+from mydata.config import Settings, load_settings
+from mydata.errors import ConfigError, MissingSetting
+
+SANDBOX = {"MYDATA_SANDBOX": "true"}
+REQUIRED = ["MYDATA_ISSUER", "MYDATA_DATABASE_URL", "MYDATA_MASTER_KEY", "MYDATA_SECRET_KEY", "MYDATA_EID_CA_ROOTS"]
 
 
-def test_defaults_are_the_embedded_sandbox(tmp_path: Path) -> None:
-    settings = load_settings({"MYDATA_INSTANCE_PATH": str(tmp_path)})
+def test_sandbox_is_off_unless_asked_for(tmp_path: Path) -> None:
+    assert Settings(instance_path=tmp_path).sandbox is False
+    # Nothing configured: start-up stops, naming every setting that is missing, in one line.
+    with pytest.raises(MissingSetting) as raised:
+        load_settings({"MYDATA_INSTANCE_PATH": str(tmp_path)})
+    assert raised.value.settings == REQUIRED
+    assert raised.value.line() == f"mydata: missing settings {', '.join(REQUIRED)} (required when sandbox is off)"
+    settings = load_settings({"MYDATA_INSTANCE_PATH": str(tmp_path), **SANDBOX})
     assert settings.sandbox is True
     assert settings.database_url == ""
     assert settings.instance_path == tmp_path
     assert settings.default_locale == "zh_Hant_TW"
 
 
+def test_the_demo_defaults_to_the_sandbox_but_the_configuration_wins(tmp_path: Path) -> None:
+    assert load_settings({}, defaults={"sandbox": True}).sandbox is True
+    off = tmp_path / "off.toml"
+    off.write_text("sandbox = false\n")
+    with pytest.raises(MissingSetting):
+        load_settings({"MYDATA_CONFIG": str(off)}, defaults={"sandbox": True})
+    with pytest.raises(MissingSetting):
+        load_settings({"MYDATA_SANDBOX": "false"}, defaults={"sandbox": True})
+
+
+def test_one_missing_secret_is_named_alone(tmp_path: Path) -> None:
+    complete = production_environment(tmp_path)
+    del complete["MYDATA_SECRET_KEY"]
+    with pytest.raises(MissingSetting) as raised:
+        load_settings(complete)
+    assert raised.value.line() == "mydata: missing setting MYDATA_SECRET_KEY (required when sandbox is off)"
+
+
+def production_environment(tmp_path: Path) -> dict[str, str]:
+    """Return a complete production configuration (sandbox off by default)."""
+    return {
+        "MYDATA_ISSUER": "https://mydata.example",
+        "MYDATA_DATABASE_URL": "postgresql+psycopg://u@h/d",
+        "MYDATA_MASTER_KEY": "A" * 43,
+        "MYDATA_SECRET_KEY": "s" * 40,
+        "MYDATA_RATELIMIT_STORAGE_URI": "redis://localhost:6379/0",
+        "MYDATA_EID_CA_ROOTS": str(write_root_bundle(tmp_path / "roots.pem")),
+    }
+
+
 def test_file_then_environment_take_precedence(tmp_path: Path) -> None:
     extra = tmp_path / "site.toml"
     extra.write_text('log_level = "WARNING"\nissuer = "http://file.example"\n')
-    settings = load_settings({"MYDATA_CONFIG": str(extra), "MYDATA_ISSUER": "http://env.example"})
+    settings = load_settings({"MYDATA_CONFIG": str(extra), "MYDATA_ISSUER": "http://env.example", **SANDBOX})
     assert settings.log_level == "WARNING"
     assert settings.issuer == "http://env.example"
 
@@ -109,12 +148,12 @@ def write_root_bundle(path: Path, *, self_signed: bool = True) -> Path:
 
 def test_eid_ca_roots_must_be_a_pem_bundle_with_a_root(tmp_path: Path) -> None:
     root = write_root_bundle(tmp_path / "roots.pem")
-    assert load_settings({"MYDATA_EID_CA_ROOTS": str(root)}).eid_ca_roots == str(root)
+    assert load_settings({"MYDATA_EID_CA_ROOTS": str(root), **SANDBOX}).eid_ca_roots == str(root)
     (tmp_path / "empty.pem").write_text("not a certificate\n")
     intermediate_only = write_root_bundle(tmp_path / "intermediate.pem", self_signed=False)
     for bad in (tmp_path / "missing.pem", tmp_path / "empty.pem", intermediate_only):
         with pytest.raises(ConfigError) as raised:
-            load_settings({"MYDATA_EID_CA_ROOTS": str(bad)})
+            load_settings({"MYDATA_EID_CA_ROOTS": str(bad), **SANDBOX})
         assert raised.value.setting == "MYDATA_EID_CA_ROOTS"
 
 
@@ -126,11 +165,11 @@ def test_example_production_file_is_complete_but_for_secrets() -> None:
 
 
 def test_ledger_tree_head_cadence_is_configurable(tmp_path: Path) -> None:
-    defaults = load_settings({"MYDATA_INSTANCE_PATH": str(tmp_path)})
+    defaults = load_settings({"MYDATA_INSTANCE_PATH": str(tmp_path), **SANDBOX})
     assert (defaults.ledger_sth_every_entries, defaults.ledger_sth_every_seconds) == (1000, 300)
     extra = tmp_path / "site.toml"
     extra.write_text("ledger_sth_every_entries = 50\n")
-    settings = load_settings({"MYDATA_CONFIG": str(extra), "MYDATA_LEDGER_STH_EVERY_SECONDS": " 30 "})
+    settings = load_settings({"MYDATA_CONFIG": str(extra), "MYDATA_LEDGER_STH_EVERY_SECONDS": " 30 ", **SANDBOX})
     assert (settings.ledger_sth_every_entries, settings.ledger_sth_every_seconds) == (50, 30)
 
 
