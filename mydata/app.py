@@ -128,7 +128,7 @@ class _Commands(FlaskGroup):
     """The `mydata` command: Flask's group, with the app's commands built from MYDATA_* settings."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        """List the commands; without valid settings, say which one in a line and list the rest."""
+        """List the commands; without valid settings, name the wrong ones in one line and list the rest."""
         try:
             ctx.ensure_object(ScriptInfo).load_app()
         except ConfigError as exc:
@@ -149,7 +149,7 @@ mydata_cli = _Commands(
 # The app is always built by create_app from MYDATA_* settings, so Flask's --app, --env-file and
 # --debug options would only mislead.
 mydata_cli.params = [p for p in mydata_cli.params if p.name not in ("app", "env_file", "debug")]
-# Not one of the app's commands: it builds its own app, in the sandbox, whatever the settings say.
+# Not one of the app's commands: it builds its own app, in the sandbox, so it needs no settings.
 mydata_cli.add_command(demo)
 
 
