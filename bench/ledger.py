@@ -88,8 +88,9 @@ def event(n: int) -> LedgerEvent:
 def settings_for(url: str, instance: Path, master_key: str) -> Settings:
     """Return the settings of the benchmarked platform (default tree head cadence)."""
     return Settings(
-        instance_path=instance, database_url=url, master_key=master_key, secret_key="b" * 48, issuer="http://bench.test"
-    )
+        instance_path=instance, sandbox=True, database_url=url, master_key=master_key, secret_key="b" * 48,
+        issuer="http://bench.test",
+    )  # fmt: skip
 
 
 # --- Growing the log -----------------------------------------------------------------------------

@@ -85,7 +85,7 @@ def prepare(database_url: str, folder: Path, issuer: str) -> tuple[dict[str, str
         "MYDATA_LOG_LEVEL": "WARNING",
     }
     settings = Settings(
-        instance_path=folder, database_url=database_url, master_key=env["MYDATA_MASTER_KEY"],
+        instance_path=folder, sandbox=True, database_url=database_url, master_key=env["MYDATA_MASTER_KEY"],
         secret_key=env["MYDATA_SECRET_KEY"], issuer=issuer, log_level="WARNING",
     )  # fmt: skip
     app = create_app(settings)

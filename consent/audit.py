@@ -49,7 +49,7 @@ from consent.ledger import (
     read_head,
 )
 from consent.models import LedgerEntry, LedgerNode, LedgerTreeHead
-from mydata.db import make_engine
+from mydata.db import make_engine, read_only_connection
 
 DEFAULT_BATCH_SIZE = 10_000
 RANGE_SIZE = 65_536
@@ -448,6 +448,7 @@ def _replay_in_worker(
         engine = _worker_engines[url] = make_engine(url)
         atexit.register(engine.dispose)
     with engine.connect() as connection:
+        connection = read_only_connection(connection)
         if snapshot is not None:
             if not _SNAPSHOT_ID.fullmatch(snapshot):
                 raise ValueError(f"not a PostgreSQL snapshot id: {snapshot!r}")

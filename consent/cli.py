@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from consent.audit import DEFAULT_BATCH_SIZE, verify_ledger
 from consent.interfaces import LedgerVerificationFailed
 from consent.ledger import b64, ledger, read_head, sign_tree_head
-from mydata.db import UnitOfWork, get_db
+from mydata.db import UnitOfWork, get_db, read_only_connection
 from mydata.errors import MydataError
 
 ledger_cli = AppGroup("ledger", help="The transparency ledger: audit it, sign its tree head.")
@@ -29,6 +29,7 @@ def _snapshot() -> Iterator[UnitOfWork]:
     """Open a read-only unit of work that sees one snapshot of the database throughout."""
     engine = get_db().engine
     with engine.connect() as connection:
+        read_only_connection(connection)  # on SQLite: no write lock held for the whole audit
         if connection.dialect.name == "postgresql":
             connection.execution_options(isolation_level="REPEATABLE READ")
         # SQLite: one transaction is one snapshot (WAL), and the audit stays in one transaction.

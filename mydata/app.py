@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 from flask import Flask
-from flask.cli import FlaskGroup
+from flask.cli import FlaskGroup, ScriptInfo
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import consent
@@ -22,11 +22,16 @@ import providers
 import relying_parties
 from mydata import cli, clock, db, errors, i18n, limits, openapi, security, web
 from mydata.clock import Clock
-from mydata.config import ROOT, Settings, decode_master_key, load_settings
+from mydata.config import ROOT, Settings, decode_master_key, load_settings, validate
 from mydata.errors import ConfigError
 from mydata.instance import prepare
 
 FEATURES = (identity, providers, consent, relying_parties)
+
+
+#: Exit status when settings are missing or invalid: gunicorn's "App failed to load", on which its
+#: master stops instead of starting the worker again and again.
+CONFIG_EXIT_STATUS = 4
 
 
 def create_app(
@@ -35,8 +40,22 @@ def create_app(
     overrides: Mapping[str, Any] | None = None,
     clock_: Clock | None = None,
 ) -> Flask:
-    """Build a platform application from *settings* (default: read from the environment)."""
-    settings = prepare(settings or load_settings(overrides=overrides))
+    """Build a platform application from *settings* (default: read from the environment).
+
+    Reading the environment, as ``gunicorn 'mydata.app:create_app()'`` does, a missing or invalid
+    setting stops the process with one line on stderr that names it, instead of a traceback.
+    """
+    if settings is not None:
+        return _build(validate(settings), clock_)
+    try:
+        return _build(load_settings(overrides=overrides), clock_)
+    except ConfigError as exc:
+        print(exc.line(), file=sys.stderr, flush=True)
+        raise SystemExit(CONFIG_EXIT_STATUS) from None
+
+
+def _build(settings: Settings, clock_: Clock | None) -> Flask:
+    settings = prepare(settings)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
@@ -76,7 +95,6 @@ def create_app(
     app.register_blueprint(web.bp)
     for feature in FEATURES:
         feature.init_app(app)
-    app.cli.add_command(demo)
     return app
 
 
@@ -87,7 +105,11 @@ def demo(host: str, port: int) -> None:
     """Migrate, seed the sandbox and serve everything in one process (SQLite by default)."""
     from werkzeug.serving import run_simple
 
-    settings = load_settings()
+    # The demo is the sandbox: on unless the configuration turns it off, and then it refuses, so
+    # that pointing it at a real deployment's settings cannot fill that database with personas.
+    settings = load_settings(defaults={"sandbox": True})
+    if not settings.sandbox:
+        raise click.UsageError("the demo runs the sandbox only, and this configuration turns it off (MYDATA_SANDBOX)")
     app = create_app(settings if settings.issuer else settings.replace(issuer=f"http://{host}:{port}"))
     applied = cli.upgrade(app)
     click.echo(f"Database: {db.database_url(settings)} ({len(applied)} migration(s) applied)")
@@ -101,9 +123,23 @@ def demo(host: str, port: int) -> None:
     run_simple(host, port, app, threaded=True, use_reloader=False)
 
 
-mydata_cli = FlaskGroup(
+class _Commands(FlaskGroup):
+    """The `mydata` command: Flask's group, with the app's commands built from MYDATA_* settings."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """List the commands; without valid settings, name the wrong ones in one line and list the rest."""
+        try:
+            ctx.ensure_object(ScriptInfo).load_app()
+        except ConfigError as exc:
+            click.echo(exc.line(), err=True)
+            return sorted(self.commands)
+        return super().list_commands(ctx)
+
+
+mydata_cli = _Commands(
     name="mydata",
-    create_app=lambda: create_app(),
+    # Settings loaded here, not by create_app(), so that an invalid one reaches main() below.
+    create_app=lambda: create_app(load_settings()),
     add_version_option=False,
     load_dotenv=False,
     set_debug_flag=False,
@@ -112,6 +148,8 @@ mydata_cli = FlaskGroup(
 # The app is always built by create_app from MYDATA_* settings, so Flask's --app, --env-file and
 # --debug options would only mislead.
 mydata_cli.params = [p for p in mydata_cli.params if p.name not in ("app", "env_file", "debug")]
+# Not one of the app's commands: it builds its own app, in the sandbox, so it needs no settings.
+mydata_cli.add_command(demo)
 
 
 def main() -> None:
@@ -119,5 +157,5 @@ def main() -> None:
     try:
         mydata_cli.main(prog_name="mydata")
     except ConfigError as exc:
-        click.echo(f"mydata: invalid setting {exc.setting}: {exc.problem}", err=True)
+        click.echo(exc.line(), err=True)
         sys.exit(2)

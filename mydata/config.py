@@ -18,7 +18,7 @@ from cryptography.x509 import BasicConstraints, Certificate, ExtensionNotFound, 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from mydata.errors import ConfigError
+from mydata.errors import ConfigError, MissingSetting
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "config"
@@ -32,7 +32,8 @@ class Settings:
     """The validated settings of one platform instance."""
 
     instance_path: Path
-    sandbox: bool = True
+    # Off unless asked for (DESIGN §7): a deployment that forgets a setting fails closed.
+    sandbox: bool = False
     issuer: str = ""
     database_url: str = ""
     database_echo: bool = False
@@ -76,14 +77,22 @@ def env_name(setting: str) -> str:
     return ENV_PREFIX + setting.upper()
 
 
-def load_settings(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    defaults: Mapping[str, Any] | None = None,
+) -> Settings:
     """Read every layer of configuration and return validated settings.
 
-    Raise :class:`ConfigError` naming the first setting that is missing a valid value.
+    *defaults* stand in for those of config/default.toml (`mydata demo` defaults to the sandbox);
+    *overrides* win over every layer. Raise :class:`ConfigError` naming the first setting that is
+    missing a valid value.
     """
     environ = os.environ if environ is None else environ
     values: dict[str, tuple[Any, str]] = {}
     _merge(values, _read_toml(CONFIG_DIR / "default.toml"), "config/default.toml")
+    _merge(values, defaults or {}, "the defaults of the command")
     extra = environ.get(env_name("config"))
     if extra:
         _merge(values, _read_toml(Path(extra), setting=env_name("config")), extra)
@@ -176,9 +185,7 @@ def _validate_eid(settings: Settings) -> None:
         raise ConfigError(env_name("eid_revocation_timeout_seconds"), "must be more than 0 and at most 30 seconds")
     if settings.sandbox:
         return  # empty settings mean the sandbox CA, its policy and its CRL (identity.init_app)
-    for name in ("eid_issuing_cas", "eid_policy_oids"):
-        if not getattr(settings, name):
-            raise ConfigError(env_name(name), "is required when sandbox is off")
+    # The issuing CAs and the policy are required with the other settings (_validate_production).
     if not settings.eid_crl_sources and not settings.eid_ocsp_url:
         raise ConfigError(env_name("eid_crl_sources"), "or MYDATA_EID_OCSP_URL is required when sandbox is off")
 
@@ -233,10 +240,19 @@ def _validate_providers(settings: Settings) -> None:
 
 def _validate_production(settings: Settings) -> None:
     """Refuse the settings that are only safe in the sandbox."""
-    required = ("issuer", "database_url", "master_key", "secret_key", "eid_ca_roots")
-    for name in required:
-        if not getattr(settings, name):
-            raise ConfigError(env_name(name), "is required when sandbox is off")
+    required = (
+        "issuer",
+        "database_url",
+        "master_key",
+        "secret_key",
+        "eid_ca_roots",
+        "eid_issuing_cas",
+        "eid_policy_oids",
+    )
+    missing = [env_name(name) for name in required if not getattr(settings, name)]
+    if missing:
+        # All of them at once: an operator fixes the configuration in one go, not one restart each.
+        raise MissingSetting(missing, "required when sandbox is off")
     if not settings.issuer.startswith("https://"):
         raise ConfigError(env_name("issuer"), "must be https when sandbox is off")
     if len(settings.secret_key) < 32:

@@ -18,9 +18,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import DateTime, MetaData, create_engine, event, text
-from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -134,6 +134,13 @@ def _ping_idle_connections(engine: Engine) -> None:
             raise DisconnectionError("the pooled connection did not answer a ping")
 
 
+#: Execution option that says whether a connection's next transaction only reads (True) or may
+#: write (False); see :func:`_configure_sqlite`.
+READ_ONLY = "mydata_read_only"
+#: Methods that only read (RFC 9110 §9.2.1): their requests' transactions are read-only unless declared.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def _configure_sqlite(engine: Engine) -> None:
     # pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT; SQLAlchemy's
     # documented recipe hands transaction control back to SQLAlchemy.
@@ -147,16 +154,51 @@ def _configure_sqlite(engine: Engine) -> None:
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()
 
+    # SQLite has one writer. A deferred BEGIN takes the write lock at the first write; if another
+    # writer committed after this transaction's first read, its snapshot is stale and that write
+    # fails at once with "database is locked" (SQLITE_BUSY_SNAPSHOT: the busy timeout cannot help).
+    # So a transaction that may write takes the write lock as it begins (BEGIN IMMEDIATE, which
+    # waits up to the busy timeout); one that only reads begins deferred: in WAL mode a reader
+    # takes no lock and waits for nobody (https://www.sqlite.org/lang_transaction.html).
     @event.listens_for(engine, "begin")
-    def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN" if _reads_only(connection) else "BEGIN IMMEDIATE")
+
+
+def _reads_only(connection: Connection) -> bool:
+    """Tell whether a transaction beginning on *connection* only reads.
+
+    Declared on the connection (:func:`read_only_connection`, ``UnitOfWork(read_only=...)``), or else
+    by the request it serves: a GET only reads unless its view declares otherwise (a page that reads,
+    or a sandbox agency asking for the platform's keys during a delivery, never waits for a writer).
+    Anything else (a POST, a command, a background thread) may write.
+    """
+    declared = connection.get_execution_options().get(READ_ONLY)
+    if declared is not None:
+        return bool(declared)
+    return has_request_context() and request.method in SAFE_METHODS
+
+
+def read_only_connection(connection: Connection) -> Connection:
+    """Mark *connection*'s next transaction as one that only reads (on SQLite: no write lock)."""
+    return connection.execution_options(**{READ_ONLY: True})
 
 
 class UnitOfWork:
-    """One business transaction: commit explicitly, anything left uncommitted is rolled back."""
+    """One business transaction: commit explicitly, anything left uncommitted is rolled back.
 
-    def __init__(self, session: Session) -> None:
+    On SQLite a unit of work that may write holds the database's write lock from its first
+    statement, so that a read followed by a write cannot fail; *read_only* declares which it is
+    (default: see :func:`_reads_only`). PostgreSQL ignores the declaration: no extra statement.
+    Do not open a unit of work of its own while another one of the same thread holds the write
+    lock: on SQLite it would wait for that one to end.
+    """
+
+    def __init__(self, session: Session, *, read_only: bool | None = None) -> None:
         self.session = session
+        if read_only is not None and not session.in_transaction() and session.get_bind().dialect.name == "sqlite":
+            # Begins the transaction now (no round trip: SQLite is in-process), with the declaration.
+            session.connection(execution_options={READ_ONLY: read_only})
 
     def __enter__(self) -> UnitOfWork:
         return self
@@ -194,14 +236,14 @@ class Database:
     def ping(self) -> None:
         """Run a trivial query; raise if the database does not answer."""
         with self.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
+            read_only_connection(connection).execute(text("SELECT 1"))
 
     @contextmanager
-    def unit_of_work(self) -> Iterator[UnitOfWork]:
+    def unit_of_work(self, *, read_only: bool | None = None) -> Iterator[UnitOfWork]:
         """Open a session of its own (for CLI commands and background work) as a unit of work."""
         session = self.session_factory()
         try:
-            with UnitOfWork(session) as uow:
+            with UnitOfWork(session, read_only=read_only) as uow:
                 yield uow
         finally:
             session.close()
@@ -234,6 +276,6 @@ def session() -> Session:
     return g.mydata_session  # type: ignore[no-any-return]
 
 
-def unit_of_work() -> UnitOfWork:
-    """Return a unit of work over the current request's session."""
-    return UnitOfWork(session())
+def unit_of_work(*, read_only: bool | None = None) -> UnitOfWork:
+    """Return a unit of work over the current request's session (see :class:`UnitOfWork` for *read_only*)."""
+    return UnitOfWork(session(), read_only=read_only)

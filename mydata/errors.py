@@ -27,6 +27,23 @@ class ConfigError(Exception):
         self.setting = setting
         self.problem = problem
 
+    def line(self) -> str:
+        """Return the one line that start-up stops with."""
+        return f"mydata: invalid setting {self.setting}: {self.problem}"
+
+
+class MissingSetting(ConfigError):
+    """Settings without which the platform must not start (outside the sandbox: its secrets)."""
+
+    def __init__(self, settings: list[str], problem: str) -> None:
+        super().__init__(settings[0], problem)
+        self.settings = settings
+
+    def line(self) -> str:
+        """Return the one line that start-up stops with, naming every missing setting."""
+        noun = "setting" if len(self.settings) == 1 else "settings"
+        return f"mydata: missing {noun} {', '.join(self.settings)} ({self.problem})"
+
 
 class MydataError(Exception):
     """Base of every domain error: a machine code, an HTTP status and a sentence to act on."""

@@ -11,8 +11,9 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from babel.support import NullTranslations
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app, g, request, url_for
 from flask_babel import Babel, get_locale, get_translations
+from werkzeug.routing import BuildError
 
 LOCALES = {"zh_Hant_TW": "zh-Hant-TW", "en": "en"}
 LANGUAGE_NAMES = {"zh_Hant_TW": "中文", "en": "English"}
@@ -68,19 +69,37 @@ def html_lang() -> str:
     return LOCALES.get(str(get_locale()), "zh-Hant-TW")
 
 
+def this_page() -> str:
+    """Return the path of the current page, rebuilt from its route, never copied from the request.
+
+    The raw path is the visitor's to choose: ``/%5Cevil.example`` would make a link to
+    ``/\\evil.example``, which browsers follow to ``//evil.example``. A request that matched no route
+    (a 404, a 405) has no page of its own: its links go home.
+    """
+    home = url_for("web.index")
+    if request.url_rule is None or request.endpoint is None:
+        return home
+    try:
+        path = url_for(request.endpoint, **(request.view_args or {}))
+    except BuildError:
+        return home
+    # A path argument could still begin with a slash: never hand out a protocol-relative link.
+    return home if path.startswith(("//", "/\\")) else path
+
+
 def switch_links() -> list[dict[str, str | bool]]:
-    """Return one link per language for the switch, keeping the current path and arguments."""
+    """Return one link per language for the switch, keeping the current page and its arguments."""
     current = str(get_locale())
+    page = this_page()
+    kept = [(k, v) for k, v in request.args.items(multi=True) if k != "lang"]
     links: list[dict[str, str | bool]] = []
     for code, name in LANGUAGE_NAMES.items():
-        args = {k: v for k, v in request.args.items() if k != "lang"}
-        args["lang"] = code
         links.append(
             {
                 "code": code,
                 "tag": LOCALES[code],
                 "name": name,
-                "url": f"{request.path}?{urlencode(args)}",
+                "url": f"{page}?{urlencode([*kept, ('lang', code)])}",
                 "current": code == current,
             }
         )

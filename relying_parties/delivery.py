@@ -51,7 +51,7 @@ class ProviderUnavailableSchema(ErrorSchema):
 )
 def deliver() -> ResponseReturnValue:
     """Deliver the package of the consent the access token was issued for."""
-    uow = unit_of_work()
+    uow = unit_of_work(read_only=False)  # a GET that writes: the claim, the ledger, the replay records
     try:
         token = oauth.authenticate_resource_request(
             uow,

@@ -18,9 +18,11 @@ MYDATA = str(Path(sys.executable).with_name("mydata"))
 
 
 def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """Run `mydata ARGS` with only the given MYDATA_* settings."""
+    """Run `mydata ARGS` on a sandbox instance with only the given MYDATA_* settings."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("MYDATA_")}
-    return subprocess.run([MYDATA, *args], env={**clean, **env}, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [MYDATA, *args], env={**clean, "MYDATA_SANDBOX": "true", **env}, capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.fixture

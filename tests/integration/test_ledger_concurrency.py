@@ -51,6 +51,7 @@ def platform(url: str, instance: Path) -> Flask:
     """Return a platform on a freshly migrated database *url*, with a signing key."""
     settings = Settings(
         instance_path=instance,
+        sandbox=True,
         database_url=url,
         issuer="http://platform.test",
         master_key=base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode(),

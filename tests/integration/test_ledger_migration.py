@@ -90,6 +90,7 @@ def test_the_subtree_key_migration_keeps_the_ledger(empty_database: str, tmp_pat
     _migrate(url, "upgrade", "heads")
     settings = Settings(
         instance_path=tmp_path / "instance",
+        sandbox=True,
         database_url=url,
         master_key=base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode(),
         secret_key="s" * 48,

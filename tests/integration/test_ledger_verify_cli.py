@@ -58,12 +58,14 @@ def platform(tmp_path: Path) -> Iterator[Platform]:
     master_key = base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
     env = {
         "MYDATA_INSTANCE_PATH": str(tmp_path),
+        "MYDATA_SANDBOX": "true",
         "MYDATA_DATABASE_URL": f"sqlite:///{database}",
         "MYDATA_MASTER_KEY": master_key,
         "MYDATA_LEDGER_STH_EVERY_ENTRIES": "50",
     }
     settings = Settings(
         instance_path=tmp_path,
+        sandbox=True,
         database_url=env["MYDATA_DATABASE_URL"],
         master_key=master_key,
         secret_key="s" * 48,
@@ -152,7 +154,7 @@ def test_sign_then_everything_is_covered(platform: Platform) -> None:
 
 
 def test_an_unmigrated_database_is_a_clear_error(tmp_path: Path) -> None:
-    env = {"MYDATA_INSTANCE_PATH": str(tmp_path)}
+    env = {"MYDATA_INSTANCE_PATH": str(tmp_path), "MYDATA_SANDBOX": "true"}
     clean = {k: v for k, v in os.environ.items() if not k.startswith("MYDATA_")}
     result = subprocess.run(
         [MYDATA, "ledger", "verify"], env={**clean, **env}, capture_output=True, text=True, timeout=120, check=False

@@ -25,7 +25,7 @@ MYDATA = str(Path(sys.executable).with_name("mydata"))
 def run(args: list[str], instance: Path) -> subprocess.CompletedProcess[str]:
     """Run `mydata ARGS` on the instance folder's embedded database."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("MYDATA_")}
-    env = {**clean, "MYDATA_INSTANCE_PATH": str(instance)}
+    env = {**clean, "MYDATA_INSTANCE_PATH": str(instance), "MYDATA_SANDBOX": "true"}
     return subprocess.run([MYDATA, *args], env=env, capture_output=True, text=True, timeout=120)
 
 

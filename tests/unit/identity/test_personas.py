@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import hashlib
 import stat
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
+from cryptography.hazmat.primitives import serialization
 from flask import Flask
 from sqlalchemy import select
 
@@ -18,6 +18,7 @@ from identity.interfaces import WrongPin
 from identity.models import Citizen, MobileDevice, NhiCard, StaffRole
 from identity.sandbox.card_reader import VirtualCardReader
 from identity.sandbox.personas import PERSONAS
+from identity.sandbox.pki import make_authority
 from mydata.app import create_app
 from mydata.cli import seed
 from mydata.config import Settings
@@ -132,8 +133,19 @@ def test_demo_notes_name_the_personas_and_the_login_page(app: Flask) -> None:
     assert "http://127.0.0.1:5000/login" in notes
 
 
-def test_outside_the_sandbox_the_simulators_do_not_exist(settings: Settings) -> None:
-    production = create_app(dataclasses.replace(settings, sandbox=False))
+def test_outside_the_sandbox_the_simulators_do_not_exist(settings: Settings, tmp_path: Path) -> None:
+    roots = tmp_path / "eid-roots.pem"
+    root = make_authority("Test eID Root CA", dt.datetime.now(dt.UTC))
+    roots.write_bytes(root.certificate.public_bytes(serialization.Encoding.PEM))
+    production = create_app(
+        settings.replace(
+            sandbox=False,
+            issuer="https://platform.test",
+            eid_ca_roots=str(roots),
+            # Never contacted: no route this test calls is rate limited.
+            ratelimit_storage_uri="redis://127.0.0.1:6379/15",
+        )
+    )
     client = production.test_client()
     assert client.post("/sandbox/mobile-id/approve", json={"national_id": "A123456789"}).status_code == 404
     assert client.get("/sandbox/mobile-id").status_code == 404

@@ -11,23 +11,53 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from mydata.config import env_name, load_settings
-from mydata.errors import ConfigError
+from mydata.config import Settings, env_name, load_settings
+from mydata.errors import ConfigError, MissingSetting
 from tests.factories.identity import production_eid_settings
 
+SANDBOX = {"MYDATA_SANDBOX": "true"}
+REQUIRED = [
+    "MYDATA_ISSUER", "MYDATA_DATABASE_URL", "MYDATA_MASTER_KEY", "MYDATA_SECRET_KEY",
+    "MYDATA_EID_CA_ROOTS", "MYDATA_EID_ISSUING_CAS", "MYDATA_EID_POLICY_OIDS",
+]  # fmt: skip
 
-def test_defaults_are_the_embedded_sandbox(tmp_path: Path) -> None:
-    settings = load_settings({"MYDATA_INSTANCE_PATH": str(tmp_path)})
+
+def test_sandbox_is_off_unless_asked_for(tmp_path: Path) -> None:
+    assert Settings(instance_path=tmp_path).sandbox is False
+    # Nothing configured: start-up stops, naming every setting that is missing, in one line.
+    with pytest.raises(MissingSetting) as raised:
+        load_settings({"MYDATA_INSTANCE_PATH": str(tmp_path)})
+    assert raised.value.settings == REQUIRED
+    assert raised.value.line() == f"mydata: missing settings {', '.join(REQUIRED)} (required when sandbox is off)"
+    settings = load_settings({"MYDATA_INSTANCE_PATH": str(tmp_path), **SANDBOX})
     assert settings.sandbox is True
     assert settings.database_url == ""
     assert settings.instance_path == tmp_path
     assert settings.default_locale == "zh_Hant_TW"
 
 
+def test_the_demo_defaults_to_the_sandbox_but_the_configuration_wins(tmp_path: Path) -> None:
+    assert load_settings({}, defaults={"sandbox": True}).sandbox is True
+    off = tmp_path / "off.toml"
+    off.write_text("sandbox = false\n")
+    with pytest.raises(MissingSetting):
+        load_settings({"MYDATA_CONFIG": str(off)}, defaults={"sandbox": True})
+    with pytest.raises(MissingSetting):
+        load_settings({"MYDATA_SANDBOX": "false"}, defaults={"sandbox": True})
+
+
+def test_one_missing_secret_is_named_alone(tmp_path: Path) -> None:
+    complete = production_settings(tmp_path)
+    del complete["MYDATA_SECRET_KEY"]
+    with pytest.raises(MissingSetting) as raised:
+        load_settings(complete)
+    assert raised.value.line() == "mydata: missing setting MYDATA_SECRET_KEY (required when sandbox is off)"
+
+
 def test_file_then_environment_take_precedence(tmp_path: Path) -> None:
     extra = tmp_path / "site.toml"
     extra.write_text('log_level = "WARNING"\nissuer = "http://file.example"\n')
-    settings = load_settings({"MYDATA_CONFIG": str(extra), "MYDATA_ISSUER": "http://env.example"})
+    settings = load_settings({"MYDATA_CONFIG": str(extra), "MYDATA_ISSUER": "http://env.example", **SANDBOX})
     assert settings.log_level == "WARNING"
     assert settings.issuer == "http://env.example"
 
@@ -110,12 +140,12 @@ def write_root_bundle(path: Path, *, self_signed: bool = True) -> Path:
 
 def test_eid_ca_roots_must_be_a_pem_bundle_with_a_root(tmp_path: Path) -> None:
     root = write_root_bundle(tmp_path / "roots.pem")
-    assert load_settings({"MYDATA_EID_CA_ROOTS": str(root)}).eid_ca_roots == str(root)
+    assert load_settings({"MYDATA_EID_CA_ROOTS": str(root), **SANDBOX}).eid_ca_roots == str(root)
     (tmp_path / "empty.pem").write_text("not a certificate\n")
     intermediate_only = write_root_bundle(tmp_path / "intermediate.pem", self_signed=False)
     for bad in (tmp_path / "missing.pem", tmp_path / "empty.pem", intermediate_only):
         with pytest.raises(ConfigError) as raised:
-            load_settings({"MYDATA_EID_CA_ROOTS": str(bad)})
+            load_settings({"MYDATA_EID_CA_ROOTS": str(bad), **SANDBOX})
         assert raised.value.setting == "MYDATA_EID_CA_ROOTS"
 
 
@@ -127,11 +157,11 @@ def test_example_production_file_is_complete_but_for_secrets() -> None:
 
 
 def test_ledger_tree_head_cadence_is_configurable(tmp_path: Path) -> None:
-    defaults = load_settings({"MYDATA_INSTANCE_PATH": str(tmp_path)})
+    defaults = load_settings({"MYDATA_INSTANCE_PATH": str(tmp_path), **SANDBOX})
     assert (defaults.ledger_sth_every_entries, defaults.ledger_sth_every_seconds) == (1000, 300)
     extra = tmp_path / "site.toml"
     extra.write_text("ledger_sth_every_entries = 50\n")
-    settings = load_settings({"MYDATA_CONFIG": str(extra), "MYDATA_LEDGER_STH_EVERY_SECONDS": " 30 "})
+    settings = load_settings({"MYDATA_CONFIG": str(extra), "MYDATA_LEDGER_STH_EVERY_SECONDS": " 30 ", **SANDBOX})
     assert (settings.ledger_sth_every_entries, settings.ledger_sth_every_seconds) == (50, 30)
 
 
@@ -171,7 +201,7 @@ def test_production_requires_eid_issuing_cas_a_policy_and_a_revocation_source(tm
     ocsp_only = {**complete, "MYDATA_EID_CRL_SOURCES": "", "MYDATA_EID_OCSP_URL": "http://ocsp.example/"}
     assert load_settings(ocsp_only).eid_ocsp_url == "http://ocsp.example/"
     # In the sandbox the same settings may stay empty: they mean the sandbox CA's.
-    assert load_settings({"MYDATA_INSTANCE_PATH": str(tmp_path)}).eid_issuing_cas == ""
+    assert load_settings({"MYDATA_INSTANCE_PATH": str(tmp_path), **SANDBOX}).eid_issuing_cas == ""
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from mydata.errors import ConfigError
 
 
 def test_defaults(tmp_path: Path) -> None:
-    settings = load_settings({"MYDATA_INSTANCE_PATH": str(tmp_path)})
+    settings = load_settings({"MYDATA_INSTANCE_PATH": str(tmp_path), "MYDATA_SANDBOX": "true"})
     assert settings.provider_timeout_seconds == 5.0
     assert settings.provider_max_workers == 32
     assert settings.provider_breaker_threshold == 5
@@ -22,7 +22,9 @@ def test_defaults(tmp_path: Path) -> None:
 def test_numbers_from_a_file_and_from_the_environment(tmp_path: Path) -> None:
     extra = tmp_path / "site.toml"
     extra.write_text("provider_timeout_seconds = 2.5\nprovider_breaker_threshold = 3\n")
-    settings = load_settings({"MYDATA_CONFIG": str(extra), "MYDATA_PROVIDER_BREAKER_COOL_DOWN_SECONDS": "12"})
+    settings = load_settings(
+        {"MYDATA_CONFIG": str(extra), "MYDATA_PROVIDER_BREAKER_COOL_DOWN_SECONDS": "12", "MYDATA_SANDBOX": "true"}
+    )
     assert settings.provider_timeout_seconds == 2.5
     assert settings.provider_breaker_threshold == 3
     assert isinstance(settings.provider_breaker_threshold, int)
