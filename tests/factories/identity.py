@@ -41,7 +41,7 @@ from identity.sandbox.personas import EID_PIN, NHI_PASSWORD, PERSONAS, Persona
 from identity.sandbox.phones import SandboxPhones
 from identity.sandbox.pki import CITIZEN_POLICY_OID, Authority, SandboxPki, make_authority, make_crl, name, pem
 from mydata.clock import clock as app_clock
-from mydata.config import Settings
+from mydata.config import Settings, env_name
 from mydata.db import UnitOfWork, get_db
 from mydata.keys import public_jwk
 
@@ -213,6 +213,18 @@ def production_eid_settings(folder: Path) -> dict[str, str]:
         "eid_issuing_cas": str(folder / "eid-issuing.pem"),
         "eid_policy_oids": CITIZEN_POLICY_OID,
         "eid_crl_sources": str(folder / "eid.crl"),
+    }
+
+
+def production_environment(folder: Path) -> dict[str, str]:
+    """Return a complete production environment (secrets, eID trust in *folder*) that says nothing of the sandbox."""
+    return {
+        "MYDATA_ISSUER": "https://mydata.example",
+        "MYDATA_DATABASE_URL": "postgresql+psycopg://u@h/d",
+        "MYDATA_MASTER_KEY": "A" * 43,
+        "MYDATA_SECRET_KEY": "s" * 40,
+        "MYDATA_RATELIMIT_STORAGE_URI": "redis://localhost:6379/0",
+        **{env_name(name): value for name, value in production_eid_settings(folder).items()},
     }
 
 

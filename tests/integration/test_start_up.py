@@ -15,12 +15,12 @@ from pathlib import Path
 
 import requests
 
-from tests.unit.mydata.test_config import production_environment
+from tests.factories.identity import production_environment
 
 BIN = Path(sys.executable).parent
 MISSING = (
     "mydata: missing settings MYDATA_ISSUER, MYDATA_DATABASE_URL, MYDATA_MASTER_KEY, MYDATA_SECRET_KEY, "
-    "MYDATA_EID_CA_ROOTS (required when sandbox is off)"
+    "MYDATA_EID_CA_ROOTS, MYDATA_EID_ISSUING_CAS, MYDATA_EID_POLICY_OIDS (required when sandbox is off)"
 )
 
 

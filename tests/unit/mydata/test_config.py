@@ -11,9 +11,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from mydata.config import Settings, env_name, load_settings
+from mydata.config import Settings, load_settings
 from mydata.errors import ConfigError, MissingSetting
-from tests.factories.identity import production_eid_settings
+from tests.factories.identity import production_environment
 
 SANDBOX = {"MYDATA_SANDBOX": "true"}
 REQUIRED = [
@@ -47,7 +47,7 @@ def test_the_demo_defaults_to_the_sandbox_but_the_configuration_wins(tmp_path: P
 
 
 def test_one_missing_secret_is_named_alone(tmp_path: Path) -> None:
-    complete = production_settings(tmp_path)
+    complete = production_environment(tmp_path)
     del complete["MYDATA_SECRET_KEY"]
     with pytest.raises(MissingSetting) as raised:
         load_settings(complete)
@@ -94,15 +94,7 @@ def test_production_requires_its_secrets(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as raised:
         load_settings({"MYDATA_SANDBOX": "false"})
     assert raised.value.setting == "MYDATA_ISSUER"
-    complete = {
-        "MYDATA_SANDBOX": "false",
-        "MYDATA_ISSUER": "https://mydata.example",
-        "MYDATA_DATABASE_URL": "postgresql+psycopg://u@h/d",
-        "MYDATA_MASTER_KEY": "A" * 43,
-        "MYDATA_SECRET_KEY": "s" * 40,
-        "MYDATA_RATELIMIT_STORAGE_URI": "redis://localhost:6379/0",
-        **{env_name(name): value for name, value in production_eid_settings(tmp_path).items()},
-    }
+    complete = {"MYDATA_SANDBOX": "false", **production_environment(tmp_path)}
     assert load_settings(complete).sandbox is False
     with pytest.raises(ConfigError) as raised:
         load_settings({**complete, "MYDATA_ISSUER": "http://mydata.example"})
@@ -179,21 +171,8 @@ def test_ledger_tree_head_cadence_in_a_file_must_be_a_number(tmp_path: Path) -> 
         load_settings({"MYDATA_CONFIG": str(extra)})
 
 
-def production_settings(tmp_path: Path) -> dict[str, str]:
-    """Return a complete production environment (secrets, eID trust) for *tmp_path*."""
-    return {
-        "MYDATA_SANDBOX": "false",
-        "MYDATA_ISSUER": "https://mydata.example",
-        "MYDATA_DATABASE_URL": "postgresql+psycopg://u@h/d",
-        "MYDATA_MASTER_KEY": "A" * 43,
-        "MYDATA_SECRET_KEY": "s" * 40,
-        "MYDATA_RATELIMIT_STORAGE_URI": "redis://localhost:6379/0",
-        **{env_name(name): value for name, value in production_eid_settings(tmp_path).items()},
-    }
-
-
 def test_production_requires_eid_issuing_cas_a_policy_and_a_revocation_source(tmp_path: Path) -> None:
-    complete = production_settings(tmp_path)
+    complete = production_environment(tmp_path)
     for name in ("MYDATA_EID_ISSUING_CAS", "MYDATA_EID_POLICY_OIDS", "MYDATA_EID_CRL_SOURCES"):
         with pytest.raises(ConfigError) as raised:
             load_settings({**complete, name: ""})
@@ -220,12 +199,12 @@ def test_production_requires_eid_issuing_cas_a_policy_and_a_revocation_source(tm
 )
 def test_eid_settings_are_checked(tmp_path: Path, name: str, value: str) -> None:
     with pytest.raises(ConfigError) as raised:
-        load_settings({**production_settings(tmp_path), name: value})
+        load_settings({**production_environment(tmp_path), name: value})
     assert raised.value.setting == name
 
 
 def test_issuing_cas_must_be_cas_issued_under_the_roots(tmp_path: Path) -> None:
-    complete = production_settings(tmp_path)
+    complete = production_environment(tmp_path)
     stranger = write_root_bundle(tmp_path / "stranger.pem")  # a CA, but not under the configured root
     with pytest.raises(ConfigError) as raised:
         load_settings({**complete, "MYDATA_EID_ISSUING_CAS": str(stranger)})

@@ -14,7 +14,7 @@ from mydata.app import create_app
 from mydata.config import Settings, load_settings
 from mydata.db import get_db
 from mydata.errors import MissingSetting
-from tests.unit.mydata.test_config import production_environment
+from tests.factories.identity import production_environment
 
 pytestmark = pytest.mark.db
 
