@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
-from cryptography.hazmat.primitives import serialization
 from flask import Flask
 from sqlalchemy import select
 
@@ -18,11 +17,11 @@ from identity.interfaces import WrongPin
 from identity.models import Citizen, MobileDevice, NhiCard, StaffRole
 from identity.sandbox.card_reader import VirtualCardReader
 from identity.sandbox.personas import PERSONAS
-from identity.sandbox.pki import make_authority
 from mydata.app import create_app
 from mydata.cli import seed
 from mydata.config import Settings
 from mydata.db import get_db
+from tests.factories.identity import production_eid_settings
 
 pytestmark = pytest.mark.db
 
@@ -134,14 +133,11 @@ def test_demo_notes_name_the_personas_and_the_login_page(app: Flask) -> None:
 
 
 def test_outside_the_sandbox_the_simulators_do_not_exist(settings: Settings, tmp_path: Path) -> None:
-    roots = tmp_path / "eid-roots.pem"
-    root = make_authority("Test eID Root CA", dt.datetime.now(dt.UTC))
-    roots.write_bytes(root.certificate.public_bytes(serialization.Encoding.PEM))
     production = create_app(
         settings.replace(
             sandbox=False,
             issuer="https://platform.test",
-            eid_ca_roots=str(roots),
+            **production_eid_settings(tmp_path / "eid"),
             # Never contacted: no route this test calls is rate limited.
             ratelimit_storage_uri="redis://127.0.0.1:6379/15",
         )
