@@ -207,3 +207,22 @@ def test_an_expired_window_is_no_longer_waiting(
     html = client.get("/me/consents?lang=en").get_data(as_text=True)
     assert f"/me/consents/{waiting}/revoke" not in html
     assert "Window passed" in text(client.get("/me/consents?lang=en"))
+
+
+@pytest.mark.parametrize("lang", ["zh_Hant_TW", "en"])
+def test_the_portal_pages_keep_the_page_rules(
+    app: Flask, client: FlaskClient, clock: FrozenClock, login_as: LoginAs, lang: str
+) -> None:
+    citizen = login_as("A123456789", method="eid")
+    (waiting,) = make_consents(app, clock, citizen, "A123456789", ["granted"])
+    for path in ("/me", "/me/consents", f"/me/consents/{waiting}/revoke"):
+        answer = client.get(f"{path}?lang={lang}")
+        html = answer.get_data(as_text=True)
+        assert answer.headers["Cache-Control"] == "no-store", path
+        assert "style=" not in html, path  # CSP: style-src 'self'
+        assert "<script>" not in html, path
+        assert html.count("<h1") == 1, path
+        current = re.findall(r'<a href="([^"]+)" aria-current="page"', html)
+        assert current == [path if path != f"/me/consents/{waiting}/revoke" else "/me/consents"], path
+        ids = re.findall(r'\sid="([^"]+)"', html)
+        assert len(ids) == len(set(ids)), path
