@@ -16,7 +16,7 @@ export PYTHONPATH := $(CURDIR)
 PO := $(wildcard mydata/translations/*/LC_MESSAGES/messages.po)
 MO := $(PO:.po=.mo)
 
-.PHONY: help setup demo test lint fmt translations extract-messages bench clean
+.PHONY: help setup demo test lint fmt translations extract-messages bench screenshots clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -65,6 +65,9 @@ fmt: setup ## Format the code and fix what ruff can fix
 
 bench: setup ## Run the benchmarks (figures go to bench/results/)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+screenshots: setup ## Screenshot the portal (both languages, desktop and 360 px phone) into docs/screenshots/
+	$(BIN)/python docs/screenshots/make.py
 
 clean: ## Remove the virtualenv and the instance folder
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

@@ -1,4 +1,4 @@
-"""Login pages: method choice, the three methods, step-up, logout and the account page.
+"""Login pages: method choice, the three methods, step-up and logout.
 
 Every view loads its form, calls a service, and renders or redirects; the rules are in
 identity.eid, identity.mobile, identity.nhi and identity.sessions. Failures come back as the
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime as dt
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,8 +21,7 @@ from flask_babel import format_datetime, gettext, lazy_gettext, ngettext
 from flask_wtf import FlaskForm
 from marshmallow import Schema, fields
 
-from identity import eid, mobile, nhi, services, sessions
-from identity import national_id as nid
+from identity import eid, mobile, nhi, sessions
 from identity.forms import EidCardForm, EidCertificateForm, MobileForm, NhiForm
 from identity.interfaces import (
     CardLocked,
@@ -550,23 +548,3 @@ def logout() -> ResponseReturnValue:
     sessions.forget_login()
     flask_session.clear()
     return redirect(url_for(".login", logged_out=1), 303)
-
-
-@bp.get("/me")
-def me() -> ResponseReturnValue:
-    """Show who is logged in, how, and since when, with a logout button."""
-    authentication = current_authentication()
-    if authentication is None:
-        return redirect(sessions.login_url("/me"), 303)
-    with unit_of_work() as uow:
-        roles = [(r.role, r.organisation_id) for r in services.staff_roles(uow, authentication.citizen_id)]
-    return render_template(
-        "login/me.html",
-        authentication=authentication,
-        masked_national_id=nid.mask(authentication.national_id),
-        login_time=format_datetime(dt.datetime.fromtimestamp(authentication.auth_time, dt.UTC), "yyyy-MM-dd HH:mm"),
-        level_name=LEVEL_NAMES[authentication.level],
-        method_name=METHOD_NAMES.get(authentication.method, authentication.method),
-        amr_names=[AMR_NAMES.get(a, a) for a in authentication.amr],
-        roles=roles,
-    )

@@ -29,7 +29,12 @@ NON_JSON_ROUTES = {
     "identity.mobile_check",
     "identity.login_nhi",
     "identity.logout",
-    "identity.me",
+    # The citizen's portal (issue 11); the consent receipt downloads as application/jose.
+    "portal.me",
+    "portal.my_consents",
+    "portal.confirm_revoke",
+    "portal.revoke",
+    "portal.receipt",
     "identity_sandbox.phone",
     "identity_sandbox.phone_approve",
     "oauth.authorize",
