@@ -7,7 +7,6 @@ of ``/verify/<code>`` in its bottom margin (a CSS running element, CSS GCPM §2)
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 from pathlib import Path
 
@@ -22,9 +21,12 @@ _CSS: CSS | None = None
 
 
 def qr_data_uri(url: str) -> str:
-    """Return a QR code of *url* as an SVG data URI (no network, no file)."""
-    svg = segno.make(url, error="m").svg_inline(scale=4, border=0)
-    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
+    """Return a QR code of *url* as a PNG data URI (no network, no file).
+
+    PNG rather than SVG: WeasyPrint decodes an image once per document but draws an SVG anew on
+    every page, and the code is on every page (bench/pdf.py).
+    """
+    return str(segno.make(url, error="m").png_data_uri(scale=4, border=0))
 
 
 def render_pdf(download: Download, header: DocumentHeader, *, citizen_name: str, verify_url: str) -> bytes:
