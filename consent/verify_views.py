@@ -12,6 +12,7 @@ from flask import Blueprint, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 
 from consent import downloads
+from consent.interfaces import DocumentExpired, DocumentNotFound
 from mydata.clock import clock
 from mydata.db import unit_of_work
 from mydata.limits import limiter
@@ -50,3 +51,10 @@ def compare(code: str) -> ResponseReturnValue:
     )
     uow.commit()
     return render_template("portal/verify.html", verification=verification, code=code)
+
+
+@bp.errorhandler(DocumentNotFound)
+@bp.errorhandler(DocumentExpired)
+def no_document(error: DocumentNotFound | DocumentExpired) -> ResponseReturnValue:
+    """Say plainly, in the reader's language, that no valid document has this code (404 or 410)."""
+    return render_template("portal/verify_missing.html", expired=isinstance(error, DocumentExpired)), error.status

@@ -153,6 +153,9 @@ def test_persona_6_sees_no_record_for_labour_insurance(platform: LivePlatform) -
     assert 'data-outcome="no_record"' in shown.text
     assert "查無資料" in text(shown)
     assert "error-summary" not in shown.text
+    english = browser.get("/me/data?lang=en")
+    assert "Labour insurance enrolment" in english.text
+    assert "No record" in text(fetch(browser, "labor.insurance"))
 
 
 def test_persona_5_sees_each_failure_named_and_can_retry(platform: LivePlatform) -> None:

@@ -251,7 +251,9 @@ def test_the_verify_page_is_rate_limited_and_never_stored(
     assert first.headers["Cache-Control"] == "no-store"
     assert "王小明" not in first.text
     assert NATIONAL_ID not in first.text
-    assert client.get("/verify/2222-3333-4444").status_code == 404
+    unknown = client.get("/verify/2222-3333-4444")
+    assert unknown.status_code == 404
+    assert "沒有文件使用這個驗證碼" in unknown.text
     refused = client.get(f"/verify/{issued.header.display_code}")
     assert refused.status_code == 429
     assert "Retry-After" in refused.headers
@@ -268,5 +270,5 @@ def test_an_expired_document_gets_a_clear_page(
     clock.advance(31 * 86400)
     page = client.get(f"/verify/{issued.header.display_code}")
     assert page.status_code == 410
-    assert "document_expired" in page.text
+    assert "這份文件已無法驗證" in page.text
     assert uow.session.scalars(select(Document)).first() is not None
