@@ -129,6 +129,8 @@ class Verification:
 
     document: Document
     matches: bool | None
+    datasets: tuple[DatasetEntry, ...] = ()
+    """The document's datasets as the catalogue names them (titles are no personal data)."""
 
 
 Renderer = Callable[[Download, DocumentHeader], bytes]
@@ -302,7 +304,8 @@ def verify_document(uow: UnitOfWork, code: str, *, now: dt.datetime, uploaded: b
             document_hashes={"document": document.sha256},
         )
     )
-    return Verification(document, matches)
+    named = {entry.id: entry for entry in catalogue(uow).datasets}
+    return Verification(document, matches, tuple(named[d] for d in document.datasets if d in named))
 
 
 def _code_digest(code: str) -> str:

@@ -116,6 +116,7 @@ def test_personas_download_json_csv_and_pdf_and_the_pdf_verifies(platform: LiveP
     assert name not in check.text
     assert national_id not in check.text
     assert "household.registration" in page
+    assert "戶籍資料" in page
     fields = form_fields(check.text, f"/verify/{code.group(0)}")
     same = verifier.http.post(
         f"{platform.base}/verify/{code.group(0)}",
