@@ -9,7 +9,7 @@ def init_app(app: Flask) -> None:
     """Register this package's blueprints, commands and sandbox seeding steps."""
     # Imported here, so that the pure parts (consent.merkle, the audit's worker processes) load
     # without the web layer.
-    from consent import api, cli, portal_views
+    from consent import api, cli, data_views, portal_views, verify_views
     from consent.flow import ConsentScreen
     from consent.ledger import seed_first_tree_head
     from identity.oauth.services import register_consent_flow
@@ -17,9 +17,13 @@ def init_app(app: Flask) -> None:
     from mydata.openapi import add_security_scheme
 
     app.config.setdefault("LEDGER_RATE_LIMIT", api.LEDGER_RATE)
+    app.config.setdefault("VERIFY_RATE_LIMIT", verify_views.VERIFY_RATE)
     app.register_blueprint(api.bp)
     app.register_blueprint(api.me)
     app.register_blueprint(portal_views.bp)
+    app.register_blueprint(data_views.bp)
+    app.register_blueprint(verify_views.bp)
+    data_views.register_filters(app)
     add_security_scheme(
         app,
         api.CITIZEN_SECURITY_SCHEME,

@@ -140,3 +140,25 @@ class LoginRequired(MydataError):
     code = "login_required"
     status = 401
     description = "Log in first: this API answers only for the logged-in citizen."
+
+
+class DownloadInvalid(BadRequest):
+    """A download asked for no dataset, an unknown one, one citizens may not download, or an unknown format."""
+
+    code = "invalid_download"
+    description = "Choose one or more datasets of the catalogue, and a format: json, csv or pdf."
+
+
+class DocumentNotFound(NotFound):
+    """No document was issued with this verification code."""
+
+    code = "document_not_found"
+    description = "No document was issued with this verification code."
+
+
+class DocumentExpired(MydataError):
+    """The document's 30 days of validity have passed; it can no longer be verified."""
+
+    code = "document_expired"
+    status = 410
+    description = "This document's verification period has ended."

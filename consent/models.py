@@ -126,3 +126,23 @@ class Consent(Base):
     delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     expired_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class Document(Base):
+    """A document the citizen downloaded (下載文件): its metadata and SHA-256, never its data (DESIGN §6.5).
+
+    ``id`` is also the download's case id in the ledger. The verification code printed on the
+    document is kept only as its SHA-256 (``code_sha256``), like a password: the platform shows it
+    once, in the document, and finds the record again by its hash.
+    """
+
+    __tablename__ = "consent_document"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    citizen_id: Mapped[str] = mapped_column(ForeignKey("identity_citizen.id"), index=True)
+    datasets: Mapped[list[str]] = mapped_column(JSON)
+    format: Mapped[str] = mapped_column(String(8))
+    sha256: Mapped[str] = mapped_column(String(64))
+    code_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    valid_until: Mapped[dt.datetime] = mapped_column(UTCDateTime())

@@ -50,7 +50,7 @@ HSTS = "max-age=63072000; includeSubDomains"
 #: Paths (and everything under them) whose answers carry personal data or tokens: the citizen's
 #: APIs, the delivery API, the authorization server and the portal. No browser or cache may keep
 #: them, error answers included. A route may still say otherwise itself (the public JWKS does).
-NEVER_STORED = ("/api/v1/me", "/api/v1/delivery", "/oauth", "/me", "/login", "/logout")
+NEVER_STORED = ("/api/v1/me", "/api/v1/delivery", "/oauth", "/me", "/login", "/logout", "/verify")
 #: OAuth answers also say `Pragma: no-cache`, as RFC 6749 §5.1 asks of token responses.
 OAUTH = "/oauth"
 

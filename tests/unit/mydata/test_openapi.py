@@ -42,6 +42,12 @@ NON_JSON_ROUTES = {
     "relying_parties_console.organisations",
     "relying_parties_console.confirm",
     "relying_parties_console.act",
+    "data.my_data",
+    "data.fetch_data",
+    # The downloads answer a JSON document among others: a file for the citizen, not an API.
+    "data.download_file",
+    "verify.document",
+    "verify.compare",
     # The sandbox CA's revocation answers are DER (application/pkix-crl, application/ocsp-response).
     "identity_sandbox.eid_crl",
     "identity_sandbox.eid_ocsp",
