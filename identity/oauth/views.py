@@ -212,7 +212,7 @@ def jwks() -> ResponseReturnValue:
     tags=["oauth"],
     body=ParRequestSchema,
     body_content_type="application/x-www-form-urlencoded",
-    responses={201: ParResponseSchema, 400: OAuthErrorSchema, 401: OAuthErrorSchema},
+    responses={201: ParResponseSchema, 400: OAuthErrorSchema, 401: OAuthErrorSchema, 413: OAuthErrorSchema},
 )
 def par() -> ResponseReturnValue:
     """Accept a pushed authorization request (RFC 9126)."""
@@ -283,7 +283,7 @@ def interaction(interaction_id: str) -> ResponseReturnValue:
     tags=["oauth"],
     body=TokenRequestSchema,
     body_content_type="application/x-www-form-urlencoded",
-    responses={200: TokenResponseSchema, 400: OAuthErrorSchema, 401: OAuthErrorSchema},
+    responses={200: TokenResponseSchema, 400: OAuthErrorSchema, 401: OAuthErrorSchema, 413: OAuthErrorSchema},
     description="Requires a DPoP proof header (RFC 9449) and private_key_jwt client authentication.",
 )
 def token() -> ResponseReturnValue:
