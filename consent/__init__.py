@@ -9,7 +9,7 @@ def init_app(app: Flask) -> None:
     """Register this package's blueprints, commands and sandbox seeding steps."""
     # Imported here, so that the pure parts (consent.merkle, the audit's worker processes) load
     # without the web layer.
-    from consent import api, cli
+    from consent import api, cli, history_views
     from consent.flow import ConsentScreen
     from consent.ledger import seed_first_tree_head
     from identity.oauth.services import register_consent_flow
@@ -19,6 +19,7 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("LEDGER_RATE_LIMIT", api.LEDGER_RATE)
     app.register_blueprint(api.bp)
     app.register_blueprint(api.me)
+    app.register_blueprint(history_views.bp)
     add_security_scheme(
         app,
         api.CITIZEN_SECURITY_SCHEME,
