@@ -71,6 +71,8 @@ class HistoryEvent:
     purpose: str | None
     recipient_name: str | None = None
     """The relying party's name as the citizen was shown it when they were asked."""
+    has_receipt: bool = False
+    """Whether the event's case is a consent with a signed receipt (:func:`receipt_of`)."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,7 @@ def usage_history(uow: UnitOfWork, national_id: str, wanted: HistoryFilter = His
             recipient=consent.organisation_id if consent else None,
             purpose=consent.purpose if consent else None,
             recipient_name=consent.organisation_name if consent else None,
+            has_receipt=bool(consent and consent.receipt),
         )
         if _matches(event, wanted):
             events.append(event)
@@ -230,6 +233,8 @@ class EntryVerification:
     tree_head: SignedTreeHead
     signature: str
     signing_kid: str | None
+    has_receipt: bool
+    """Whether the entry's case is a consent with a signed receipt (:func:`receipt_of`)."""
 
     @property
     def passed(self) -> bool:
@@ -289,6 +294,7 @@ def verify_entry(uow: UnitOfWork, national_id: str, seq: int) -> EntryVerificati
         tree_head=tree_head,
         signature=signature,
         signing_kid=kid,
+        has_receipt=_receipt(uow, stored.consent_id) is not None,
     )
 
 
@@ -349,8 +355,14 @@ def proof_bundle(uow: UnitOfWork, national_id: str, seq: int) -> dict[str, Any]:
 
 def receipt_of(uow: UnitOfWork, national_id: str, seq: int) -> str:
     """Return the signed consent receipt of the consent that entry ``seq`` of the citizen belongs to."""
-    stored = citizen_entry(uow, national_id, seq)
-    consent = uow.session.get(Consent, stored.consent_id) if stored.consent_id else None
-    if consent is None or not consent.receipt:
+    receipt = _receipt(uow, citizen_entry(uow, national_id, seq).consent_id)
+    if receipt is None:
         raise HistoryEntryNotFound("This entry has no consent receipt.")
-    return consent.receipt
+    return receipt
+
+
+def _receipt(uow: UnitOfWork, case_id: str | None) -> str | None:
+    """Return the receipt of the consent *case_id*; None when the case is no consent (a download) or has none."""
+    if case_id is None:
+        return None
+    return uow.session.scalar(select(Consent.receipt).where(Consent.id == case_id))

@@ -142,11 +142,6 @@ def _filter(query: Mapping[str, Any]) -> tuple[HistoryFilter, list[tuple[str, st
 _INSTANT = dt.timedelta(microseconds=1)
 
 
-def _has_receipt(event_type: str, case_id: str | None) -> bool:
-    """Tell whether an entry belongs to a consent, whose signed receipt the citizen can download."""
-    return case_id is not None and event_type.startswith(("consent.", "delivery."))
-
-
 def _english() -> bool:
     return str(get_locale()) == "en"
 
@@ -208,7 +203,7 @@ def _row(event: HistoryEvent, names: Names) -> Row:
         who=_who(event, names),
         datasets=[names.datasets.get(d, d) for d in event.datasets],
         outcome=str(OUTCOMES.get(event.outcome, event.outcome)),
-        has_receipt=_has_receipt(event.event, event.consent_id),
+        has_receipt=event.has_receipt,
     )
 
 
@@ -290,7 +285,6 @@ def entry(seq: int) -> ResponseReturnValue:
         published=json.dumps(checked.parsed, ensure_ascii=False, indent=2) if checked.parsed else canonical,
         canonical=canonical,
         b64=b64,
-        has_receipt=_has_receipt(event_type, checked.entry.consent_id),
         tree_time=format_datetime(parse_rfc3339(checked.tree_head.timestamp), "yyyy-MM-dd HH:mm:ss"),
         sentence=EVENT_SENTENCES.get(event_type),
     )

@@ -283,6 +283,7 @@ def test_someone_elses_entry_is_not_found(
 
 def test_the_consent_receipt_downloads_from_a_consent_entry(client: FlaskClient, citizen: Authentication) -> None:
     seq = newest_seq(client)
+    assert f'href="/me/history/{seq}/receipt.jws"' in client.get("/me/history").get_data(as_text=True)
     response = client.get(f"/me/history/{seq}/receipt.jws")
     assert response.status_code == 200
     assert response.mimetype == "application/jose"
@@ -387,3 +388,24 @@ def test_the_independent_verifier_rejects_a_forged_bundle(client: FlaskClient, c
     forged_root["signed_tree_head"]["root_hash"] = base64.b64encode(bytes(32)).decode()
     with pytest.raises(AssertionError):
         independently_verify(forged_root)
+
+
+def test_a_version_1_entry_verifies_without_an_opening(
+    app: Flask, client: FlaskClient, citizen: Authentication
+) -> None:
+    with app.app_context(), get_db().unit_of_work() as uow:
+        log = ledger(uow)
+        key = log.subject_key(NATIONAL_ID)
+        event = LedgerEvent(event="consent.revoked", actor="citizen", subject_national_id=NATIONAL_ID,
+                            service=TERMS.service_id, consent_id="old-consent-1")  # fmt: skip
+        entry = {**event.entry(log.tree_head().tree_size, "2026-11-30T08:00:00.000Z", key), "version": 1}
+        seq = log.append_raw(rfc8785.dumps(entry), subject=key, consent_id="old-consent-1").seq
+        uow.commit()
+    page = text(client.get(f"/me/history/{seq}?lang=en"))
+    assert "This entry verified" in page
+    assert re.search(r"The entry is about you\s*:\s*<strong>Cannot be checked", page)
+    assert f"/me/history/{seq}/receipt.jws" not in page  # no such consent here: no receipt
+    assert client.get(f"/me/history/{seq}/receipt.jws").status_code == 404
+    bundle = client.get(f"/me/history/{seq}/bundle.json").json
+    assert bundle["opening"] is None
+    assert bundle["entry"]["parsed"]["subject"] == key
