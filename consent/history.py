@@ -31,9 +31,9 @@ from consent.interfaces import (
     ServiceName,
 )
 from consent.ledger import (
+    InclusionProof,
     SignedTreeHead,
     SubjectOpening,
-    b64,
     check_tree_head_signature,
     ledger,
     normalise_national_id,
@@ -322,35 +322,54 @@ def _kid(jws: str) -> str | None:
     return kid if isinstance(kid, str) else None
 
 
-def proof_bundle(uow: UnitOfWork, national_id: str, seq: int) -> dict[str, Any]:
-    """Return the proof bundle of one of the citizen's entries: all anyone needs to check it offline.
+@dataclass(frozen=True)
+class BundleEntry:
+    """The entry of a proof bundle: its exact bytes, and their fields for reading."""
+
+    seq: int
+    leaf_input: bytes
+    parsed: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class BundleOpening:
+    """What opens a version 2 entry's subject commitment: the citizen's own national ID and the case's salt."""
+
+    scheme: str
+    national_id: str
+    salt: bytes
+
+
+@dataclass(frozen=True)
+class ProofBundle:
+    """All anyone needs to check one of the citizen's entries offline (docs/transparency.md).
 
     It holds the citizen's own national ID and the case's salt (together they open the subject
-    commitment), so it is for the citizen and whoever they choose to show it to (docs/transparency.md).
+    commitment), so it is for the citizen and whoever they choose to show it to.
     """
+
+    entry: BundleEntry
+    opening: BundleOpening | None
+    inclusion_proof: InclusionProof
+    signed_tree_head: SignedTreeHead
+    jwks: dict[str, Any]
+    format: str = BUNDLE_FORMAT
+
+
+def proof_bundle(uow: UnitOfWork, national_id: str, seq: int) -> ProofBundle:
+    """Return the proof bundle of one of the citizen's entries, against the newest signed tree head."""
     checked = verify_entry(uow, national_id, seq)
-    stored = checked.entry
+    stored, head = checked.entry, checked.tree_head
     opening = None
     if stored.opening is not None:
-        opening = {
-            "scheme": stored.opening.scheme,
-            "national_id": normalise_national_id(national_id),
-            "salt": base64.urlsafe_b64encode(stored.opening.salt).rstrip(b"=").decode("ascii"),
-        }
-    head = checked.tree_head
-    return {
-        "format": BUNDLE_FORMAT,
-        "entry": {"seq": stored.seq, "leaf_input": b64(stored.leaf_input), "parsed": checked.parsed},
-        "opening": opening,
-        "inclusion_proof": {
-            "leaf_index": stored.seq,
-            "tree_size": head.tree_size,
-            "leaf_hash": b64(checked.leaf_hash),
-            "audit_path": [b64(node) for node in checked.audit_path],
-        },
-        "signed_tree_head": {**head.payload(), "jws": head.jws},
-        "jwks": ledger(uow).keys.jwks(),
-    }
+        opening = BundleOpening(stored.opening.scheme, normalise_national_id(national_id), stored.opening.salt)
+    return ProofBundle(
+        entry=BundleEntry(stored.seq, stored.leaf_input, checked.parsed),
+        opening=opening,
+        inclusion_proof=InclusionProof(seq, head.tree_size, checked.leaf_hash, checked.audit_path),
+        signed_tree_head=head,
+        jwks=ledger(uow).keys.jwks(),
+    )
 
 
 def receipt_of(uow: UnitOfWork, national_id: str, seq: int) -> str:

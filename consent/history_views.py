@@ -21,11 +21,14 @@ from flask_babel import format_datetime, get_locale, gettext, lazy_gettext
 from marshmallow import Schema, ValidationError, fields, validate
 
 from consent import history, schemas
+from consent.api import CITIZEN
 from consent.history import HistoryEvent, HistoryFilter
-from consent.interfaces import HistoryQueryInvalid, ServiceName
+from consent.interfaces import HistoryQueryInvalid, LoginRequired, ServiceName
 from consent.ledger import EVENT_TYPES, b64, parse_rfc3339
 from identity.sessions import Authentication, current_authentication, login_url
 from mydata.db import UnitOfWork, unit_of_work
+from mydata.errors import wants_json
+from mydata.openapi import ErrorSchema, documented
 
 bp = Blueprint("history", __name__, url_prefix="/me/history")
 TAIPEI = ZoneInfo("Asia/Taipei")
@@ -111,6 +114,9 @@ def _citizen() -> Authentication | None:
 
 
 def _to_login() -> ResponseReturnValue:
+    """Send a browser to log in and come back; a program that asked for JSON gets 401."""
+    if wants_json():
+        raise LoginRequired()
     path = request.full_path.rstrip("?") if request.query_string else request.path
     return redirect(login_url(path), 303)
 
@@ -291,13 +297,29 @@ def entry(seq: int) -> ResponseReturnValue:
 
 
 @bp.get("/<int:seq>/bundle.json")
+@documented(
+    "The proof bundle of one of my history entries",
+    tags=["citizen"],
+    responses={
+        200: schemas.ProofBundleSchema,
+        303: "not logged in (a browser): to the login page, which comes back here",
+        401: ErrorSchema,
+        404: ErrorSchema,
+    },
+    description="A download (Content-Disposition: attachment) for the logged-in citizen: the entry, the opening of "
+    "its subject commitment (with the citizen's own national ID), its RFC 9162 inclusion proof in the tree of the "
+    "newest signed tree head (signed now if none covers the entry yet), and the platform's JWKS. "
+    "docs/transparency.md gives the procedure to check it. 404 when the entry is not about the citizen; 401 "
+    "login_required without a login when the client accepts JSON.",
+    security=CITIZEN,
+)
 def bundle(seq: int) -> ResponseReturnValue:
     """Download the proof bundle of one entry (docs/transparency.md says how to check it)."""
     citizen = _citizen()
     if citizen is None:
         return _to_login()
     uow = unit_of_work(read_only=False)  # may sign a tree head, as the entry page
-    found = history.proof_bundle(uow, citizen.national_id, seq)
+    found = schemas.ProofBundleSchema().dump(history.proof_bundle(uow, citizen.national_id, seq))
     uow.commit()
     return _download(json.dumps(found, ensure_ascii=False, indent=2), "application/json", "json", f"mydata-proof-{seq}")
 

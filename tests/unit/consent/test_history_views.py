@@ -140,6 +140,9 @@ def test_the_history_needs_a_login(client: FlaskClient) -> None:
         response = client.get(path)
         assert response.status_code == 303, path
         assert response.headers["Location"].startswith(f"/login?next={path.split('?')[0]}"), path
+    program = client.get("/me/history/0/bundle.json", headers={"Accept": "application/json"})
+    assert program.status_code == 401
+    assert program.json["error"] == "login_required"
 
 
 # -- filters, pagination, exports -------------------------------------------------------------------

@@ -37,6 +37,11 @@ NON_JSON_ROUTES = {
     "relying_parties_console.organisations",
     "relying_parties_console.confirm",
     "relying_parties_console.act",
+    # The usage history page (its ?format=json export is the page's file download; the API is /api/v1/me/history),
+    # an entry's verification page, and its consent receipt (application/jose).
+    "history.index",
+    "history.entry",
+    "history.receipt",
     # The sandbox CA's revocation answers are DER (application/pkix-crl, application/ocsp-response).
     "identity_sandbox.eid_crl",
     "identity_sandbox.eid_ocsp",
