@@ -140,12 +140,9 @@ def _filter(query: Mapping[str, Any]) -> tuple[HistoryFilter, list[tuple[str, st
         until = None
     start = dt.datetime.combine(since, dt.time(), TAIPEI) if since else None
     # "To 12-31" includes the whole of that day in Taiwan.
-    end = dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), TAIPEI) - _INSTANT if until else None
+    end = dt.datetime.combine(until, dt.time.max, TAIPEI) if until else None
     chosen = {name: query[name] for name in ("recipient", "dataset", "event")}
     return HistoryFilter(since=start, until=end, **chosen), errors
-
-
-_INSTANT = dt.timedelta(microseconds=1)
 
 
 def _english() -> bool:

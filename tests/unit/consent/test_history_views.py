@@ -412,3 +412,9 @@ def test_a_version_1_entry_verifies_without_an_opening(
     bundle = client.get(f"/me/history/{seq}/bundle.json").json
     assert bundle["opening"] is None
     assert bundle["entry"]["parsed"]["subject"] == key
+
+
+def test_the_widest_dates_are_no_error(client: FlaskClient, citizen: Authentication) -> None:
+    response = client.get("/me/history?since=0001-01-01&until=9999-12-31")
+    assert response.status_code == 200
+    assert len(seqs(response.get_data(as_text=True))) == 2
