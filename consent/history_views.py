@@ -25,7 +25,7 @@ from consent.api import CITIZEN
 from consent.history import HistoryEvent, HistoryFilter
 from consent.interfaces import HistoryQueryInvalid, LoginRequired, ServiceName
 from consent.ledger import EVENT_TYPES, b64, parse_rfc3339
-from identity.sessions import Authentication, current_authentication, login_url
+from identity.sessions import current_authentication, login_url
 from mydata.db import UnitOfWork, unit_of_work
 from mydata.errors import wants_json
 from mydata.openapi import ErrorSchema, documented
@@ -55,17 +55,17 @@ OUTCOMES = {
     "provider_unavailable": lazy_gettext("An agency was unavailable"),
     "no_record": lazy_gettext("No record"),
 }
-CSV_COLUMNS = {
-    "Entry": lazy_gettext("Entry"),
-    "Time (Taiwan)": lazy_gettext("Time (Taiwan)"),
-    "Event": lazy_gettext("Event"),
-    "What happened": lazy_gettext("What happened"),
-    "Who": lazy_gettext("Who"),
-    "Datasets": lazy_gettext("Datasets"),
-    "Purpose": lazy_gettext("Purpose"),
-    "Outcome": lazy_gettext("Outcome"),
-    "Case": lazy_gettext("Case"),
-}
+CSV_COLUMNS = (
+    lazy_gettext("Entry"),
+    lazy_gettext("Time (Taiwan)"),
+    lazy_gettext("Event"),
+    lazy_gettext("What happened"),
+    lazy_gettext("Who"),
+    lazy_gettext("Datasets"),
+    lazy_gettext("Purpose"),
+    lazy_gettext("Outcome"),
+    lazy_gettext("Case"),
+)
 CHECKS = {
     history.PASSED: lazy_gettext("Passed"),
     history.FAILED: lazy_gettext("FAILED"),
@@ -109,10 +109,6 @@ class Row:
     has_receipt: bool
 
 
-def _citizen() -> Authentication | None:
-    return current_authentication()
-
-
 def _to_login() -> ResponseReturnValue:
     """Send a browser to log in and come back; a program that asked for JSON gets 401."""
     if wants_json():
@@ -123,7 +119,7 @@ def _to_login() -> ResponseReturnValue:
 
 def _parse(args: Mapping[str, str]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """Load the form; return the values (the defaults where a field is wrong) and the errors by field."""
-    wanted = {name: value for name, value in args.items() if name in HistoryPageQuery._declared_fields and value}
+    wanted = {name: value for name, value in args.items() if name in FIELD_ERRORS and value}
     try:
         return HistoryPageQuery().load(wanted), []
     except ValidationError as exc:
@@ -196,13 +192,17 @@ def _names(uow: UnitOfWork, events: list[HistoryEvent]) -> Names:
     return Names(_titles(history.dataset_titles(uow)), history.service_names(uow, events, directory))
 
 
+def _what(event_type: str) -> str:
+    """Say what happened in a sentence; an event type this page does not know yet is named as it is."""
+    sentence = EVENT_SENTENCES.get(event_type)
+    return str(sentence) if sentence is not None else str(gettext("Recorded event: %(event)s", event=event_type))
+
+
 def _row(event: HistoryEvent, names: Names) -> Row:
-    sentence = EVENT_SENTENCES.get(event.event)
-    what = str(sentence) if sentence is not None else gettext("Recorded event: %(event)s", event=event.event)
     return Row(
         event=event,
         time=format_datetime(event.time, "yyyy-MM-dd HH:mm:ss"),
-        what=what,
+        what=_what(event.event),
         who=_who(event, names),
         datasets=[names.datasets.get(d, d) for d in event.datasets],
         outcome=str(OUTCOMES.get(event.outcome, event.outcome)),
@@ -213,7 +213,7 @@ def _row(event: HistoryEvent, names: Names) -> Row:
 @bp.get("")
 def index() -> ResponseReturnValue:
     """Show the citizen's usage history, filtered and paged, or export the filtered set as CSV or JSON."""
-    citizen = _citizen()
+    citizen = current_authentication()
     if citizen is None:
         return _to_login()
     query, errors = _parse(request.args)
@@ -242,7 +242,7 @@ def index() -> ResponseReturnValue:
         values={name: request.args.get(name, "") for name in FILTERS},
         recipients=sorted({(e.recipient, names.recipient(e) or e.recipient) for e in everything if e.recipient}),
         datasets=sorted({(d, names.datasets.get(d, d)) for e in everything for d in e.datasets}, key=lambda d: d[1]),
-        events=[(name, EVENT_SENTENCES[name]) for name in sorted(EVENT_TYPES) if name != "consent.requested"],
+        events=[(name, _what(name)) for name in sorted(EVENT_TYPES) if name != "consent.requested"],
         kept=kept,
     ), 400 if errors else 200
 
@@ -252,14 +252,20 @@ def _csv(rows: Iterable[Row]) -> str:
     # A BOM first, so spreadsheet programs read the file as UTF-8 and show Chinese.
     out.write("\ufeff")
     writer = csv.writer(out)
-    header = ("Entry", "Time (Taiwan)", "Event", "What happened", "Who", "Datasets", "Purpose", "Outcome", "Case")
-    writer.writerow([str(CSV_COLUMNS[name]) for name in header])
+    writer.writerow([str(column) for column in CSV_COLUMNS])
     for row in rows:
         event = row.event
-        writer.writerow([event.seq, event.time.astimezone(TAIPEI).isoformat(timespec="seconds"), event.event,
-                         row.what, row.who, "; ".join(row.datasets), event.purpose or "", row.outcome,
-                         event.consent_id or ""])  # fmt: skip
+        time = event.time.astimezone(TAIPEI).isoformat(timespec="seconds")
+        cells = [str(event.seq), time, event.event, row.what, row.who, "; ".join(row.datasets), event.purpose or "",
+                 row.outcome, event.consent_id or ""]  # fmt: skip
+        writer.writerow([_inert(cell) for cell in cells])
     return out.getvalue()
+
+
+def _inert(cell: str) -> str:
+    """Keep a cell from being read as a formula by spreadsheet programs (CSV injection, OWASP)."""
+    # A relying party writes its own purpose and names: "=HYPERLINK(...)" must stay text.
+    return "'" + cell if cell.startswith(("=", "+", "-", "@", "\t", "\r")) else cell
 
 
 def _download(body: str, mimetype: str, extension: str, name: str = "mydata-history") -> Response:
@@ -272,7 +278,7 @@ def _download(body: str, mimetype: str, extension: str, name: str = "mydata-hist
 @bp.get("/<int:seq>")
 def entry(seq: int) -> ResponseReturnValue:
     """Verify one entry of the citizen's history: as published, its commitment, its inclusion, its tree head."""
-    citizen = _citizen()
+    citizen = current_authentication()
     if citizen is None:
         return _to_login()
     # A GET that may write: the first look at an entry newer than every signed tree head signs one.
@@ -312,7 +318,7 @@ def entry(seq: int) -> ResponseReturnValue:
 )
 def bundle(seq: int) -> ResponseReturnValue:
     """Download the proof bundle of one entry (docs/transparency.md says how to check it)."""
-    citizen = _citizen()
+    citizen = current_authentication()
     if citizen is None:
         return _to_login()
     uow = unit_of_work(read_only=False)  # may sign a tree head, as the entry page
@@ -324,7 +330,7 @@ def bundle(seq: int) -> ResponseReturnValue:
 @bp.get("/<int:seq>/receipt.jws")
 def receipt(seq: int) -> ResponseReturnValue:
     """Download the signed consent receipt of the consent this entry belongs to."""
-    citizen = _citizen()
+    citizen = current_authentication()
     if citizen is None:
         return _to_login()
     token = history.receipt_of(unit_of_work(), citizen.national_id, seq)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import dataclasses
 import datetime as dt
 import hashlib
 import io
@@ -418,3 +419,18 @@ def test_the_widest_dates_are_no_error(client: FlaskClient, citizen: Authenticat
     response = client.get("/me/history?since=0001-01-01&until=9999-12-31")
     assert response.status_code == 200
     assert len(seqs(response.get_data(as_text=True))) == 2
+
+
+def test_a_relying_partys_text_cannot_become_a_spreadsheet_formula(
+    app: Flask, client: FlaskClient, citizen: Authentication, clock: FrozenClock
+) -> None:
+    with app.app_context(), get_db().unit_of_work() as uow:
+        terms = dataclasses.replace(TERMS, purpose='=HYPERLINK("https://evil.example","信用卡")')
+        consent = consents.record_request(uow, client_id="sandbox-bank-web", terms=terms, now=clock.now())
+        consents.grant(uow, consent.id, citizen_id=citizen.citizen_id, national_id=NATIONAL_ID,
+                       optional_chosen=(), amr=["hwk"], now=clock.now())  # fmt: skip
+        uow.commit()
+    body = client.get("/me/history?format=csv").get_data().decode("utf-8-sig")
+    purposes = [row[6] for row in csv.reader(io.StringIO(body))][1:]
+    assert purposes[0] == "'" + terms.purpose
+    assert purposes[1] == TERMS.purpose
