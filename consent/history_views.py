@@ -285,17 +285,17 @@ def entry(seq: int) -> ResponseReturnValue:
     uow = unit_of_work(read_only=False)
     checked = history.verify_entry(uow, citizen.national_id, seq)
     uow.commit()
-    canonical = checked.entry.leaf_input.decode("utf-8", errors="replace")
+    # Exactly the bytes anyone reads at /ledger/entries (canonical JSON is UTF-8; a forged entry may not be).
+    published = checked.entry.leaf_input.decode("utf-8", errors="replace")
     event_type = str((checked.parsed or {}).get("event"))
     return render_template(
         "portal/history_entry.html",
         checked=checked,
         checks=CHECKS,
-        published=json.dumps(checked.parsed, ensure_ascii=False, indent=2) if checked.parsed else canonical,
-        canonical=canonical,
+        published=published,
         b64=b64,
         tree_time=format_datetime(parse_rfc3339(checked.tree_head.timestamp), "yyyy-MM-dd HH:mm:ss"),
-        sentence=EVENT_SENTENCES.get(event_type),
+        sentence=_what(event_type) if checked.parsed else None,
     )
 
 

@@ -253,7 +253,7 @@ def test_an_entry_verifies_on_its_page(client: FlaskClient, citizen: Authenticat
     assert "This entry verified" in page
     assert "FAILED" not in page
     assert page.count("Passed") == 4
-    assert '"event": "delivery.completed"' in page
+    assert '"event":"delivery.completed"' in page  # the canonical JSON, as published
     assert NATIONAL_ID not in page.split("<pre", 1)[1], "the published entry holds no ID number"
     assert f"/me/history/{seq}/bundle.json" in page
     assert f"/me/history/{seq}/receipt.jws" in page
@@ -369,6 +369,7 @@ def test_a_downloaded_proof_bundle_verifies_independently(
         bundle = json.loads(response.get_data())
         assert bundle["format"] == "mydata-proof-bundle/1"
         assert bundle["opening"]["national_id"] == NATIONAL_ID
+        assert bundle["jwks"] == client.get("/oauth/jwks").json, "the keys the platform publishes"
         independently_verify(bundle)
 
 
