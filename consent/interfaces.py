@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
 from mydata.errors import BadRequest, MydataError, NotFound
+
+if TYPE_CHECKING:
+    from mydata.db import UnitOfWork
 
 
 class LedgerEventInvalid(MydataError):
@@ -162,3 +169,33 @@ class DocumentExpired(MydataError):
     code = "document_expired"
     status = 410
     description = "This document's verification period has ended."
+
+class HistoryEntryNotFound(NotFound):
+    """No entry of the logged-in citizen's history has this sequence number."""
+
+    code = "history_entry_not_found"
+    description = "Your usage history has no such entry."
+
+
+class HistoryQueryInvalid(BadRequest):
+    """A filter, page or export format of the usage history page is invalid."""
+
+    code = "invalid_history_query"
+    description = "The history filters are invalid."
+
+
+@dataclass(frozen=True)
+class ServiceName:
+    """A relying party's service and organisation as citizens read them, in both languages."""
+
+    organisation_zh: str
+    organisation_en: str
+    service_zh: str
+    service_en: str
+
+
+class ServiceDirectory(Protocol):
+    """Names services for the usage history; the relying parties package provides it (it sits above consent)."""
+
+    def __call__(self, uow: UnitOfWork, service_ids: Collection[str]) -> Mapping[str, ServiceName]:
+        """Return the names of those of *service_ids* that are registered."""

@@ -245,3 +245,48 @@ class ConsentListSchema(Schema):
     """The citizen's consents, newest first."""
 
     consents = fields.List(fields.Nested(ConsentSchema), required=True)
+
+
+# -- the proof bundle of one history entry (docs/transparency.md) ---------------------------------
+
+
+class BundleEntrySchema(Schema):
+    """The entry of a proof bundle: its exact bytes and their fields."""
+
+    seq = fields.Integer(required=True, metadata={"description": "sequence number = leaf index, from 0"})
+    leaf_input = Base64Bytes(
+        required=True, metadata={"description": "base64 of the exact RFC 8785 canonical JSON bytes that were hashed"}
+    )
+    parsed = fields.Dict(required=True, allow_none=True, metadata={"description": "leaf_input's JSON, for reading"})
+
+
+class BundleOpeningSchema(Schema):
+    """What opens a version 2 entry's subject commitment: the citizen's own national ID and the case's salt."""
+
+    scheme = fields.String(required=True, metadata={"description": f"{COMMITMENT_SCHEME!r} (ASCII)"})
+    national_id = fields.String(
+        required=True, metadata={"description": "the citizen's national ID, upper case ASCII (e.g. A123456789)"}
+    )
+    salt = Base64UrlBytes(required=True, metadata={"description": f"the case's {SALT_BYTES}-byte salt"})
+
+
+class BundleProofSchema(Schema):
+    """The entry's RFC 9162 §2.1.3 inclusion proof in the tree of the bundle's signed tree head."""
+
+    leaf_index = fields.Integer(required=True, attribute="seq")
+    tree_size = fields.Integer(required=True)
+    leaf_hash = Base64Bytes(required=True, metadata={"description": "SHA-256(0x00 || leaf_input), base64"})
+    audit_path = fields.List(Base64Bytes(), required=True, metadata={"description": "sibling hashes, leaf first"})
+
+
+class ProofBundleSchema(Schema):
+    """A proof bundle: one history entry, the opening of its subject, its inclusion proof, the tree head, the keys."""
+
+    format = fields.String(required=True, metadata={"description": "mydata-proof-bundle/1"})
+    entry = fields.Nested(BundleEntrySchema, required=True)
+    opening = fields.Nested(
+        BundleOpeningSchema, required=True, allow_none=True, metadata={"description": "null for a version 1 entry"}
+    )
+    inclusion_proof = fields.Nested(BundleProofSchema, required=True)
+    signed_tree_head = fields.Nested(SignedTreeHeadSchema, required=True)
+    jwks = fields.Dict(required=True, metadata={"description": "the platform's JWK Set (as /oauth/jwks)"})

@@ -66,6 +66,9 @@ def init_app(app: Flask) -> None:
         },
     )
     app.register_blueprint(delivery.bp)
+    from consent.history import register_service_directory  # the usage history names services through it
+
+    register_service_directory(app, services.service_names)
     # HTML forms: CSRFProtect checks them, like every other page.
     app.register_blueprint(views.bp)
     app.cli.add_command(cli.rp_cli)

@@ -13,7 +13,7 @@ import hashlib
 import logging
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
+from consent.interfaces import ServiceName
 from identity.oauth import clients as oauth_clients
 from identity.oauth.interfaces import InvalidAuthorizationDetails, ResolvedDetails
 from identity.oauth.models import OAuthClient
@@ -652,3 +653,11 @@ def _check_contacts(contacts: Sequence[Mapping[str, object]]) -> list[dict[str, 
             raise InvalidInput(fields={"contacts": {index: {"phone": ["Give a phone number (+886 2 1234 5678)."]}}})
         checked.append({"name": name, "email": email, "phone": phone})
     return checked
+
+
+def service_names(uow: UnitOfWork, service_ids: Collection[str]) -> dict[str, ServiceName]:
+    """Return the names of these services and their organisations, in both languages (for the usage history)."""
+    found = uow.session.scalars(
+        select(Service).options(joinedload(Service.organisation)).where(Service.id.in_(list(service_ids)))
+    )
+    return {s.id: ServiceName(s.organisation.name_zh, s.organisation.name_en, s.name_zh, s.name_en) for s in found}

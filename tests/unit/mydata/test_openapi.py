@@ -48,6 +48,11 @@ NON_JSON_ROUTES = {
     "data.download_file",
     "verify.document",
     "verify.compare",
+    # The usage history page (its ?format=json export is the page's file download; the API is /api/v1/me/history),
+    # an entry's verification page, and its consent receipt (application/jose).
+    "history.index",
+    "history.entry",
+    "history.receipt",
     # The sandbox CA's revocation answers are DER (application/pkix-crl, application/ocsp-response).
     "identity_sandbox.eid_crl",
     "identity_sandbox.eid_ocsp",
