@@ -170,6 +170,7 @@ class DocumentExpired(MydataError):
     status = 410
     description = "This document's verification period has ended."
 
+
 class HistoryEntryNotFound(NotFound):
     """No entry of the logged-in citizen's history has this sequence number."""
 
