@@ -172,6 +172,14 @@ def show_data(driver: WebDriver, base: str) -> None:
     WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "a[href*='/me/data/download?']"))
 
 
+def verify_an_entry(driver: WebDriver, base: str) -> None:
+    """Make sure the citizen has an event (data shown is one), then open its verification from the history."""
+    show_data(driver, base)
+    driver.get(f"{base}/me/history")
+    driver.find_element(By.CSS_SELECTOR, "a[href^='/me/history/']:not([download])").click()
+    WebDriverWait(driver, 30).until(lambda d: "/me/history/" in d.current_url)
+
+
 def verify_a_document(driver: WebDriver, base: str) -> None:
     """Download a document with the browser's login, then open its verification page as anyone would."""
     http = requests.Session()
@@ -193,7 +201,7 @@ PAGES = [
     PortalPage("my data", "/me/data"),
     PortalPage("download result", "", reach=show_data),
     PortalPage("history", "/me/history"),
-    PortalPage("entry verification", "/me/history/1"),
+    PortalPage("entry verification", "", reach=verify_an_entry),
     PortalPage("settings", "/me/settings"),
     PortalPage("verify", "", reach=verify_a_document),
 ]
@@ -251,6 +259,8 @@ PHONE_WAY: list[tuple[str, Callable[[WebDriver, str], None], str]] = [
     ("my consents", lambda d, base: d.get(f"{base}/me/consents"), "/me/consents"),
     ("my data", lambda d, base: d.get(f"{base}/me/data"), "/me/data"),
     ("the data as tables", show_data, "/me/data"),
+    ("history", lambda d, base: d.get(f"{base}/me/history"), "/me/history"),
+    ("an entry's verification", verify_an_entry, ""),
     ("consent screen", lambda d, base: open_consent_screen(d, base), ""),
 ]
 
