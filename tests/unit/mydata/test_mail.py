@@ -18,7 +18,7 @@ from tests.factories.smtp import SmtpServer, body
 pytestmark = pytest.mark.db
 
 
-def _enqueue(app: Flask, clock: FrozenClock, *, commit: bool = True, to: str = "a123456789@example.tw") -> str:
+def _enqueue(app: Flask, clock: FrozenClock, *, commit: bool = True, to: str = "wang.xiaoming@example.com") -> str:
     with app.app_context(), get_db().unit_of_work() as uow:
         message_id = mail.enqueue(
             uow, to=to, subject="通知", body="您的資料已交付。", language="zh_Hant_TW", now=clock.now()
@@ -54,7 +54,7 @@ def test_the_sender_delivers_a_queued_message_once(app: Flask, clock: FrozenCloc
     assert sender.send_due() == mail.SendReport(sent=1, failed=0)
     assert sender.send_due() == mail.SendReport(sent=0, failed=0)
     [received] = smtp_server.inbox.messages
-    assert received["To"] == "a123456789@example.tw"
+    assert received["To"] == "wang.xiaoming@example.com"
     assert received["Subject"] == "通知"
     assert received["From"] == "mydata@example.org"
     assert received["Content-Language"] == "zh-Hant-TW"
@@ -132,7 +132,7 @@ def test_the_sandbox_outbox_page_lists_queued_messages(app: Flask, clock: Frozen
     page = app.test_client().get("/sandbox/outbox")
     assert page.status_code == 200
     text = page.get_data(as_text=True)
-    assert "a123456789@example.tw" in text
+    assert "wang.xiaoming@example.com" in text
     assert "您的資料已交付。" in text
 
 
