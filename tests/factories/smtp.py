@@ -46,7 +46,9 @@ class SmtpServer:
         self._controller: Controller | None = None
 
     def start(self) -> None:
-        """Listen (again) on the same port."""
+        """Listen (again) on the same port; nothing to do if it already listens."""
+        if self._controller is not None:
+            return
         self._controller = Controller(self.inbox, hostname=self.host, port=self.port)
         self._controller.start()
 
