@@ -52,7 +52,11 @@ def settings() -> ResponseReturnValue:
             )
             choose_locale(form.language.data)
             return redirect(url_for(".settings", saved="link" if sent else "1"), 303)
-        page = render_template("settings/settings.html", form=form, current=current, saved=request.args.get("saved"))
+        # The error summary links to each field (the language and notifications to their fieldsets).
+        errors = [(f"settings-{name}", messages[0]) for name, messages in form.errors.items() if name != "csrf_token"]
+        page = render_template(
+            "settings/settings.html", form=form, current=current, errors=errors, saved=request.args.get("saved")
+        )
     return page, 400 if form.errors else 200
 
 

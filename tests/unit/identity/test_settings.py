@@ -17,6 +17,7 @@ from mydata.clock import FrozenClock
 from mydata.db import get_db
 from mydata.models import OutboxMessage
 from tests.factories.identity import LoginAs, form_token, make_citizen, make_nhi_card, post_form, text
+from tests.unit.identity.test_pages import check_page, error_summary
 
 pytestmark = pytest.mark.db
 
@@ -203,3 +204,24 @@ def _token_of(page: str) -> str:
     match = re.search(r'name="csrf_token" value="([^"]+)"', page)
     assert match
     return match.group(1)
+
+
+@pytest.mark.parametrize("lang", ["zh_Hant_TW", "en"])
+def test_the_settings_page_is_labelled_and_its_errors_link_to_the_fields(
+    app: Flask, client: FlaskClient, login_as: LoginAs, lang: str
+) -> None:
+    login_as("A123456789")
+    check_page(client.get(f"/me/settings?lang={lang}").get_data(as_text=True))
+    response = client.post(
+        f"/me/settings?lang={lang}",
+        data={"csrf_token": form_token(client, "/me/settings"), "email": "nope", "language": "fr"},
+    )
+    assert response.status_code == 400
+    page = check_page(response.get_data(as_text=True))
+    summary = error_summary(page)
+    assert summary["role"] == "alert"
+    assert ("a", {"href": "#settings-email"}) in page.tags
+    assert ("a", {"href": "#settings-language"}) in page.tags
+    email = next(a for t, a in page.tags if a.get("id") == "settings-email")
+    assert email["aria-invalid"] == "true"
+    assert "settings-email-error" in email["aria-describedby"].split()
