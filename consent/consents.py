@@ -26,6 +26,7 @@ from consent.interfaces import (
 )
 from consent.ledger import LedgerEvent, ledger
 from consent.models import Consent
+from consent.notifications import notify_citizen
 from consent.receipts import ReceiptFields, issue_receipt
 from mydata.db import UnitOfWork
 
@@ -33,6 +34,8 @@ REQUESTED, GRANTED, DENIED = "requested", "granted", "denied"
 DELIVERED, EXPIRED, REVOKED = "delivered", "expired", "revoked"
 DELIVERY_WINDOW = dt.timedelta(minutes=10)  # DESIGN §6.1: default 10 min after grant
 PLATFORM = "platform"
+#: Dataset outcomes that were delivered: data, or the agency's answer that it holds no record.
+DELIVERED_OUTCOMES = frozenset({"ok", "no_record"})
 
 
 @dataclass(frozen=True)
@@ -221,7 +224,7 @@ def complete_delivery(
     document_hashes: dict[str, str],
     now: dt.datetime,
 ) -> None:
-    """Mark a locked consent delivered, with the per-dataset outcomes and hashes and its ledger entry."""
+    """Mark a locked consent delivered: outcomes and hashes, its ledger entry, and the citizen's email queued."""
     consent.status = DELIVERED
     consent.delivered_at = now
     consent.delivery_outcomes = outcomes
@@ -237,6 +240,16 @@ def complete_delivery(
             document_hashes=document_hashes,
         )
     )
+    if consent.citizen_id is not None:
+        delivered = [d for d in consent.datasets_granted or () if outcomes.get(d, "ok") in DELIVERED_OUTCOMES]
+        notify_citizen(
+            uow,
+            citizen_id=consent.citizen_id,
+            kind="delivery",
+            recipient=f"{consent.organisation_name} ({consent.service_id})",
+            datasets=delivered,
+            now=now,
+        )
 
 
 def record_failed_delivery(uow: UnitOfWork, consent: Consent, *, national_id: str, outcomes: dict[str, str]) -> None:

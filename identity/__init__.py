@@ -7,7 +7,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from identity import api, nhi, oauth, sandbox, sessions, staff, views
+from identity import api, nhi, oauth, sandbox, sessions, settings_views, staff, views
 from identity.eid import CardRules, EidTrust, TrustBundle
 from identity.interfaces import StepUpRequired
 from identity.revocation import HttpFetcher, RevocationChecker
@@ -29,6 +29,7 @@ def init_app(app: Flask) -> None:
     # Made now, not by the first unknown card number, whose answer would then take twice as long.
     nhi.prepare_decoy()
     app.register_blueprint(views.bp)
+    app.register_blueprint(settings_views.bp)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)
     app.after_request(sessions.apply_cookie)

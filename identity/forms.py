@@ -1,4 +1,4 @@
-"""The login forms (field names as DESIGN §3.2), each with its CSRF token."""
+"""The login forms (field names as DESIGN §3.2) and the account settings form, each with its CSRF token."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from typing import Any
 from babel import support
 from flask_babel import get_locale, lazy_gettext
 from flask_wtf import FlaskForm
-from wtforms import Field, HiddenField, PasswordField, StringField, TextAreaField
+from wtforms import Field, HiddenField, PasswordField, RadioField, SelectMultipleField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.i18n import messages_path
-from wtforms.validators import DataRequired, Length, Regexp, ValidationError
+from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
+from wtforms.widgets import CheckboxInput, ListWidget
 
 from identity import national_id as nid
 
@@ -101,3 +103,49 @@ class NhiForm(_LoginForm):
         lazy_gettext("Registration password"),
         validators=[DataRequired(lazy_gettext("Enter the registration password of your card."))],
     )
+
+
+class _TranslatedForm(FlaskForm):  # type: ignore[misc]  # Flask-WTF ships no type information
+    """A form whose WTForms messages follow the reader's language."""
+
+    class Meta:
+        def get_translations(self, form: Any) -> support.NullTranslations:
+            """Return WTForms' messages in the reader's language."""
+            return _wtforms_translations(str(get_locale()))
+
+
+_EMAIL_HINT = lazy_gettext("Enter an email address such as name@example.com.")
+
+
+class SettingsForm(_TranslatedForm):
+    """Account settings: the email address for notifications, the language, the notifications wanted."""
+
+    email = StringField(
+        lazy_gettext("Email address"),
+        filters=[lambda v: (v or "").strip()],
+        validators=[
+            Optional(),
+            Length(max=254, message=_EMAIL_HINT),
+            # One @, a dot in the domain, no spaces or angle brackets: the confirmation link proves the rest.
+            Regexp(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>.]+$", message=_EMAIL_HINT),
+        ],
+    )
+    language = RadioField(
+        lazy_gettext("Language of the portal and of your emails"),
+        choices=[SelectChoice("zh_Hant_TW", "中文"), SelectChoice("en", "English")],
+        validators=[DataRequired(lazy_gettext("Choose a language."))],
+    )
+    notifications = SelectMultipleField(
+        lazy_gettext("Send me an email"),
+        choices=[
+            SelectChoice("delivery", lazy_gettext("when my data is delivered to an organisation")),
+            SelectChoice("download", lazy_gettext("when my data is downloaded")),
+            SelectChoice("verification", lazy_gettext("when someone verifies a document I downloaded")),
+        ],
+        widget=ListWidget(prefix_label=False),
+        option_widget=CheckboxInput(),
+    )
+
+
+class ConfirmEmailForm(_TranslatedForm):
+    """The button that uses a confirmation link (a link only shows it: mail scanners open links)."""

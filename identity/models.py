@@ -1,10 +1,10 @@
-"""Identity tables: citizens and their staff roles, authenticators, and login sessions."""
+"""Identity tables: citizens and their staff roles, authenticators, login sessions and account settings."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, Date, ForeignKey, String
+from sqlalchemy import JSON, BigInteger, Boolean, CheckConstraint, Date, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mydata.db import Base, UTCDateTime
@@ -129,3 +129,31 @@ class SeenJti(Base):
 
     key: Mapped[str] = mapped_column(String(320), primary_key=True)
     expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class AccountSettings(Base):
+    """A citizen's account settings (帳號設定): confirmed email address, language, notifications wanted."""
+
+    __tablename__ = "identity_account_settings"
+
+    citizen_id: Mapped[str] = mapped_column(ForeignKey("identity_citizen.id", ondelete="CASCADE"), primary_key=True)
+    email: Mapped[str | None] = mapped_column(String(254))  # only ever a confirmed address
+    email_confirmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    language: Mapped[str] = mapped_column(String(16))
+    notify_delivery: Mapped[bool] = mapped_column(Boolean)
+    notify_download: Mapped[bool] = mapped_column(Boolean)
+    notify_verification: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class EmailConfirmation(Base):
+    """A single-use link that confirms an address; only the SHA-256 of its token is kept."""
+
+    __tablename__ = "identity_email_confirmation"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    citizen_id: Mapped[str] = mapped_column(ForeignKey("identity_citizen.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())

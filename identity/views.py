@@ -21,7 +21,7 @@ from flask_babel import format_datetime, gettext, lazy_gettext, ngettext
 from flask_wtf import FlaskForm
 from marshmallow import Schema, fields
 
-from identity import eid, mobile, nhi, sessions
+from identity import contacts, eid, mobile, nhi, sessions
 from identity.forms import EidCardForm, EidCertificateForm, MobileForm, NhiForm
 from identity.interfaces import (
     CardLocked,
@@ -44,6 +44,7 @@ from identity.sessions import LEVELS, Authentication, current_authentication, le
 from mydata.clock import clock
 from mydata.db import UnitOfWork, get_db, unit_of_work
 from mydata.errors import BadRequest
+from mydata.i18n import choose_locale
 from mydata.keys import key_store
 from mydata.limits import limiter
 from mydata.openapi import documented
@@ -348,6 +349,9 @@ def _finish(
     """Open the session (in *uow*, with what the login left there) and go on to ``next``."""
     with uow or unit_of_work() as uow:
         authentication, secret = sessions.open_session(uow, citizen_id, method, clock().now(), previous)
+        language = contacts.preferred_language(uow, citizen_id)
+    if language is not None:
+        choose_locale(language)  # the language of the account settings is the portal's from now on
     sessions.remember_login(authentication, secret)
     flask_session.pop(MOBILE_PENDING, None)
     return redirect(target.next, 303)

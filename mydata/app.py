@@ -20,7 +20,7 @@ import consent
 import identity
 import providers
 import relying_parties
-from mydata import cli, clock, db, errors, i18n, limits, openapi, security, web
+from mydata import cli, clock, db, errors, i18n, limits, mail, openapi, security, web
 from mydata.clock import Clock
 from mydata.config import ROOT, Settings, decode_master_key, load_settings, validate
 from mydata.errors import ConfigError
@@ -92,6 +92,7 @@ def _build(settings: Settings, clock_: Clock | None) -> Flask:
     limits.init_app(app, settings)
     openapi.init_app(app)
     cli.init_app(app)
+    mail.init_app(app)
     app.register_blueprint(web.bp)
     for feature in FEATURES:
         feature.init_app(app)
@@ -120,6 +121,8 @@ def demo(host: str, port: int) -> None:
     click.echo(f"\nMyData sandbox is running at {base}/  (Ctrl+C to stop)")
     for line in app.extensions.get("mydata.demo_notes", []):
         click.echo(line.format(base=base))
+    if mail.start_sender_thread(app, clock.clock_of(app)) is None:
+        click.echo(f"Emails stay in the outbox (no MYDATA_SMTP_HOST): {base}/sandbox/outbox")
     run_simple(host, port, app, threaded=True, use_reloader=False)
 
 

@@ -1,4 +1,4 @@
-"""Kernel commands: `mydata db ...`, `mydata keys ...`, `mydata sandbox seed`, `mydata demo`.
+"""Kernel commands: `mydata db ...`, `mydata keys ...`, `mydata mail send`, `mydata sandbox seed`, `mydata demo`.
 
 Feature packages add their own groups in their ``init_app`` and register sandbox seeding steps with
 :func:`register_seeder`, so that `mydata sandbox seed` builds the whole sandbox without the kernel
@@ -7,6 +7,7 @@ knowing the packages.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import click
@@ -17,6 +18,8 @@ from alembic.script import ScriptDirectory
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from mydata import mail
+from mydata.clock import clock_of
 from mydata.config import ROOT
 from mydata.db import UnitOfWork, get_db
 from mydata.keys import key_store
@@ -27,6 +30,7 @@ Seeder = Callable[[UnitOfWork], None]
 
 db_cli = AppGroup("db", help="Database schema (Alembic migrations).")
 keys_cli = AppGroup("keys", help="Platform signing keys and secrets.")
+mail_cli = AppGroup("mail", help="The notification outbox.")
 sandbox_cli = AppGroup("sandbox", help="Sandbox personas, agencies and relying parties (sandbox mode only).")
 
 
@@ -89,6 +93,27 @@ def keys_list() -> None:
             click.echo(f"{jwk['kid']}  {jwk['alg']}")
 
 
+@mail_cli.command("send")
+@click.option("--once", is_flag=True, help="Send what is due now, then stop.")
+@click.option(
+    "--interval", default=5.0, show_default=True, type=click.FloatRange(0.1, 3600), help="Seconds between passes."
+)
+def mail_send(once: bool, interval: float) -> None:
+    """Send the outbox's due emails over SMTP, retrying failures with backoff (Ctrl+C stops)."""
+    transport = mail.transport_from(current_app.config["MYDATA_SETTINGS"])
+    if transport is None:
+        raise click.UsageError("no SMTP server is configured (MYDATA_SMTP_HOST): the emails stay in the outbox")
+    sender = mail.Sender(get_db(), transport, clock_of(current_app))
+    if once:
+        report = sender.send_due()
+        click.echo(f"Sent {report.sent}, failed {report.failed} (to be retried).")
+        return
+    try:
+        mail.run_sender(sender, interval=interval, stop=threading.Event())
+    except KeyboardInterrupt:
+        click.echo("Stopped.")
+
+
 def register_seeder(app: Flask, name: str, seeder: Seeder) -> None:
     """Add a step to `mydata sandbox seed`; steps run in registration order, each idempotent."""
     app.extensions.setdefault("mydata.seeders", []).append((name, seeder))
@@ -122,6 +147,6 @@ def seed_platform_keys(uow: UnitOfWork) -> None:
 
 def init_app(app: Flask) -> None:
     """Register the kernel's command groups and its own seeding step."""
-    for group in (db_cli, keys_cli, sandbox_cli):
+    for group in (db_cli, keys_cli, mail_cli, sandbox_cli):
         app.cli.add_command(group)
     register_seeder(app, "platform signing key", seed_platform_keys)

@@ -42,3 +42,8 @@ def init_app(app: Flask, clock: Clock | None = None) -> None:
 def clock() -> Clock:
     """Return the current application's clock."""
     return current_app.extensions["mydata.clock"]  # type: ignore[no-any-return]
+
+
+def clock_of(app: Flask) -> Clock:
+    """Return *app*'s clock, outside any application context."""
+    return app.extensions["mydata.clock"]  # type: ignore[no-any-return]

@@ -63,6 +63,15 @@ class Settings:
     # Transparency ledger (DESIGN §6.3): signed tree head cadence.
     ledger_sth_every_entries: int = 1000
     ledger_sth_every_seconds: int = 300
+    # Notifications (DESIGN §6.4): the outbox's sender delivers over SMTP. No host: messages stay
+    # queued (the sandbox shows them at /sandbox/outbox).
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_from: str = ""
+    smtp_starttls: bool = False
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_timeout_seconds: float = 10.0
 
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with some settings changed, validated again."""
@@ -148,6 +157,7 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError(env_name("ledger_sth_every_entries"), "must be between 1 and 10000000 entries")
     if not 1 <= settings.ledger_sth_every_seconds <= 86_400:
         raise ConfigError(env_name("ledger_sth_every_seconds"), "must be between 1 and 86400 seconds")
+    _validate_smtp(settings)
     if not settings.sandbox:
         _validate_production(settings)
     if settings.eid_ca_roots:
@@ -236,6 +246,24 @@ def _validate_providers(settings: Settings) -> None:
         raise ConfigError(
             env_name("provider_breaker_cool_down_seconds"), "must be more than 0 and at most 3600 seconds"
         )
+
+
+_MAIL_ADDRESS = re.compile(r"[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+")
+
+
+def _validate_smtp(settings: Settings) -> None:
+    """Check the outbox sender's SMTP settings: a host needs a sender address; login needs both halves."""
+    if not 1 <= settings.smtp_port <= 65_535:
+        raise ConfigError(env_name("smtp_port"), "must be a TCP port between 1 and 65535")
+    if not 0 < settings.smtp_timeout_seconds <= 120:
+        raise ConfigError(env_name("smtp_timeout_seconds"), "must be more than 0 and at most 120 seconds")
+    if settings.smtp_host and not settings.smtp_from:
+        raise ConfigError(env_name("smtp_from"), "is required when MYDATA_SMTP_HOST is set")
+    if settings.smtp_from and not _MAIL_ADDRESS.fullmatch(settings.smtp_from):
+        raise ConfigError(env_name("smtp_from"), f"not an email address: {settings.smtp_from!r}")
+    if bool(settings.smtp_username) != bool(settings.smtp_password):
+        missing = "smtp_password" if settings.smtp_username else "smtp_username"
+        raise ConfigError(env_name(missing), "SMTP login needs both MYDATA_SMTP_USERNAME and MYDATA_SMTP_PASSWORD")
 
 
 def _validate_production(settings: Settings) -> None:

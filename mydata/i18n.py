@@ -33,6 +33,12 @@ def select_locale() -> str:
     return str(current_app.config["MYDATA_DEFAULT_LOCALE"])
 
 
+def choose_locale(locale: str) -> None:
+    """Make *locale* this browser's language from this response on (account settings, login)."""
+    if locale in LOCALES:
+        g.mydata_new_locale = locale
+
+
 def remember_locale(response: Response) -> Response:
     """Keep an explicit language choice in a cookie for a year."""
     chosen = g.pop("mydata_new_locale", None)

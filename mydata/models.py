@@ -1,10 +1,10 @@
-"""Kernel tables: the key store's encrypted keys and named secrets."""
+"""Kernel tables: the key store's encrypted keys and named secrets, and the mail outbox."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, LargeBinary, String
+from sqlalchemy import JSON, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mydata.db import Base, UTCDateTime
@@ -33,3 +33,23 @@ class StoredSecret(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class OutboxMessage(Base):
+    """An email waiting in the outbox (or sent): written with the change that causes it (:mod:`mydata.mail`)."""
+
+    __tablename__ = "mydata_outbox"
+    # The sender's query: queued messages whose next attempt is due, oldest first.
+    __table_args__ = (Index("ix_mydata_outbox_due", "status", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    recipient: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))  # queued | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())

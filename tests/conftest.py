@@ -26,7 +26,7 @@ from mydata.config import Settings
 from mydata.db import get_db
 
 # Fixtures of the feature packages' test data (login_as, sandbox_eid, ...), usable by every test.
-pytest_plugins = ["tests.factories.identity"]
+pytest_plugins = ["tests.factories.identity", "tests.factories.smtp"]
 
 POSTGRES_URL = os.environ.get("MYDATA_TEST_DATABASE_URL", "")
 BACKENDS = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]

@@ -10,7 +10,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-from identity import nhi, services
+from identity import contacts, nhi, services
 from identity.sandbox.phones import SandboxPhones
 from identity.sandbox.pki import SandboxPki
 from mydata.clock import Clock
@@ -31,28 +31,65 @@ class Persona:
     nhi_card: str
     mobile_id: bool
     roles: tuple[tuple[str, str], ...] = ()
+    # An example address (RFC 2606 domain), already confirmed: its mail shows at /sandbox/outbox.
+    # Named after the persona, never after the national ID, which no email may carry.
+    email: str = ""
 
 
 PERSONAS = (
     # Office worker in Taipei with a spouse and a son: born 1985.
-    Persona(1, "A123456789", "王小明", dt.date(1985, 3, 14), "000011110001", True, (("rp_developer", "sandbox-bank"),)),
+    Persona(
+        1,
+        "A123456789",
+        "王小明",
+        dt.date(1985, 3, 14),
+        "000011110001",
+        True,
+        (("rp_developer", "sandbox-bank"),),
+        "wang.xiaoming@example.com",
+    ),
     # Single mother in Taichung; her daughter is in senior high school.
-    Persona(2, "B223456782", "林美華", dt.date(1982, 7, 21), "000011110002", True),
+    Persona(2, "B223456782", "林美華", dt.date(1982, 7, 21), "000011110002", True, email="lin.meihua@example.com"),
     # Self-employed in New Taipei, with land, buildings and two vehicles.
     Persona(
-        3, "F135792464", "陳志強", dt.date(1976, 11, 2), "000011110003", True, (("agency_officer", "moi-household"),)
+        3,
+        "F135792464",
+        "陳志強",
+        dt.date(1976, 11, 2),
+        "000011110003",
+        True,
+        (("agency_officer", "moi-household"),),
+        "chen.zhiqiang@example.com",
     ),
     # 25 years old in Kaohsiung (2026), first job since 2024.
-    Persona(4, "E224680132", "張雅婷", dt.date(2001, 5, 18), "000011110004", True, (("counter", "sandbox-bank"),)),
+    Persona(
+        4,
+        "E224680132",
+        "張雅婷",
+        dt.date(2001, 5, 18),
+        "000011110004",
+        True,
+        (("counter", "sandbox-bank"),),
+        "zhang.yating@example.com",
+    ),
     # The fault persona (agency faults are the sandbox agencies' business).
-    Persona(5, "H120000004", "黃建國", dt.date(1968, 9, 9), "000011110005", False),
+    Persona(5, "H120000004", "黃建國", dt.date(1968, 9, 9), "000011110005", False, email="huang.jianguo@example.com"),
     # No labour insurance record, no mobile ID.
-    Persona(6, "L200000002", "趙曉雯", dt.date(1990, 1, 30), "000011110006", False, (("operator", "platform"),)),
+    Persona(
+        6,
+        "L200000002",
+        "趙曉雯",
+        dt.date(1990, 1, 30),
+        "000011110006",
+        False,
+        (("operator", "platform"),),
+        "zhao.xiaowen@example.com",
+    ),
 )
 
 
 def seed_personas(uow: UnitOfWork, folder: Path, clock: Clock) -> None:
-    """Create the personas with their roles, NHI cards, eID cards (and the CA) and phones."""
+    """Create the personas with their roles, NHI cards, eID cards (and the CA), phones and confirmed addresses."""
     now = clock.now()
     pki = SandboxPki(folder / "eid")
     phones = SandboxPhones(folder / "mobile")
@@ -66,6 +103,9 @@ def seed_personas(uow: UnitOfWork, folder: Path, clock: Clock) -> None:
         pki.ensure_card(issuer, persona.national_id, persona.name, EID_PIN, now)
         if persona.mobile_id:
             phones.enrol(uow, citizen.id, persona.national_id, now)
+        if persona.email:
+            contacts.set_confirmed_address(uow, citizen.id, persona.email, now)
+    uow.commit()
 
 
 def demo_notes() -> list[str]:

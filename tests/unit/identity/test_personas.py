@@ -12,9 +12,9 @@ from argon2 import PasswordHasher
 from flask import Flask
 from sqlalchemy import select
 
-from identity import eid
+from identity import contacts, eid
 from identity.interfaces import WrongPin
-from identity.models import Citizen, MobileDevice, NhiCard, StaffRole
+from identity.models import AccountSettings, Citizen, MobileDevice, NhiCard, StaffRole
 from identity.sandbox.card_reader import VirtualCardReader
 from identity.sandbox.personas import PERSONAS
 from mydata.app import create_app
@@ -34,6 +34,7 @@ def snapshot(app: Flask, folder: Path) -> tuple[object, ...]:
             sorted((r.citizen_id, r.role, r.organisation_id) for r in uow.session.scalars(select(StaffRole))),
             sorted((c.card_number, c.citizen_id, c.password_hash) for c in uow.session.scalars(select(NhiCard))),
             sorted((d.id, d.citizen_id, str(d.public_jwk)) for d in uow.session.scalars(select(MobileDevice))),
+            sorted((a.citizen_id, a.email, a.updated_at) for a in uow.session.scalars(select(AccountSettings))),
         )
     files = sorted(
         (str(p.relative_to(folder)), hashlib.sha256(p.read_bytes()).hexdigest()) for p in folder.rglob("*.*")
@@ -116,6 +117,21 @@ def test_personas_one_to_four_have_a_phone(app: Flask, seeded: Path) -> None:
             uow.session.scalars(select(Citizen.national_id).join(MobileDevice, MobileDevice.citizen_id == Citizen.id))
         )
     assert with_phone == {"A123456789", "B223456782", "F135792464", "E224680132"}
+
+
+def test_every_persona_has_a_confirmed_example_address_without_their_national_id(app: Flask, seeded: Path) -> None:
+    with app.app_context(), get_db().unit_of_work() as uow:
+        citizens = {c.national_id: c.id for c in uow.session.scalars(select(Citizen))}
+        found = {
+            p.national_id: contacts.notification_contact(uow, citizens[p.national_id], "delivery") for p in PERSONAS
+        }
+    for persona in PERSONAS:
+        contact = found[persona.national_id]
+        assert contact is not None
+        assert contact.email == persona.email
+        assert contact.email.endswith("@example.com")  # RFC 2606: never a real mailbox
+        assert persona.national_id.lower() not in contact.email.lower()
+        assert contact.name == persona.name
 
 
 def test_seeding_twice_changes_nothing(app: Flask, seeded: Path) -> None:

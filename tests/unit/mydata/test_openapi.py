@@ -56,6 +56,10 @@ NON_JSON_ROUTES = {
     # The sandbox CA's revocation answers are DER (application/pkix-crl, application/ocsp-response).
     "identity_sandbox.eid_crl",
     "identity_sandbox.eid_ocsp",
+    # Notifications (issue 11): the sandbox outbox, account settings and the email confirmation link.
+    "mail_sandbox.sandbox_outbox",
+    "account_settings.settings",
+    "account_settings.confirm_email",
 }
 ERROR_REF = "#/components/schemas/Error"
 #: Statuses at or above 400 whose body is not an error: the health check's 503 is its report, for load balancers.

@@ -49,7 +49,13 @@ def test_the_sandbox_is_off_by_default(unconfigured_sandbox_app: Flask) -> None:
 
 def test_no_simulator_or_sandbox_route_is_served(unconfigured_sandbox_app: Flask) -> None:
     client = unconfigured_sandbox_app.test_client()
-    for path in ("/sandbox/mobile-id", "/sandbox/agencies/sandbox/faults", "/sandbox/bank/", "/sandbox/school/"):
+    for path in (
+        "/sandbox/mobile-id",
+        "/sandbox/agencies/sandbox/faults",
+        "/sandbox/bank/",
+        "/sandbox/school/",
+        "/sandbox/outbox",
+    ):
         assert client.get(path).status_code == 404, path
     assert client.post("/sandbox/mobile-id/approve", json={"national_id": "A123456789"}).status_code == 404
     assert client.post("/sandbox/card-reader/sign", json={}).status_code == 404
