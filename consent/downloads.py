@@ -23,6 +23,7 @@ from sqlalchemy import select
 from consent.interfaces import DocumentExpired, DocumentNotFound, DownloadInvalid
 from consent.ledger import LedgerEvent, ledger
 from consent.models import Document
+from consent.notifications import notify_citizen
 from identity.services import get_citizen
 from identity.sessions import level_at_least
 from mydata.db import UnitOfWork
@@ -221,6 +222,8 @@ def issue_document(
     )
     uow.session.flush()
     _append_download(uow, download, citizen=citizen, document_sha256=digest)
+    notify_citizen(uow, citizen_id=citizen.citizen_id, kind="download", recipient=None,
+                   datasets=[e.id for e in download.entries], now=now)  # fmt: skip
     return IssuedDocument(header, body, digest)
 
 
@@ -304,6 +307,8 @@ def verify_document(uow: UnitOfWork, code: str, *, now: dt.datetime, uploaded: b
             document_hashes={"document": document.sha256},
         )
     )
+    notify_citizen(uow, citizen_id=document.citizen_id, kind="verification", recipient=None,
+                   datasets=document.datasets, now=now)  # fmt: skip
     named = {entry.id: entry for entry in catalogue(uow).datasets}
     return Verification(document, matches, tuple(named[d] for d in document.datasets if d in named))
 

@@ -44,7 +44,7 @@ from identity.sessions import LEVELS, Authentication, current_authentication, le
 from mydata.clock import clock
 from mydata.db import UnitOfWork, get_db, unit_of_work
 from mydata.errors import BadRequest
-from mydata.i18n import choose_locale
+from mydata.i18n import browser_chose_locale, choose_locale
 from mydata.keys import key_store
 from mydata.limits import limiter
 from mydata.openapi import documented
@@ -350,8 +350,9 @@ def _finish(
     with uow or unit_of_work() as uow:
         authentication, secret = sessions.open_session(uow, citizen_id, method, clock().now(), previous)
         language = contacts.preferred_language(uow, citizen_id)
-    if language is not None:
-        choose_locale(language)  # the language of the account settings is the portal's from now on
+    if language is not None and not browser_chose_locale():
+        # The account's language is the portal's from now on, unless this browser chose one itself.
+        choose_locale(language)
     sessions.remember_login(authentication, secret)
     flask_session.pop(MOBILE_PENDING, None)
     return redirect(target.next, 303)

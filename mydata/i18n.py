@@ -33,6 +33,11 @@ def select_locale() -> str:
     return str(current_app.config["MYDATA_DEFAULT_LOCALE"])
 
 
+def browser_chose_locale() -> bool:
+    """Tell whether this browser chose a language itself (the ``lang`` argument or the cookie)."""
+    return request.args.get("lang") in LOCALES or request.cookies.get(COOKIE) in LOCALES
+
+
 def choose_locale(locale: str) -> None:
     """Make *locale* this browser's language from this response on (account settings, login)."""
     if locale in LOCALES:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.factories.live import LivePlatform, ShiftedClock, form_fields, serve_platform
+from tests.factories.live import Browser, LivePlatform, ShiftedClock, form_fields, serve_platform
 from tests.factories.smtp import SmtpServer, body
 from tests.integration.test_delivery_third_party import ThirdPartyBank
 
@@ -105,3 +105,27 @@ def test_the_email_follows_the_language_chosen_in_the_account_settings(
     assert text.startswith("Dear 林美華,")
     assert "- Household registration" in text
     assert "B223456782" not in str(received)
+
+
+def test_a_download_and_a_verification_of_it_each_notify_the_citizen(
+    platform: LivePlatform, platform_clock: ShiftedClock, smtp: SmtpServer
+) -> None:
+    smtp.start()
+    smtp.inbox.messages.clear()
+    browser = Browser(platform.base)
+    login = browser.follow(browser.get("/login?next=/me/data"))
+    assert browser.follow(browser.log_in(login, "eid", "E224680132")).url.endswith("/me/data")
+    document = browser.get("/me/data/download?datasets=household.registration,nhi.enrolment&format=json")
+    assert document.status_code == 200, document.text[:300]
+    anyone = Browser(platform.base)
+    assert anyone.get(document.json()["manifest"]["verification_url"].removeprefix(platform.base)).status_code == 200
+
+    assert send_once(platform) == "Sent 2, failed 0 (to be retried)."
+    downloaded, verified = smtp.inbox.messages
+    assert downloaded["To"] == verified["To"] == "zhang.yating@example.com"
+    for received in (downloaded, verified):
+        text = body(received)
+        assert text.startswith("張雅婷 您好：")
+        assert "- 戶籍資料" in text
+        assert "E224680132" not in str(received)
+    assert downloaded["Subject"] != verified["Subject"]

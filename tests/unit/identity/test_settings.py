@@ -200,6 +200,20 @@ def test_the_chosen_language_is_the_portal_default_after_login(
     assert any(value.startswith("mydata_lang=en;") for value in response.headers.getlist("Set-Cookie"))
 
 
+def test_a_language_this_browser_chose_stays_after_login(app: Flask, client: FlaskClient, clock: FrozenClock) -> None:
+    with app.app_context(), get_db().unit_of_work() as uow:
+        citizen = make_citizen(uow, "A123456789", clock.now())
+        card = make_nhi_card(uow, citizen, clock.now())
+        contacts.save_settings(
+            uow, citizen.id, email="", language="zh_Hant_TW", notifications=(), link_base="http://x", now=clock.now()
+        )
+    client.get("/login?lang=en")  # the reader switched to English on this visit
+    response = post_form(client, "/login/nhi", {"card_number": card, "password": NHI_PASSWORD, "next": "/me"})
+    assert response.status_code == 303
+    assert not any(value.startswith("mydata_lang=") for value in response.headers.getlist("Set-Cookie"))
+    assert "Hello" in client.get("/me").get_data(as_text=True)
+
+
 def _token_of(page: str) -> str:
     match = re.search(r'name="csrf_token" value="([^"]+)"', page)
     assert match
