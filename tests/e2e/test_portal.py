@@ -172,6 +172,12 @@ def show_data(driver: WebDriver, base: str) -> None:
     WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "a[href*='/me/data/download?']"))
 
 
+def download_pdf(driver: WebDriver, base: str) -> None:
+    """On the page that shows the data, take the PDF (the browser saves it; the page stays)."""
+    link = driver.find_element(By.CSS_SELECTOR, "a[href*='/me/data/download?'][href*='format=pdf']")
+    link.click()
+
+
 def verify_an_entry(driver: WebDriver, base: str) -> None:
     """Make sure the citizen has an event (data shown is one), then open its verification from the history."""
     show_data(driver, base)
@@ -259,6 +265,7 @@ PHONE_WAY: list[tuple[str, Callable[[WebDriver, str], None], str]] = [
     ("my consents", lambda d, base: d.get(f"{base}/me/consents"), "/me/consents"),
     ("my data", lambda d, base: d.get(f"{base}/me/data"), "/me/data"),
     ("the data as tables", show_data, "/me/data"),
+    ("a PDF download", download_pdf, "/me/data"),
     ("history", lambda d, base: d.get(f"{base}/me/history"), "/me/history"),
     ("an entry's verification", verify_an_entry, ""),
     ("consent screen", lambda d, base: open_consent_screen(d, base), ""),
