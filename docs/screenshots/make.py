@@ -94,6 +94,13 @@ def open_the_school_consent_screen(driver: WebDriver, base: str) -> None:
     wait_for(driver, "button[name=decision][value=approve]")
 
 
+def show_data(driver: WebDriver, base: str) -> None:
+    """Get three datasets at My data: the page that shows them as tables."""
+    driver.get(f"{base}/me/data?datasets=household.registration,tax.income,labor.insurance")
+    driver.find_element(By.CSS_SELECTOR, "form[action='/me/data'] button[type=submit]").click()
+    wait_for(driver, "a[href*='/me/data/download?']")
+
+
 def shoot(driver: WebDriver, path: Path, width: int, max_height: int) -> None:
     """Save the top of the current page at *width* CSS px as a palette PNG."""
     height = min(int(driver.execute_script("return document.documentElement.scrollHeight")), max_height)
@@ -120,7 +127,7 @@ def screen(driver: WebDriver, width: int, ratio: float, mobile: bool) -> None:
 def main() -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per screenshot, not per request
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", help="one page: login, dashboard, consents or consent")
+    parser.add_argument("--only", help="one page: login, dashboard, consents, consent, data or history")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mydata-screens-") as folder, serve_platform(Path(folder)) as live:
         base = live.base
@@ -129,6 +136,8 @@ def main() -> None:
             ("dashboard", lambda d: d.get(f"{base}/me")),
             ("consents", lambda d: d.get(f"{base}/me/consents")),
             ("consent", lambda d: open_the_school_consent_screen(d, base)),
+            ("data", lambda d: show_data(d, base)),
+            ("history", lambda d: d.get(f"{base}/me/history")),
         ]
         with headless_chromium() as driver:
             for page, visit in pages:
