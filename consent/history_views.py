@@ -192,7 +192,7 @@ def _names(uow: UnitOfWork, events: list[HistoryEvent]) -> Names:
     return Names(_titles(history.dataset_titles(uow)), history.service_names(uow, events, directory))
 
 
-def _what(event_type: str) -> str:
+def what_happened(event_type: str) -> str:
     """Say what happened in a sentence; an event type this page does not know yet is named as it is."""
     sentence = EVENT_SENTENCES.get(event_type)
     return str(sentence) if sentence is not None else str(gettext("Recorded event: %(event)s", event=event_type))
@@ -202,7 +202,7 @@ def _row(event: HistoryEvent, names: Names) -> Row:
     return Row(
         event=event,
         time=format_datetime(event.time, "yyyy-MM-dd HH:mm:ss"),
-        what=_what(event.event),
+        what=what_happened(event.event),
         who=_who(event, names),
         datasets=[names.datasets.get(d, d) for d in event.datasets],
         outcome=str(OUTCOMES.get(event.outcome, event.outcome)),
@@ -242,7 +242,7 @@ def index() -> ResponseReturnValue:
         values={name: request.args.get(name, "") for name in FILTERS},
         recipients=sorted({(e.recipient, names.recipient(e) or e.recipient) for e in everything if e.recipient}),
         datasets=sorted({(d, names.datasets.get(d, d)) for e in everything for d in e.datasets}, key=lambda d: d[1]),
-        events=[(name, _what(name)) for name in sorted(EVENT_TYPES) if name != "consent.requested"],
+        events=[(name, what_happened(name)) for name in sorted(EVENT_TYPES) if name != "consent.requested"],
         kept=kept,
     ), 400 if errors else 200
 
@@ -295,7 +295,7 @@ def entry(seq: int) -> ResponseReturnValue:
         published=published,
         b64=b64,
         tree_time=format_datetime(parse_rfc3339(checked.tree_head.timestamp), "yyyy-MM-dd HH:mm:ss"),
-        sentence=_what(event_type) if checked.parsed else None,
+        sentence=what_happened(event_type) if checked.parsed else None,
     )
 
 

@@ -15,6 +15,7 @@ from flask_babel import format_datetime, get_locale, lazy_gettext
 
 from consent import consents, portal
 from consent.consents import DELIVERED, DENIED, EXPIRED, GRANTED, REVOKED
+from consent.history_views import what_happened
 from consent.interfaces import ConsentNotRevocable
 from consent.models import Consent
 from identity import national_id as nid
@@ -27,7 +28,8 @@ from providers.services import DatasetEntry
 
 bp = Blueprint("portal", __name__)
 
-#: What happened, in the citizen's words; ``recipient`` is the organisation's name.
+#: What happened to a consent, in the citizen's words; ``recipient`` is the organisation's name. Other
+#: events (downloads, verifications) are said as the history says them.
 EVENT_NAMES = {
     "consent.requested": lazy_gettext("%(recipient)s asked for your data"),
     "consent.granted": lazy_gettext("You agreed to send your data to %(recipient)s"),
@@ -91,9 +93,9 @@ def me() -> ResponseReturnValue:
             "time": _time(e.time),
             "what": str(EVENT_NAMES[e.event] % {"recipient": board.recipients.get(e.consent_id or "", e.actor)})
             if e.event in EVENT_NAMES
-            else e.event,
+            else what_happened(e.event),
             "datasets": _titles(e.datasets, catalogue),
-            "failed": e.outcome != "ok",
+            "failed": e.event.endswith(".failed") or e.outcome == "mismatch",
         }
         for e in board.recent
     ]

@@ -9,6 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from consent import consents
+from consent.ledger import LedgerEvent, ledger
 from consent.models import Consent
 from identity.oauth.clients import register_client
 from identity.sessions import Authentication
@@ -226,3 +227,28 @@ def test_the_portal_pages_keep_the_page_rules(
         assert current == [path if path != f"/me/consents/{waiting}/revoke" else "/me/consents"], path
         ids = re.findall(r'\sid="([^"]+)"', html)
         assert len(ids) == len(set(ids)), path
+
+
+def test_the_dashboard_says_downloads_and_verifications_in_words(
+    app: Flask, client: FlaskClient, login_as: LoginAs
+) -> None:
+    login_as("A123456789", method="eid")
+    with app.app_context(), get_db().unit_of_work() as uow:
+        for event, outcome in (("download.completed", "ok"), ("document.verified", "confirmed")):
+            ledger(uow).append(
+                LedgerEvent(
+                    event=event,
+                    actor="citizen",
+                    subject_national_id="A123456789",
+                    outcome=outcome,
+                    datasets=("nhi.enrolment",),
+                    consent_id="download-1",
+                )
+            )
+        uow.commit()
+    html = client.get("/me?lang=en").get_data(as_text=True)
+    page = text(client.get("/me?lang=en"))
+    assert "You downloaded your data" in page
+    assert "Someone checked a document you downloaded" in page
+    assert "download.completed" not in page
+    assert "activity-failed" not in html  # a confirmed verification is no failure
