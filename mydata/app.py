@@ -57,7 +57,10 @@ def create_app(
 def _build(settings: Settings, clock_: Clock | None) -> Flask:
     settings = prepare(settings)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # Libraries that narrate their work at INFO (WeasyPrint parses its own stylesheets when imported,
+    # fontTools reports every font it subsets): an operator's log, and a command's stderr, keep ours.
+    for chatty in ("alembic", "weasyprint", "fontTools"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
 
     app = Flask(
         "mydata",

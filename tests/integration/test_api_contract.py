@@ -133,6 +133,12 @@ class Credentials:
                 uow, "sandbox-bank", actor="contract run"
             )
         self.cookies = {name: value for name, value in self.delivery.browser.http.cookies.get_dict().items() if value}
+        # The citizen's own history entries (the consent, and a download of their own): reading a proof
+        # bundle then also finds one (the list is read when the run generates its cases, after this).
+        assert self.delivery.browser.get("/me/data/download?datasets=nhi.enrolment&format=json").status_code == 200
+        history = requests.get(f"{self.base}/api/v1/me/history", cookies=self.cookies, timeout=10).json()
+        SEEDED_IDS["seq"] = [str(event["seq"]) for event in history["events"]]
+        assert len(SEEDED_IDS["seq"]) >= 2, history
         self.csrf = _csrf_token(self.delivery.browser.get("/me").text)
         self.answers: dict[str, Counter[int]] = defaultdict(Counter)
         self.found: dict[str, set[tuple[tuple[str, str], ...]]] = defaultdict(set)
@@ -147,7 +153,9 @@ class Credentials:
         if "initialAccessToken" in schemes:
             return "organisation", {"Authorization": f"Bearer {self.organisation}"}, {}
         if "citizenSession" in schemes:
-            return "citizen", {"X-CSRFToken": self.csrf}, self.cookies
+            # A program says it takes JSON: a session route that is also a browser's download (the proof
+            # bundle) then answers its errors in JSON too, as documented.
+            return "citizen", {"X-CSRFToken": self.csrf, "Accept": "application/json"}, self.cookies
         url = f"{self.base}{path}"
         if path in CLIENT_AUTHENTICATED and isinstance(case.body, dict):
             case.body.update(
