@@ -198,3 +198,21 @@ def test_bad_download_requests_are_4xx(platform: LivePlatform) -> None:
     assert browser.get("/me/data/download?datasets=no.such&format=pdf").status_code == 400
     assert browser.get("/me/data/download?format=pdf").status_code == 400
     assert Browser(platform.base).get("/me/data/download?datasets=nhi.enrolment&format=pdf").status_code == 303
+
+
+def test_the_history_page_says_a_download_and_its_verification_and_filters_them(platform: LivePlatform) -> None:
+    browser = logged_in(platform, "E224680132")
+    document = browser.get("/me/data/download?datasets=nhi.enrolment&format=json")
+    assert document.status_code == 200
+    assert Browser(platform.base).get(document.json()["manifest"]["verification_url"]).status_code == 200
+
+    page = text(browser.get("/me/history?lang=en"))
+    assert "You downloaded your data" in page
+    assert "Someone checked a document you downloaded" in page
+    assert "1 event You downloaded your data" in text(browser.get("/me/history?lang=en&event=download.completed"))
+    exported = browser.get("/me/history?format=csv&lang=en&event=document.verified")
+    assert exported.status_code == 200
+    assert exported.content.startswith(b"\xef\xbb\xbf")
+    header, *rows = exported.content.decode("utf-8-sig").strip().splitlines()
+    assert len(rows) == 1
+    assert "Someone checked a document you downloaded" in rows[0]
