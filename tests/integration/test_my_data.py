@@ -213,6 +213,6 @@ def test_the_history_page_says_a_download_and_its_verification_and_filters_them(
     exported = browser.get("/me/history?format=csv&lang=en&event=document.verified")
     assert exported.status_code == 200
     assert exported.content.startswith(b"\xef\xbb\xbf")
-    header, *rows = exported.content.decode("utf-8-sig").strip().splitlines()
+    _header, *rows = exported.content.decode("utf-8-sig").strip().splitlines()
     assert len(rows) == 1
     assert "Someone checked a document you downloaded" in rows[0]
