@@ -209,10 +209,13 @@ def test_the_history_page_says_a_download_and_its_verification_and_filters_them(
     page = text(browser.get("/me/history?lang=en"))
     assert "You downloaded your data" in page
     assert "Someone checked a document you downloaded" in page
-    assert "1 event You downloaded your data" in text(browser.get("/me/history?lang=en&event=download.completed"))
+    # Filtered (the module's other tests may have given this persona more events of both kinds).
+    downloads = browser.get("/me/history?format=json&event=download.completed").json()["events"]
+    assert downloads
+    assert {event["event"] for event in downloads} == {"download.completed"}, downloads
     exported = browser.get("/me/history?format=csv&lang=en&event=document.verified")
     assert exported.status_code == 200
     assert exported.content.startswith(b"\xef\xbb\xbf")
     _header, *rows = exported.content.decode("utf-8-sig").strip().splitlines()
-    assert len(rows) == 1
-    assert "Someone checked a document you downloaded" in rows[0]
+    assert rows
+    assert all("Someone checked a document you downloaded" in row for row in rows)
