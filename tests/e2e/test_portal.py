@@ -155,6 +155,7 @@ class PortalPage:
     path: str
     logged_in: bool = True
     reach: Callable[[WebDriver, str], None] | None = None
+    national_id: str = "A123456789"
 
 
 def _consent_screen(driver: WebDriver, base: str) -> None:
@@ -209,6 +210,7 @@ PAGES = [
     PortalPage("history", "/me/history"),
     PortalPage("entry verification", "", reach=verify_an_entry),
     PortalPage("settings", "/me/settings"),
+    PortalPage("operator's organisations", "/operator/organisations", national_id="L200000002"),
     PortalPage("verify", "", reach=verify_a_document),
 ]
 
@@ -242,7 +244,7 @@ def test_axe_core_finds_no_serious_violation(page: WebDriver, platform: LivePlat
     if portal_page.path and not route_exists(platform, portal_page.path):
         pytest.skip(f"{portal_page.path} ({portal_page.name}) has no route on this branch yet (issue 11, another item)")
     if portal_page.logged_in:
-        log_in(page, platform.base)
+        log_in(page, platform.base, portal_page.national_id)
     for lang in LANGS:
         if portal_page.reach is not None:
             page.get(f"{platform.base}/?lang={lang}")  # the choice is kept in a cookie
