@@ -382,14 +382,10 @@ class Ledger:
         serialised and sequence numbers are contiguous. Make it the last thing a transaction
         does before it commits (after the state change it records).
         """
-        if self.connection.dialect.name == "postgresql":
-            subject = self._subject(event)
-            head = self._lock_head()  # the last lock this transaction takes (see _lock_head)
-        else:
-            # SQLite has one write lock, taken at a transaction's first write; a transaction that
-            # reads first cannot always take it later ("database is locked"). Lock, then read.
-            head = self._lock_head()
-            subject = self._subject(event)
+        subject = self._subject(event)
+        # The last lock this transaction takes (see _lock_head). SQLite's single write lock is the
+        # transaction's already: a unit of work that writes begins IMMEDIATE (mydata.db).
+        head = self._lock_head()
         body = event.entry(head.tree_size, rfc3339(self.clock.now()), subject)
         return self._append_locked(head, rfc8785.dumps(body), subject=subject, consent_id=event.consent_id)
 
