@@ -115,7 +115,7 @@ def download_file() -> ResponseReturnValue:
     return Response(
         issued.body,
         mimetype=media_type,
-        headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},  # no-store: mydata.security
     )
 
 

@@ -332,11 +332,8 @@ def register_client() -> ResponseReturnValue:
     client = registration.register_dynamic_client(
         unit_of_work(), _organisation(), metadata, sandbox=sandbox, sandbox_origin=origin
     )
-    response = jsonify(ClientInformationSchema().dump(registration.client_information(client)))
-    # RFC 7591 §3.2.1 / RFC 6749 §5.1: a response about credentials is not cached.
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Pragma"] = "no-cache"
-    return response, 201
+    # RFC 7591 §3.2.1: not cached; mydata.security says no-store (and Pragma) for every /oauth/ answer.
+    return jsonify(ClientInformationSchema().dump(registration.client_information(client))), 201
 
 
 def _flat(messages: Any) -> list[Any]:
