@@ -7,6 +7,7 @@ from flask.typing import ResponseReturnValue
 from marshmallow import fields
 
 from consent import broker
+from consent.interfaces import ConsentRevoked
 from identity.models import Citizen
 from identity.oauth import services as oauth
 from identity.oauth.server import issuer, query_client
@@ -44,8 +45,9 @@ class ProviderUnavailableSchema(ErrorSchema):
     },
     description=(
         "Requires `Authorization: DPoP <access token>` and a DPoP proof (RFC 9449). Answers once per "
-        "consent; then 410 already_delivered. Once the consent is revoked or its delivery window has "
-        "ended, 401 invalid_token (the token ends with its consent). 503 provider_unavailable (with "
+        "consent; then 410 already_delivered. Once the citizen has revoked the consent, 403 "
+        "consent_revoked; once its delivery window has ended, 401 invalid_token (the token ends with its "
+        "consent). 503 provider_unavailable (with "
         "Retry-After and the per-dataset outcomes) leaves the consent granted for a retry within its window."
     ),
 )
@@ -63,11 +65,12 @@ def deliver() -> ResponseReturnValue:
         client = query_client(token.client_id)
         if client is None:
             raise oauth.InvalidToken("invalid_token", "The client of this token is suspended.")
+    except oauth.ConsentEnded as exc:
+        if exc.revoked:
+            raise ConsentRevoked() from None  # the reason the RP's customer must hear (DESIGN §6.2)
+        return _refused(exc)
     except oauth.InvalidToken as exc:
-        response = jsonify({"error": exc.error, "error_description": exc.description})
-        response.status_code = 401
-        response.headers["WWW-Authenticate"] = exc.www_authenticate()
-        return response
+        return _refused(exc)
     citizen = uow.session.get(Citizen, token.citizen_id)
     assert citizen is not None  # foreign key
     recipient = broker.Recipient(
@@ -82,3 +85,11 @@ def deliver() -> ResponseReturnValue:
         now=clock().now(),
     )
     return Response(sealed, status=200, mimetype="application/jose")  # no-store: mydata.security
+
+
+def _refused(exc: oauth.InvalidToken) -> Response:
+    """Answer 401 with the DPoP challenge (RFC 9449 §7.1)."""
+    response = jsonify({"error": exc.error, "error_description": exc.description})
+    response.status_code = 401
+    response.headers["WWW-Authenticate"] = exc.www_authenticate()
+    return response

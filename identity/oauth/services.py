@@ -534,6 +534,14 @@ class InvalidToken(Exception):
         return f'DPoP error="{self.error}", error_description="{self.description}", algs="ES256 PS256"'
 
 
+class ConsentEnded(InvalidToken):
+    """The token's consent was revoked or its window ended; a resource may name that reason instead."""
+
+    def __init__(self, description: str, *, revoked: bool) -> None:
+        super().__init__("invalid_token", description)
+        self.revoked = revoked
+
+
 def authenticate_resource_request(
     uow: UnitOfWork, *, method: str, url: str, authorization: str | None, dpop: str | None
 ) -> AccessTokenRecord:
@@ -558,7 +566,8 @@ def authenticate_resource_request(
     window = flow.window(uow, row.transaction_id) if flow is not None else None
     refusal = window.refusal(now) if window is not None else None
     if refusal is not None:
-        raise InvalidToken("invalid_token", refusal)
+        assert window is not None
+        raise ConsentEnded(refusal, revoked=window.ended == "revoked")
     if now >= row.expires_at:
         raise InvalidToken("invalid_token", "The access token has expired.")
     try:

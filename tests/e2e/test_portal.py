@@ -139,9 +139,8 @@ def test_revoking_from_my_consents_ends_the_relying_partys_token(
     assert not page.find_elements(By.CSS_SELECTOR, f"a[href='/me/consents/{consent_id}/revoke']")
 
     answer = bank.deliver(delivery.access_token)
-    assert answer.status_code == 401  # issue 10: a revoked consent's token is no longer valid
-    assert answer.json()["error"] == "invalid_token"
-    assert "revoked" in answer.json()["error_description"]
+    assert answer.status_code == 403, answer.text  # issue 11 acceptance 4
+    assert answer.json()["error"] == "consent_revoked"
 
 
 # -- acceptance 6: axe-core ---------------------------------------------------------------------------

@@ -219,6 +219,12 @@ class ThirdPartyBank:
             proof = jws.serialize_compact(header, claims, proof_key)
         return requests.get(url, headers={"Authorization": f"DPoP {access_token}", "DPoP": proof}, timeout=30)
 
+    def userinfo(self, access_token: str) -> requests.Response:
+        """Call the UserInfo endpoint with the token and a DPoP proof."""
+        url = self.metadata["userinfo_endpoint"]
+        proof = self.proof("GET", url, access_token)
+        return requests.get(url, headers={"Authorization": f"DPoP {access_token}", "DPoP": proof}, timeout=30)
+
     def platform_keys(self) -> KeySet:
         return KeySet.import_key_set(requests.get(self.metadata["jwks_uri"], timeout=10).json())
 
@@ -342,7 +348,7 @@ def test_an_expired_window_ends_the_token(bank: ThirdPartyBank, platform_clock: 
     assert answer.headers["Cache-Control"] == "no-store"
 
 
-def test_a_revoked_consent_ends_the_token(bank: ThirdPartyBank) -> None:
+def test_a_revoked_consent_is_refused_with_its_reason(bank: ThirdPartyBank) -> None:
     delivery = bank.consented("A123456789")
     browser = delivery.browser
     csrf = form_fields(browser.get("/me").text, "/logout")["csrf_token"]
@@ -353,11 +359,16 @@ def test_a_revoked_consent_ends_the_token(bank: ThirdPartyBank) -> None:
     )
     assert revoked.status_code == 200, revoked.text
 
+    # Delivery names the reason (issue 11 acceptance 4, DESIGN §6.2); the token is dead for
+    # everything else: userinfo answers 401 invalid_token (issue 10 item 10).
     answer = bank.deliver(delivery.access_token)
-    assert answer.status_code == 401  # issue 10 item 10; before, 403 consent_revoked
-    assert 'DPoP error="invalid_token"' in answer.headers["WWW-Authenticate"]
-    assert answer.json()["error"] == "invalid_token"
-    assert "revoked" in answer.json()["error_description"]
+    assert answer.status_code == 403, answer.text
+    assert answer.json()["error"] == "consent_revoked"
+    assert answer.headers["Cache-Control"] == "no-store"
+    userinfo = bank.userinfo(delivery.access_token)
+    assert userinfo.status_code == 401
+    assert 'DPoP error="invalid_token"' in userinfo.headers["WWW-Authenticate"]
+    assert "revoked" in userinfo.json()["error_description"]
 
 
 def test_a_proof_by_another_key_answers_401_with_the_reason(bank: ThirdPartyBank) -> None:

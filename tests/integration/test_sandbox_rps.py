@@ -133,10 +133,8 @@ def test_a_consent_revoked_before_the_retry_is_explained(platform: LivePlatform,
     with later(clock, 60):
         retried = browser.post("/sandbox/bank/application/retry", form_fields(waiting.text, "/retry"))
     page = browser.get(retried.headers["Location"])
-    # The platform refuses the token of a revoked consent (401 invalid_token, issue 10 item 10) and
-    # says why; the bank shows that.
-    assert "MyData 拒絕了我們的存取權杖" in text(page)
-    assert "revoked" in text(page)
+    # The platform answers 403 consent_revoked (issue 11 acceptance 4); the bank tells its customer.
+    assert "您已在 MyData 撤回此次同意" in text(page)
 
 
 def test_the_school_without_the_optional_property_data(platform: LivePlatform) -> None:
