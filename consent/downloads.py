@@ -204,14 +204,36 @@ def issue_document(
 
     The caller commits. The verification code is in the document only; the platform keeps its hash.
     """
+    issued = record_document(uow, download, document_id=download.id, citizen_id=citizen.citizen_id, fmt=fmt,
+                             render=render, now=now)  # fmt: skip
+    _append_download(uow, download, citizen=citizen, document_sha256=issued.sha256)
+    notify_citizen(uow, citizen_id=citizen.citizen_id, kind="download", recipient=None,
+                   datasets=[e.id for e in download.entries], now=now)  # fmt: skip
+    return issued
+
+
+def record_document(
+    uow: UnitOfWork,
+    download: Download,
+    *,
+    document_id: str,
+    citizen_id: str,
+    fmt: str,
+    render: Renderer,
+    now: dt.datetime,
+) -> IssuedDocument:
+    """Render *download* under a new verification code and keep the document's hash and metadata.
+
+    The caller appends the ledger entry that tells of it, and commits.
+    """
     code = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(_CODE_LENGTH))
-    header = DocumentHeader(download.id, code, now, now + VALIDITY)
+    header = DocumentHeader(document_id, code, now, now + VALIDITY)
     body = render(download, header)
     digest = hashlib.sha256(body).hexdigest()
     uow.session.add(
         Document(
-            id=download.id,
-            citizen_id=citizen.citizen_id,
+            id=document_id,
+            citizen_id=citizen_id,
             datasets=[e.id for e in download.entries],
             format=fmt,
             sha256=digest,
@@ -221,9 +243,6 @@ def issue_document(
         )
     )
     uow.session.flush()
-    _append_download(uow, download, citizen=citizen, document_sha256=digest)
-    notify_citizen(uow, citizen_id=citizen.citizen_id, kind="download", recipient=None,
-                   datasets=[e.id for e in download.entries], now=now)  # fmt: skip
     return IssuedDocument(header, body, digest)
 
 

@@ -40,7 +40,7 @@ from consent.ledger import (
     parse_rfc3339,
     subject_commitment,
 )
-from consent.models import CaseOpening, Consent, LedgerEntry
+from consent.models import CaseOpening, Consent, CounterUse, LedgerEntry
 from mydata.db import UnitOfWork
 from providers.services import DatasetEntry, catalogue
 
@@ -71,6 +71,8 @@ class HistoryEvent:
     purpose: str | None
     recipient_name: str | None = None
     """The relying party's name as the citizen was shown it when they were asked."""
+    recipient_name_en: str | None = None
+    """Its English name, where the case kept one (a counter use)."""
     has_receipt: bool = False
     """Whether the event's case is a consent with a signed receipt (:func:`receipt_of`)."""
 
@@ -94,10 +96,14 @@ def usage_history(uow: UnitOfWork, national_id: str, wanted: HistoryFilter = His
     consents = {
         c.id: c for c in uow.session.scalars(select(Consent).where(Consent.id.in_(consent_ids)))
     } if consent_ids else {}  # fmt: skip
+    counters = {
+        u.id: u for u in uow.session.scalars(select(CounterUse).where(CounterUse.id.in_(consent_ids)))
+    } if consent_ids else {}  # fmt: skip
     events = []
     for row in rows:
         entry = json.loads(row.leaf_input)
         consent = consents.get(row.consent_id or "")
+        desk = counters.get(row.consent_id or "")
         event = HistoryEvent(
             seq=row.seq,
             version=entry["version"],
@@ -110,9 +116,10 @@ def usage_history(uow: UnitOfWork, national_id: str, wanted: HistoryFilter = His
             datasets=tuple(entry.get("datasets", ())),
             outcome=entry.get("outcome", "ok"),
             consent_id=row.consent_id,
-            recipient=consent.organisation_id if consent else None,
+            recipient=consent.organisation_id if consent else (desk.organisation_id if desk else None),
             purpose=consent.purpose if consent else None,
-            recipient_name=consent.organisation_name if consent else None,
+            recipient_name=consent.organisation_name if consent else (desk.organisation_name_zh if desk else None),
+            recipient_name_en=desk.organisation_name_en if desk else None,
             has_receipt=bool(consent and consent.receipt),
         )
         if _matches(event, wanted):

@@ -162,6 +162,8 @@ class Names:
         known = self.services.get(event.service or "")
         if known is not None:
             return known.organisation_en if _english() else known.organisation_zh
+        if _english() and event.recipient_name_en:
+            return event.recipient_name_en
         return event.recipient_name or event.recipient
 
     def service(self, event: HistoryEvent) -> str | None:
@@ -177,7 +179,7 @@ def _who(event: HistoryEvent, names: Names) -> str:
     if event.actor == "citizen":
         said = gettext("You")
     elif event.actor.startswith("counter:"):
-        said = gettext("Counter of %(organisation)s", organisation=event.actor.removeprefix("counter:"))
+        said = gettext("Counter of %(organisation)s", organisation=recipient or event.actor.removeprefix("counter:"))
     elif event.actor == "platform":
         said = gettext("The platform, for %(recipient)s", recipient=recipient) if recipient else gettext("The platform")
     elif recipient and service:

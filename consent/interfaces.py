@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -200,3 +201,57 @@ class ServiceDirectory(Protocol):
 
     def __call__(self, uow: UnitOfWork, service_ids: Collection[str]) -> Mapping[str, ServiceName]:
         """Return the names of those of *service_ids* that are registered."""
+
+
+class CounterUseNotFound(NotFound):
+    """No counter use of this person has this id (another citizen's, or another clerk's)."""
+
+    code = "counter_use_not_found"
+    description = "There is no such counter verification."
+
+
+class CounterCodeRefused(BadRequest):
+    """The citizen's code is wrong, used, cancelled or expired; it counts as a wrong entry."""
+
+    code = "counter_code_refused"
+    description = "This code cannot be used."
+
+    def __init__(self, reason: str, *, attempts_left: int) -> None:
+        super().__init__(f"This code cannot be used ({reason}).", reason=reason, attempts_left=attempts_left)
+        self.reason = reason
+        self.attempts_left = attempts_left
+
+
+class CounterConfirmationRefused(BadRequest):
+    """The confirmation code is wrong (a wrong entry), or came after its 2 minutes (the use is void)."""
+
+    code = "counter_confirmation_refused"
+    description = "The confirmation code is wrong."
+
+    def __init__(self, reason: str, *, attempts_left: int) -> None:
+        super().__init__(f"The confirmation code is refused ({reason}).", reason=reason, attempts_left=attempts_left)
+        self.reason = reason
+        self.attempts_left = attempts_left
+
+
+class CounterLocked(MydataError):
+    """The clerk made 5 wrong entries within 15 minutes: their entry is locked until *until*."""
+
+    code = "counter_locked"
+    status = 429
+    description = "Too many wrong entries: the counter entry is locked."
+
+    def __init__(self, until: dt.datetime) -> None:
+        super().__init__(
+            f"Too many wrong entries: the counter entry is locked until {until.isoformat()}.",
+            locked_until=until.isoformat(),
+        )
+        self.until = until
+
+
+class CounterViewEnded(MydataError):
+    """The clerk's 15 minutes with the data are over (or the data was never shown): a new code is needed."""
+
+    code = "counter_view_ended"
+    status = 410
+    description = "This counter verification has ended; ask the citizen for a new code."

@@ -146,3 +146,48 @@ class Document(Base):
     code_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     valid_until: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class CounterUse(Base):
+    """A counter verification (臨櫃核驗, DESIGN §6.5): a citizen shows a clerk their data at a desk.
+
+    ``id`` is the case id in the ledger and the ``txn`` the agencies see. The citizen's code and the
+    confirmation code are kept only as SHA-256 (``code_sha256``, ``confirmation_sha256``); the
+    confirmation code is also kept encrypted (JWE) to a key that only the citizen's page holds
+    (``page_key`` is its public half), so that the page can show it and a copy of the database cannot.
+    States: ``offered`` (waiting for a clerk) -> ``claimed`` (a clerk entered the code; the citizen
+    reads out the confirmation) -> ``shown`` (the clerk may see the data until ``view_until``), or
+    ``cancelled`` by the citizen, or ``void`` when the confirmation was not entered in time.
+    """
+
+    __tablename__ = "consent_counter_use"
+    __table_args__ = (CheckConstraint("status IN ('offered', 'claimed', 'shown', 'cancelled', 'void')", name="status"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    citizen_id: Mapped[str] = mapped_column(ForeignKey("identity_citizen.id"), index=True)
+    datasets: Mapped[list[str]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    code_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    page_key: Mapped[dict[str, str | list[str]]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    clerk_id: Mapped[str | None] = mapped_column(ForeignKey("identity_citizen.id"), index=True)
+    organisation_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    organisation_name_zh: Mapped[str | None] = mapped_column(String(200))
+    organisation_name_en: Mapped[str | None] = mapped_column(String(200))
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    confirmation_sha256: Mapped[str | None] = mapped_column(String(64))
+    confirmation_jwe: Mapped[str | None] = mapped_column(Text)
+    shown_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    view_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class CounterClerkLock(Base):
+    """A clerk's recent wrong entries at the counter, and the lock they earned (5 in 15 minutes: 15 minutes)."""
+
+    __tablename__ = "consent_counter_clerk_lock"
+
+    clerk_id: Mapped[str] = mapped_column(ForeignKey("identity_citizen.id"), primary_key=True)
+    recent_failures: Mapped[list[int]] = mapped_column(JSON)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())

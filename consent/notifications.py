@@ -21,7 +21,9 @@ from mydata.db import UnitOfWork
 from providers.interfaces import DatasetNotFound
 from providers.services import dataset_entry
 
-KINDS = ("delivery", "download", "verification")
+KINDS = ("delivery", "download", "verification", "counter")
+# A counter clerk seeing the data is a delivery to an organisation: the same choice in the settings.
+PREFERENCE = {"counter": "delivery"}
 HISTORY_PATH = "/me/history"
 
 
@@ -37,18 +39,46 @@ def notify_citizen(
     """Queue the email of one event for the citizen, if they confirmed an address and want this *kind*.
 
     *kind* is ``delivery`` (*recipient* names the organisation and service), ``download`` (the
-    citizen themselves) or ``verification`` (someone checked a document the citizen downloaded).
+    citizen themselves), ``verification`` (someone checked a document the citizen downloaded) or
+    ``counter`` (a clerk of *recipient* saw the data at a desk).
     Return whether an email was queued; the caller commits.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown notification kind {kind!r}; expected one of {', '.join(KINDS)}")
-    contact = notification_contact(uow, citizen_id, kind)
+    contact = notification_contact(uow, citizen_id, PREFERENCE.get(kind, kind))
     if contact is None:
         return False
     titles = [_title(uow, dataset, contact.language) for dataset in datasets]
     link = str(current_app.config["MYDATA_ISSUER"]) + HISTORY_PATH
     subject, body = _message(kind, contact, recipient, titles, link, now)
     mail.enqueue(uow, to=contact.email, subject=subject, body=body, language=contact.language, now=now)
+    return True
+
+
+def send_confirmation_code(uow: UnitOfWork, *, citizen_id: str, code: str, recipient: str, now: dt.datetime) -> bool:
+    """Queue the 6-digit counter confirmation code for the citizen, if they confirmed an address.
+
+    The citizen asked for it (they are at the desk), so it goes whatever notifications they chose.
+    It names the organisation whose clerk waits for it and holds no data. Return whether it was queued.
+    """
+    contact = notification_contact(uow, citizen_id, None)
+    if contact is None:
+        return False
+    with force_locale(contact.language):
+        subject = gettext("MyData: your counter confirmation code")
+        body = "\n\n".join(
+            [
+                gettext("Dear %(name)s,", name=contact.name),
+                gettext("A clerk of %(recipient)s entered your counter code.", recipient=recipient),
+                gettext("Your confirmation code is %(code)s. Tell it to the clerk within 2 minutes.", code=code),
+                gettext(
+                    "If you are not at a counter of %(recipient)s now, do not tell anyone this code, and cancel "
+                    "the counter verification on MyData.",
+                    recipient=recipient,
+                ),
+            ]
+        )
+    mail.enqueue(uow, to=contact.email, subject=subject, body=body + "\n", language=contact.language, now=now)
     return True
 
 
@@ -69,6 +99,10 @@ def _message(
         if kind == "delivery":
             subject = gettext("MyData: your data was delivered to %(recipient)s", recipient=recipient or "")
             what = gettext("At %(time)s (Taiwan time), MyData delivered your data to %(recipient)s.",
+                           time=when, recipient=recipient or "")  # fmt: skip
+        elif kind == "counter":
+            subject = gettext("MyData: your data was shown at the counter of %(recipient)s", recipient=recipient or "")
+            what = gettext("At %(time)s (Taiwan time), a clerk of %(recipient)s saw your data at their counter.",
                            time=when, recipient=recipient or "")  # fmt: skip
         elif kind == "download":
             subject = gettext("Your data was downloaded")

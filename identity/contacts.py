@@ -165,8 +165,12 @@ def set_confirmed_address(uow: UnitOfWork, citizen_id: str, email: str, now: dt.
         stored.email, stored.email_confirmed_at = email, now
 
 
-def notification_contact(uow: UnitOfWork, citizen_id: str, kind: str) -> Contact | None:
-    """Return where to send a notification of *kind*, or None if the citizen has no confirmed address or wants none."""
+def notification_contact(uow: UnitOfWork, citizen_id: str, kind: str | None) -> Contact | None:
+    """Return where to send a notification of *kind*, or None if the citizen has no confirmed address or wants none.
+
+    *kind* None is a message the citizen asked for (a counter confirmation code): it goes to any
+    confirmed address.
+    """
     row = uow.session.execute(
         select(AccountSettings, Citizen.name)
         .join(Citizen, Citizen.id == AccountSettings.citizen_id)
@@ -175,7 +179,7 @@ def notification_contact(uow: UnitOfWork, citizen_id: str, kind: str) -> Contact
     if row is None:
         return None
     stored, name = row
-    if stored.email is None or stored.email_confirmed_at is None or kind not in _wanted(stored):
+    if stored.email is None or stored.email_confirmed_at is None or (kind is not None and kind not in _wanted(stored)):
         return None
     return Contact(email=stored.email, language=stored.language, name=name)
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from consent.consents import ServiceTerms
+from mydata.db import UnitOfWork
+from providers.protocol import FetchResult, Outcome
 
 #: The sandbox bank's credit-card service, with one optional dataset.
 TERMS = ServiceTerms(
@@ -15,3 +19,31 @@ TERMS = ServiceTerms(
     datasets_required=("household.registration", "tax.income"),
     datasets_optional=("tax.property",),
 )
+
+DATA = {"as_of": "2026-05-01", "insured": {"name": "王小明", "monthly_premium": 990}, "note": "=HYPERLINK()"}
+
+
+def fake_fetcher(outcomes: Mapping[str, Outcome] | None = None):  # type: ignore[no-untyped-def]
+    """Return a fetcher answering every dataset with DATA (or the outcome given), recording each call."""
+    calls: list[dict[str, object]] = []
+
+    def fetch(
+        uow: UnitOfWork, *, national_id: str, datasets: Sequence[str], txn: str, purpose: str
+    ) -> dict[str, FetchResult]:
+        calls.append({"national_id": national_id, "datasets": list(datasets), "txn": txn, "purpose": purpose})
+        results = {}
+        for dataset in datasets:
+            outcome = (outcomes or {}).get(dataset, Outcome.OK)
+            ok = outcome == Outcome.OK
+            results[dataset] = FetchResult(
+                dataset=dataset,
+                provider="nhia",
+                outcome=outcome,
+                provider_jws=f"e30.{dataset}.sig" if ok else None,
+                data=DATA if ok else None,
+                generated_at="2026-05-01T08:00:00Z" if ok else None,
+            )
+        return results
+
+    fetch.calls = calls  # type: ignore[attr-defined]
+    return fetch

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,36 +29,10 @@ from mydata.limits import limiter
 from providers.protocol import FetchResult, Outcome
 from providers.sandbox.seed import seed_sandbox_catalogue
 from providers.services import DatasetEntry
+from tests.factories.consent import DATA, fake_fetcher
 from tests.factories.identity import LoginAs, make_citizen
 
 NATIONAL_ID = "A123456789"
-DATA = {"as_of": "2026-05-01", "insured": {"name": "王小明", "monthly_premium": 990}, "note": "=HYPERLINK()"}
-
-
-def fake_fetcher(outcomes: Mapping[str, Outcome] | None = None):  # type: ignore[no-untyped-def]
-    """Return a fetcher answering every dataset with DATA (or the outcome given), recording each call."""
-    calls: list[dict[str, object]] = []
-
-    def fetch(
-        uow: UnitOfWork, *, national_id: str, datasets: Sequence[str], txn: str, purpose: str
-    ) -> dict[str, FetchResult]:
-        calls.append({"national_id": national_id, "datasets": list(datasets), "txn": txn, "purpose": purpose})
-        results = {}
-        for dataset in datasets:
-            outcome = (outcomes or {}).get(dataset, Outcome.OK)
-            ok = outcome == Outcome.OK
-            results[dataset] = FetchResult(
-                dataset=dataset,
-                provider="nhia",
-                outcome=outcome,
-                provider_jws=f"e30.{dataset}.sig" if ok else None,
-                data=DATA if ok else None,
-                generated_at="2026-05-01T08:00:00Z" if ok else None,
-            )
-        return results
-
-    fetch.calls = calls  # type: ignore[attr-defined]
-    return fetch
 
 
 @pytest.fixture
