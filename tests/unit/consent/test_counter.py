@@ -306,3 +306,18 @@ def test_the_confirmation_code_is_emailed_to_a_confirmed_address(
     assert confirmation in sent[0].body
     assert "沙盒銀行" in sent[0].body
     assert CITIZEN_ID_NUMBER not in sent[0].body
+
+
+def test_the_citizen_is_told_which_organisation_saw_their_data(
+    uow: UnitOfWork, citizen: Citizen, clerk: Clerk, now: dt.datetime
+) -> None:
+    contacts.set_confirmed_address(uow, citizen.citizen_id, "wang@example.com", now)
+    uow.commit()
+    made, confirmation = claimed(uow, citizen, clerk, now)
+    counter.confirm(uow, clerk=clerk, use_id=made.use.id, confirmation=confirmation, now=now)
+    counter.fetch_for_clerk(uow, clerk=clerk, use_id=made.use.id, fetcher=fake_fetcher(), now=now)
+    uow.commit()
+    subjects = uow.session.scalars(
+        select(OutboxMessage.subject).where(OutboxMessage.recipient == "wang@example.com")
+    ).all()
+    assert "MyData：您的資料已在沙盒銀行臨櫃出示" in subjects
