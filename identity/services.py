@@ -66,6 +66,26 @@ def grant_role(uow: UnitOfWork, citizen_id: str, role: str, organisation_id: str
     return granted
 
 
+def revoke_role(uow: UnitOfWork, citizen_id: str, role: str, organisation_id: str) -> bool:
+    """Take a staff role back; return whether the account held it. The caller commits."""
+    granted = uow.session.get(StaffRole, (citizen_id, role, organisation_id))
+    if granted is None:
+        return False
+    uow.session.delete(granted)
+    return True
+
+
+def role_holders(uow: UnitOfWork, organisation_id: str) -> list[tuple[StaffRole, Citizen]]:
+    """Return the staff roles held for an organisation, with their accounts, by role then name."""
+    rows = uow.session.execute(
+        select(StaffRole, Citizen)
+        .join(Citizen, Citizen.id == StaffRole.citizen_id)
+        .where(StaffRole.organisation_id == organisation_id)
+        .order_by(StaffRole.role, Citizen.name)
+    ).all()
+    return [(role, citizen) for role, citizen in rows]
+
+
 def staff_roles(uow: UnitOfWork, citizen_id: str) -> list[StaffRole]:
     """Return the staff roles of an account, by role then organisation."""
     return list(

@@ -11,10 +11,12 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from identity.national_id import mask
+from mydata.clock import clock
 from mydata.db import UnitOfWork, get_db
 from mydata.errors import MydataError
 from providers.models import LEVELS
-from relying_parties import registration, services
+from relying_parties import registration, roles, services
 from relying_parties.models import APPROVED, ORGANISATION_TYPES, PENDING, STATUSES
 
 rp_cli = AppGroup("rp", help="Relying parties: organisations, initial access tokens, clients and services.")
@@ -108,6 +110,40 @@ def list_organisations(status: str | None) -> None:
             for o in services.list_organisations(uow, status)
         ]
     _table(("organisation", "type", "number", "status", "name", "contact"), rows)
+
+
+@rp_cli.command("grant-role")
+@click.argument("organisation_id")
+@click.argument("national_id")
+@click.option("--role", type=click.Choice(roles.ORGANISATION_ROLES), required=True)
+def grant_role(organisation_id: str, national_id: str, role: str) -> None:
+    """Give a person a role for an organisation (`counter`: a clerk at its desks). They must have logged in once."""
+    with _relying_parties() as uow:
+        citizen = roles.grant(uow, organisation_id, national_id, role, now=clock().now())
+    click.echo(f"{citizen.name} ({mask(citizen.national_id)}) now has the {role} role of {organisation_id}.")
+
+
+@rp_cli.command("revoke-role")
+@click.argument("organisation_id")
+@click.argument("national_id")
+@click.option("--role", type=click.Choice(roles.ORGANISATION_ROLES), required=True)
+def revoke_role(organisation_id: str, national_id: str, role: str) -> None:
+    """Take a role back (a clerk who left); their next page at the counter is refused."""
+    with _relying_parties() as uow:
+        citizen = roles.revoke(uow, organisation_id, national_id, role)
+    click.echo(f"{citizen.name} ({mask(citizen.national_id)}) no longer has the {role} role of {organisation_id}.")
+
+
+@rp_cli.command("staff")
+@click.argument("organisation_id")
+def list_staff(organisation_id: str) -> None:
+    """List who holds a role for an organisation (ID numbers masked)."""
+    with _relying_parties() as uow:
+        rows = [
+            (held.role, citizen.name, mask(citizen.national_id), held.granted_at.date().isoformat())
+            for held, citizen in roles.staff(uow, organisation_id)
+        ]
+    _table(("role", "name", "national ID", "since"), rows)
 
 
 @rp_cli.command("issue-token")

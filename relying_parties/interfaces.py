@@ -117,3 +117,20 @@ class NotAnOperator(MydataError):
     code = "forbidden"
     status = 403
     description = "Your account does not have the platform operator role."
+
+
+class StaffAccountNotFound(BadRequest):
+    """A role can be given only to an account, and an account exists once its owner has logged in."""
+
+    code = "account_not_found"
+    description = (
+        "No account has this national ID yet: the person should log in to MyData once with their eID card, "
+        "then try again."
+    )
+
+
+class RoleNotHeld(NotFound):
+    """The account does not hold this role for this organisation."""
+
+    code = "role_not_held"
+    description = "This account does not hold this role for this organisation."

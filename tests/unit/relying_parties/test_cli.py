@@ -10,6 +10,10 @@ from click.testing import Result
 from flask import Flask
 from flask.testing import FlaskClient
 
+from identity import services as identity_services
+from identity.models import StaffRole
+from mydata.db import get_db
+from tests.factories.identity import make_citizen
 from tests.factories.oauth import TestRelyingParty
 
 from .conftest import REDIRECT_URI, bearer, client_metadata, register
@@ -125,3 +129,42 @@ def test_an_unknown_organisation_is_named(app: Flask) -> None:
     assert result.stdout == ""
     assert "organisation_not_found" in result.stderr
     assert "'nobody'" in result.stderr
+
+
+def test_an_operator_gives_and_takes_a_clerks_counter_role(app: Flask, catalogue: None) -> None:
+    """docs/counter.md: an organisation asks the operator to give its clerk the `counter` role."""
+    assert run(app, *APPLY, "--approve").exit_code == 0
+    unknown = run(app, "grant-role", "cli-bank", "E224680132", "--role", "counter")
+    assert unknown.exit_code == 1
+    assert "log in to MyData once" in unknown.stderr
+    with app.app_context(), get_db().unit_of_work() as uow:
+        clerk = make_citizen(uow, "E224680132")
+        uow.commit()
+        clerk_id = clerk.id
+
+    granted = run(app, "grant-role", "cli-bank", "e224680132", "--role", "counter")
+    assert granted.exit_code == 0, granted.stderr
+    assert "張雅婷" in granted.stdout
+    assert "E224680132" not in granted.stdout  # masked: E22****132
+    assert "E22****132" in granted.stdout
+    listed = run(app, "staff", "cli-bank")
+    assert "counter" in listed.stdout
+    assert "張雅婷" in listed.stdout
+    with app.app_context(), get_db().unit_of_work() as uow:
+        assert identity_services.has_role(uow, clerk_id, "counter", "cli-bank")
+
+    operator = run(app, "grant-role", "cli-bank", "E224680132", "--role", "operator")
+    assert operator.exit_code == 2  # not a role of an organisation: click refuses the choice
+    bad_id = run(app, "grant-role", "cli-bank", "E22468013", "--role", "counter")
+    assert bad_id.exit_code == 1
+    assert "national ID" in bad_id.stderr
+    nowhere = run(app, "grant-role", "no-such-org", "E224680132", "--role", "counter")
+    assert nowhere.exit_code == 1
+
+    revoked = run(app, "revoke-role", "cli-bank", "E224680132", "--role", "counter")
+    assert revoked.exit_code == 0, revoked.stderr
+    with app.app_context(), get_db().unit_of_work() as uow:
+        assert uow.session.get(StaffRole, (clerk_id, "counter", "cli-bank")) is None
+    again = run(app, "revoke-role", "cli-bank", "E224680132", "--role", "counter")
+    assert again.exit_code == 1
+    assert "does not hold" in again.stderr
