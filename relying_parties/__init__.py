@@ -19,7 +19,7 @@ from mydata.config import Settings
 from mydata.db import UnitOfWork, unit_of_work
 from mydata.openapi import add_security_scheme
 from mydata.security import csrf
-from relying_parties import api, cli, delivery, services, views
+from relying_parties import agency_console, api, cli, consoles, delivery, operator_console, rp_console, services, views
 from relying_parties.sandbox.serving import mount_sandbox_relying_parties, serve_sandbox_relying_party
 
 
@@ -71,6 +71,8 @@ def init_app(app: Flask) -> None:
     register_service_directory(app, services.service_names)
     # HTML forms: CSRFProtect checks them, like every other page.
     app.register_blueprint(views.bp)
+    for console in (consoles.home, operator_console.bp, agency_console.bp, rp_console.bp):
+        app.register_blueprint(console)
     app.cli.add_command(cli.rp_cli)
     sandbox_cli.add_command(serve_sandbox_relying_party)
     if app.config["MYDATA_SANDBOX"]:

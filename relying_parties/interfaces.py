@@ -134,3 +134,15 @@ class RoleNotHeld(NotFound):
 
     code = "role_not_held"
     description = "This account does not hold this role for this organisation."
+
+
+class NotAConsoleMember(MydataError):
+    """The account holds no role that opens this console (DESIGN §1: staff act through roles)."""
+
+    code = "not_a_console_member"
+    status = 403
+    description = "This account has no role that opens this console."
+
+    def __init__(self, console: str) -> None:
+        super().__init__(f"This account has no role that opens the {console} console.", console=console)
+        self.console = console

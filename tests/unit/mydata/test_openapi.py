@@ -21,6 +21,11 @@ from providers import services as providers_services
 #: other route is a JSON route and must be in /openapi.json; a new route must be added here or documented.
 NON_JSON_ROUTES = {
     "web.index",
+    # The staff consoles (issue 13): pages; their JSON APIs are documented.
+    "console_home.index",
+    "console_operator.index",
+    "console_agency.index",
+    "console_rp.index",
     "static",
     "identity.login",
     "identity.login_eid",

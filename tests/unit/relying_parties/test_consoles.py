@@ -1,0 +1,136 @@
+"""The staff consoles' doors (issue 13, "Roles everywhere" and acceptance 3): who gets in, who is sent
+to log in or step up, who is refused, and that a member sees only their own organisation or agency."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from identity.services import grant_role
+from mydata.clock import FrozenClock
+from mydata.db import get_db
+from tests.factories.identity import LoginAs, make_citizen, text
+from tests.unit.relying_parties.conftest import BANK, make_organisation, make_service
+
+pytestmark = pytest.mark.db
+
+#: Each console's pages (issue 13): every one passes the same door.
+CONSOLE_PAGES = {
+    "operator": ["/console/operator"],
+    "agency": ["/console/agency"],
+    "rp": ["/console/rp"],
+}
+ROLES = {
+    "operator": ("operator", "platform"),
+    "agency": ("agency_officer", "moi-household"),
+    "rp": ("rp_developer", BANK),
+}
+OTHER_BANK = "other-bank"
+
+
+@pytest.fixture
+def staff(app: Flask, clock: FrozenClock, catalogue: None) -> None:
+    """Two approved banks with a service each; 王小明 is a developer of the test bank only."""
+    with app.app_context(), get_db().unit_of_work() as uow:
+        make_organisation(uow)
+        make_service(uow)
+        make_organisation(uow, OTHER_BANK, registration_number="04595257")
+        make_service(uow, OTHER_BANK, "mortgages")
+        uow.commit()
+
+
+def grant(app: Flask, clock: FrozenClock, national_id: str, role: str, scope: str) -> None:
+    with app.app_context(), get_db().unit_of_work() as uow:
+        citizen = make_citizen(uow, national_id, clock.now())
+        grant_role(uow, citizen.id, role, scope, clock.now())
+
+
+def all_pages() -> list[tuple[str, str]]:
+    return [(console, path) for console, paths in CONSOLE_PAGES.items() for path in paths]
+
+
+@pytest.mark.parametrize(("console", "path"), all_pages())
+def test_an_anonymous_visitor_is_sent_to_log_in(client: FlaskClient, staff: None, console: str, path: str) -> None:
+    answer = client.get(path)
+    assert answer.status_code == 303
+    target = urlsplit(answer.headers["Location"])
+    assert target.path == "/login"
+    assert parse_qs(target.query)["level"] == ["high"]
+
+
+@pytest.mark.parametrize(("console", "path"), all_pages())
+def test_a_staff_session_at_level_low_is_sent_to_step_up(
+    app: Flask, client: FlaskClient, clock: FrozenClock, login_as: LoginAs, staff: None, console: str, path: str
+) -> None:
+    role, scope = ROLES[console]
+    grant(app, clock, "A123456789", role, scope)
+    login_as("A123456789", method="nhi_card")
+    answer = client.get(path)
+    assert answer.status_code == 303
+    assert parse_qs(urlsplit(answer.headers["Location"]).query)["level"] == ["high"]
+
+
+@pytest.mark.parametrize(("console", "path"), all_pages())
+def test_an_account_without_the_role_is_refused(
+    app: Flask, client: FlaskClient, clock: FrozenClock, login_as: LoginAs, staff: None, console: str, path: str
+) -> None:
+    # A role of another console opens nothing here.
+    other = next(c for c in ROLES if c != console)
+    grant(app, clock, "A123456789", *ROLES[other])
+    login_as("A123456789")
+    for lang, words in (("en", "no role that opens this console"), ("zh_Hant_TW", "沒有開啟這個管理介面的角色")):
+        answer = client.get(f"{path}?lang={lang}")
+        assert answer.status_code == 403
+        assert words in text(answer)
+    as_json = client.get(path, headers={"Accept": "application/json"})
+    assert as_json.status_code == 403
+    assert as_json.json is not None
+    assert as_json.json["error"] == "not_a_console_member"
+
+
+@pytest.mark.parametrize(("console", "path"), all_pages())
+def test_a_member_gets_in(
+    app: Flask, client: FlaskClient, clock: FrozenClock, login_as: LoginAs, staff: None, console: str, path: str
+) -> None:
+    grant(app, clock, "A123456789", *ROLES[console])
+    login_as("A123456789")
+    answer = client.get(f"{path}?lang=en")
+    assert answer.status_code == 200, text(answer)
+    assert "王小明" in text(answer)
+
+
+def test_a_developer_sees_their_own_organisation_and_not_another(
+    app: Flask, client: FlaskClient, clock: FrozenClock, login_as: LoginAs, staff: None
+) -> None:
+    grant(app, clock, "A123456789", "rp_developer", BANK)
+    login_as("A123456789")
+    page = text(client.get("/console/rp?lang=en"))
+    assert BANK in page
+    assert "loans" in page
+    assert OTHER_BANK not in page
+    assert "mortgages" not in page
+
+
+def test_an_agency_officer_sees_their_own_agency_only(
+    app: Flask, client: FlaskClient, clock: FrozenClock, login_as: LoginAs, staff: None
+) -> None:
+    grant(app, clock, "F135792464", "agency_officer", "moi-household")
+    login_as("F135792464")
+    page = text(client.get("/console/agency?lang=en"))
+    assert "household.registration" in page
+    assert "tax.income" not in page  # another agency's dataset
+
+
+def test_the_console_list_shows_the_consoles_of_the_accounts_roles(
+    app: Flask, client: FlaskClient, clock: FrozenClock, login_as: LoginAs, staff: None
+) -> None:
+    login_as("A123456789")
+    assert client.get("/console?lang=en").status_code == 403
+    grant(app, clock, "A123456789", "rp_developer", BANK)
+    page = client.get("/console?lang=en")
+    assert page.status_code == 200
+    assert 'href="/console/rp"' in page.get_data(as_text=True)
+    assert 'href="/console/operator"' not in page.get_data(as_text=True)
