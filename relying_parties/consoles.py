@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import Blueprint, g, render_template, request
+from flask import Blueprint, current_app, g, render_template, request
 from flask.typing import ResponseReturnValue
+from flask_babel import lazy_gettext as _l
 
 from identity import staff
 from identity.services import staff_roles
@@ -78,9 +79,23 @@ def current_member() -> Member:
     return found
 
 
-def console_blueprint(console: str, import_name: str) -> Blueprint:
-    """Return the blueprint of *console* at /console/<console>, every request of which passes :func:`member`."""
-    bp = Blueprint(f"console_{console}", import_name, url_prefix=f"/console/{console}")
+#: Each console's sections, in the order its navigation lists them: (endpoint, msgid of the label).
+#: A section whose endpoint is not registered is not listed.
+SECTIONS: dict[str, list[tuple[str, str]]] = {
+    "operator": [("console_operator.index", _l("Overview"))],
+    "agency": [("console_agency.index", _l("Overview"))],
+    "rp": [("console_rp.index", _l("Overview"))],
+}
+
+
+def console_blueprint(console: str, import_name: str, section: str | None = None) -> Blueprint:
+    """Return the blueprint of *console* at /console/<console>[/<section>]; every request passes :func:`member`.
+
+    A console's module has the blueprint without *section*; a part of a console kept in a module
+    of its own (the operator's statistics) gets one with its *section*.
+    """
+    name = f"console_{console}" + (f"_{section}" if section else "")
+    bp = Blueprint(name, import_name, url_prefix=f"/console/{console}" + (f"/{section}" if section else ""))
 
     @bp.before_request
     def _guard() -> None:
@@ -89,7 +104,10 @@ def console_blueprint(console: str, import_name: str) -> Blueprint:
 
     @bp.context_processor
     def _context() -> dict[str, object]:
-        return {"console": _BY_NAME[console], "member": g.get("console_member")}
+        sections = [
+            (endpoint, str(label)) for endpoint, label in SECTIONS[console] if endpoint in current_app.view_functions
+        ]
+        return {"console": _BY_NAME[console], "member": g.get("console_member"), "sections": sections}
 
     bp.register_error_handler(NotAConsoleMember, refused)
     return bp
