@@ -19,7 +19,7 @@ from mydata.config import Settings
 from mydata.db import UnitOfWork, unit_of_work
 from mydata.openapi import add_security_scheme
 from mydata.security import csrf
-from relying_parties import api, cli, delivery, services, views
+from relying_parties import api, cli, counter_views, delivery, services, views
 from relying_parties.sandbox.serving import mount_sandbox_relying_parties, serve_sandbox_relying_party
 
 
@@ -71,6 +71,9 @@ def init_app(app: Flask) -> None:
     register_service_directory(app, services.service_names)
     # HTML forms: CSRFProtect checks them, like every other page.
     app.register_blueprint(views.bp)
+    # The counter (臨櫃核驗): the clerk's pages at /counter.
+    app.config.setdefault("COUNTER_RATE_LIMIT", counter_views.COUNTER_RATE)
+    app.register_blueprint(counter_views.bp)
     app.cli.add_command(cli.rp_cli)
     sandbox_cli.add_command(serve_sandbox_relying_party)
     if app.config["MYDATA_SANDBOX"]:
