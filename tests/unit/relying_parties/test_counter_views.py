@@ -29,7 +29,7 @@ from mydata.limits import limiter
 from providers.protocol import FetchResult, Outcome
 from providers.sandbox.data import dataset_for
 from relying_parties import counter_views, services
-from relying_parties.models import PENDING
+from relying_parties.models import APPROVED, PENDING
 from tests.factories.identity import LoginAs, make_citizen, text
 from tests.unit.relying_parties.conftest import BANK, make_organisation
 
@@ -139,9 +139,10 @@ def enter(client: FlaskClient, code: str, lang: str = "") -> TestResponse:
     return client.post("/counter" + (f"?lang={lang}" if lang else ""), data={"csrf_token": csrf(client), "code": code})
 
 
-def confirm(client: FlaskClient, use_id: str, confirmation: str) -> TestResponse:
+def confirm(client: FlaskClient, use_id: str, confirmation: str, lang: str = "") -> TestResponse:
     """Type the confirmation code on the use's page and submit it."""
-    return client.post(f"/counter/{use_id}/confirm", data={"csrf_token": csrf(client), "confirmation": confirmation})
+    path = f"/counter/{use_id}/confirm" + (f"?lang={lang}" if lang else "")
+    return client.post(path, data={"csrf_token": csrf(client), "confirmation": confirmation})
 
 
 def taipei(moment: dt.datetime, pattern: str = "%H:%M") -> str:
@@ -325,6 +326,25 @@ def test_a_sixth_wrong_entry_while_the_lock_lasts_is_refused_and_says_until_when
     assert clerk.status(made) == "offered"
 
 
+def test_wrong_confirmation_codes_count_towards_the_same_lock(clerk: Desk, client: FlaskClient) -> None:
+    made = clerk.offer()
+    enter(client, "2345-6789")  # one wrong code first
+    enter(client, made.code)
+    confirmation = clerk.confirmation(made)
+    answers = [confirm(client, made.use.id, wrong(confirmation), lang="en") for _ in range(3)]
+    assert [a.status_code for a in answers] == [400, 400, 400]
+    assert "1 try left before your entry is locked for 15 minutes." in field_error(text(answers[-1]), "confirmation")
+    mistyped = confirm(client, made.use.id, "12345", lang="en")  # not a guess: it does not count
+    assert mistyped.status_code == 400
+    assert field_error(text(mistyped), "confirmation") == "The confirmation code is 6 digits: type it again."
+    locked = confirm(client, made.use.id, wrong(confirmation))
+    assert locked.status_code == 429
+    until = taipei(clerk.clock.now() + dt.timedelta(minutes=15))
+    assert f"Your entry is locked until {until} (Taiwan time)." in field_error(text(locked), "confirmation")
+    assert 15 * 60 - 1 <= int(locked.headers["Retry-After"]) <= 15 * 60
+    assert confirm(client, made.use.id, confirmation).status_code == 429  # even the right one, while it lasts
+
+
 def test_the_view_ends_after_fifteen_minutes(clerk: Desk, client: FlaskClient) -> None:
     made = clerk.offer()
     enter(client, made.code)
@@ -393,6 +413,24 @@ def test_an_account_without_the_counter_role_is_refused(desk: Desk, client: Flas
     refused = client.get("/counter?lang=en")
     assert refused.status_code == 403
     assert "This account has no counter role; ask your organisation's administrator" in text(refused)
+
+
+def test_a_clerk_of_several_organisations_works_for_the_first_approved_one_by_id(
+    app: Flask, catalogue: None, clock: FrozenClock
+) -> None:
+    with app.app_context(), get_db().unit_of_work() as uow:
+        account_id = make_citizen(uow, CLERK, clock.now()).id
+        for organisation_id, number, status in (
+            ("c-bank", "22099104", APPROVED),
+            ("b-bank", "22099109", APPROVED),
+            ("a-bank", "22099110", PENDING),
+        ):
+            make_organisation(uow, organisation_id, status=status, registration_number=number)
+            grant_role(uow, account_id, "counter", organisation_id, clock.now())
+        grant_role(uow, account_id, "rp_developer", "a-bank", clock.now())  # another role does not count
+        clerk = services.counter_clerk(uow, account_id)
+    assert (clerk.citizen_id, clerk.organisation_id) == (account_id, "b-bank")
+    assert (clerk.organisation_name_zh, clerk.organisation_name_en) == ("測試銀行", "Test Bank")
 
 
 def test_anonymous_is_sent_to_log_in(desk: Desk, client: FlaskClient) -> None:
