@@ -102,6 +102,7 @@ def _seed_sandbox(app: Flask) -> None:
         "Operator page: {base}/operator/organisations (趙曉雯 L200000002 with her eID card; "
         "approving needs a login of the last 15 minutes)"
     )
+    notes.append("Counter verification, the clerk's side: {base}/counter (張雅婷 E224680132 with her eID card)")
     notes.append(
         "Register your own client: TOKEN=$(mydata rp issue-token sandbox-bank), then POST {base}/oauth/register "
         "with Authorization: Bearer $TOKEN (docs/integrators.md)"
