@@ -197,7 +197,7 @@ def test_the_clerk_enters_the_code_confirms_sees_the_data_and_downloads_a_pdf_th
     assert clerk.fetcher.calls == []  # the titles only: no data yet
     field = re.search(r'<input[^>]*id="confirmation"[^>]*>', html)
     assert field
-    for attribute in ('inputmode="numeric"', 'autocomplete="one-time-code"', 'pattern="[0-9]{6}"', "autofocus"):
+    for attribute in ('inputmode="numeric"', 'autocomplete="off"', 'pattern="[0-9]{6}"', "autofocus"):
         assert attribute in field.group(0)
     deadline = clerk.clock.now() + dt.timedelta(minutes=2)
     assert taipei(deadline, "%H:%M:%S") in html
