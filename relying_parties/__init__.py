@@ -19,7 +19,18 @@ from mydata.config import Settings
 from mydata.db import UnitOfWork, unit_of_work
 from mydata.openapi import add_security_scheme
 from mydata.security import csrf
-from relying_parties import agency_console, api, cli, consoles, delivery, operator_console, rp_console, services, views
+from relying_parties import (
+    agency_console,
+    api,
+    cli,
+    consoles,
+    counter_views,
+    delivery,
+    operator_console,
+    rp_console,
+    services,
+    views,
+)
 from relying_parties.sandbox.serving import mount_sandbox_relying_parties, serve_sandbox_relying_party
 
 
@@ -73,6 +84,10 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(views.bp)
     for console in (consoles.home, operator_console.bp, agency_console.bp, rp_console.bp):
         app.register_blueprint(console)
+
+    # The counter (臨櫃核驗): the clerk's pages at /counter.
+    app.config.setdefault("COUNTER_RATE_LIMIT", counter_views.COUNTER_RATE)
+    app.register_blueprint(counter_views.bp)
     app.cli.add_command(cli.rp_cli)
     sandbox_cli.add_command(serve_sandbox_relying_party)
     if app.config["MYDATA_SANDBOX"]:
@@ -101,6 +116,7 @@ def _seed_sandbox(app: Flask) -> None:
         "Operator page: {base}/operator/organisations (趙曉雯 L200000002 with her eID card; "
         "approving needs a login of the last 15 minutes)"
     )
+    notes.append("Counter verification, the clerk's side: {base}/counter (張雅婷 E224680132 with her eID card)")
     notes.append(
         "Register your own client: TOKEN=$(mydata rp issue-token sandbox-bank), then POST {base}/oauth/register "
         "with Authorization: Bearer $TOKEN (docs/integrators.md)"

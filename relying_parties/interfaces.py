@@ -146,3 +146,33 @@ class NotAConsoleMember(MydataError):
     def __init__(self, console: str) -> None:
         super().__init__(f"This account has no role that opens the {console} console.", console=console)
         self.console = console
+
+
+# -- the counter (臨櫃核驗) --------------------------------------------------------------------------
+
+
+class NoCounterRole(MydataError):
+    """The logged-in account holds no ``counter`` role of any organisation."""
+
+    code = "no_counter_role"
+    status = 403
+    description = "This account has no counter role; ask your organisation's administrator to give it to you."
+
+
+class CounterClosed(MydataError):
+    """Every organisation the clerk has the ``counter`` role of is pending or suspended."""
+
+    code = "counter_closed"
+    status = 403
+    description = "Your organisation is not approved: the counter is closed."
+
+    def __init__(self, *, organisation_id: str, name_zh: str, name_en: str, organisation_status: str) -> None:
+        super().__init__(
+            f"The organisation {organisation_id} is {organisation_status}: its counter is closed.",
+            organisation_id=organisation_id,
+            organisation_status=organisation_status,
+        )
+        self.organisation_id = organisation_id
+        self.name_zh = name_zh
+        self.name_en = name_en
+        self.organisation_status = organisation_status

@@ -21,12 +21,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
+from consent.counter import Clerk
 from consent.interfaces import ServiceName
 from identity.oauth import clients as oauth_clients
 from identity.oauth.interfaces import InvalidAuthorizationDetails, ResolvedDetails
 from identity.oauth.models import OAuthClient
 from identity.oauth.services import validate_delivery_detail
-from identity.services import has_role
+from identity.services import has_role, staff_roles
 from mydata.clock import clock
 from mydata.db import UnitOfWork
 from providers import services as providers_services
@@ -36,12 +37,14 @@ from relying_parties import business_number
 from relying_parties.interfaces import (
     AlreadyRegistered,
     ClientHasNoEncryptionKey,
+    CounterClosed,
     InvalidInitialAccessToken,
     InvalidInput,
     InvalidLevel,
     InvalidRegistrationNumber,
     MissingInitialAccessToken,
     MissingOperatorCredentials,
+    NoCounterRole,
     NotAnOperator,
     OrganisationNotApproved,
     OrganisationNotFound,
@@ -75,6 +78,7 @@ MAX_DATASETS = 20
 MAX_RETENTION_DAYS = 30 * 365  # long enough for any statutory record-keeping period
 INITIAL_ACCESS_TOKEN_PREFIX = "mdiat_"  # noqa: S105 -- a marker that helps secret scanners, not a secret
 OPERATOR_ROLE = "operator"
+COUNTER_ROLE = "counter"
 
 # -- organisations ----------------------------------------------------------------------------------
 
@@ -282,6 +286,29 @@ def authenticate_operator(uow: UnitOfWork, *, bearer_token: str | None, citizen_
     if not has_role(uow, citizen_id, OPERATOR_ROLE):
         raise NotAnOperator()
     return f"citizen:{citizen_id}"
+
+
+def counter_clerk(uow: UnitOfWork, citizen_id: str) -> Clerk:
+    """Return whom the account enters citizens' codes for: its ``counter`` role of an approved organisation.
+
+    With the role for several approved organisations, the first by id (the page names it). Raise
+    :class:`NoCounterRole` without the role, :class:`CounterClosed` when none of its organisations
+    is approved (pending or suspended).
+    """
+    ids = [role.organisation_id for role in staff_roles(uow, citizen_id) if role.role == COUNTER_ROLE]
+    organisations = [o for o in (uow.session.get(Organisation, i) for i in sorted(ids)) if o is not None]
+    if not organisations:
+        raise NoCounterRole()
+    for organisation in organisations:
+        if organisation.status == APPROVED:
+            return Clerk(citizen_id, organisation.id, organisation.name_zh, organisation.name_en)
+    closed = organisations[0]
+    raise CounterClosed(
+        organisation_id=closed.id,
+        name_zh=closed.name_zh,
+        name_en=closed.name_en,
+        organisation_status=closed.status,
+    )
 
 
 # -- services ---------------------------------------------------------------------------------------

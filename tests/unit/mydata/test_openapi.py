@@ -65,6 +65,13 @@ NON_JSON_ROUTES = {
     "mail_sandbox.sandbox_outbox",
     "account_settings.settings",
     "account_settings.confirm_email",
+    # The clerk's counter pages (issue 12): the code, the confirmation code, the data and its PDF.
+    "counter_desk.entry",
+    "counter_desk.claim",
+    "counter_desk.use",
+    "counter_desk.confirm",
+    "counter_desk.data",
+    "counter_desk.pdf_file",
 }
 ERROR_REF = "#/components/schemas/Error"
 #: Statuses at or above 400 whose body is not an error: the health check's 503 is its report, for load balancers.

@@ -125,3 +125,4 @@ def test_the_seeding_step_runs_after_the_catalogue_and_the_demo_names_the_start_
     assert "http://127.0.0.1:5000/sandbox/bank/" in notes
     assert "http://127.0.0.1:5000/sandbox/school/" in notes
     assert "mydata rp issue-token sandbox-bank" in notes
+    assert "http://127.0.0.1:5000/counter (張雅婷 E224680132" in notes
