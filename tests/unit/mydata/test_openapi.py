@@ -60,6 +60,12 @@ NON_JSON_ROUTES = {
     "mail_sandbox.sandbox_outbox",
     "account_settings.settings",
     "account_settings.confirm_email",
+    # The citizen's counter page (issue 12); its status answers an HTML fragment for the page's status region.
+    "my_counter.choose",
+    "my_counter.create",
+    "my_counter.page",
+    "my_counter.status",
+    "my_counter.cancel",
 }
 ERROR_REF = "#/components/schemas/Error"
 #: Statuses at or above 400 whose body is not an error: the health check's 503 is its report, for load balancers.
