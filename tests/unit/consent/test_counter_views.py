@@ -21,9 +21,11 @@ from consent.counter import Clerk
 from consent.counter_views import SESSION_KEY
 from consent.models import CounterUse
 from consent.pdf import qr_data_uri
+from identity import contacts
 from mydata.clock import FrozenClock
 from mydata.db import get_db
 from mydata.keys import key_store
+from mydata.models import OutboxMessage
 from providers.sandbox.seed import seed_sandbox_catalogue
 from tests.factories.consent import fake_fetcher
 from tests.factories.identity import LoginAs, make_citizen, text
@@ -146,7 +148,7 @@ def test_the_picker_offers_the_catalogue_in_both_languages(client: FlaskClient, 
     assert english.status_code == 200
     assert english.headers["Cache-Control"] == "no-store"
     html = english.get_data(as_text=True)
-    assert 'class="counter-entry"' in html
+    assert 'class="counter-picker"' in html
     assert 'value="nhi.enrolment"' in html
     assert 'value="tax.income"' in html
     assert "Show my data at a counter" in text(english)
@@ -289,6 +291,35 @@ def test_a_browser_without_the_page_key_is_sent_to_the_email(
     picker = client.get("/me/counter?lang=en")
     assert picker.status_code == 200  # the picker, not a page this browser cannot show
     assert "You have a counter code open in another browser. A new code made here cancels it." in text(picker)
+
+
+def test_the_emails_the_page_points_to_are_in_the_citizens_language(
+    app: Flask, client: FlaskClient, clock: FrozenClock, login_as: LoginAs, clerk: Clerk
+) -> None:
+    citizen = login_as(CITIZEN, method="eid")
+    with app.app_context(), get_db().unit_of_work() as uow:
+        contacts.set_confirmed_address(uow, citizen.citizen_id, "wang@example.com", clock.now())  # Chinese by default
+        uow.commit()
+    page = start(client)
+    claim(app, clerk, code_on(client, page), clock.now())
+    confirmation = confirmation_held(app, client, citizen.citizen_id, use_id(page), clock.now())
+    with app.app_context(), get_db().unit_of_work() as uow:
+        counter.confirm(uow, clerk=clerk, use_id=use_id(page), confirmation=confirmation, now=clock.now())
+        uow.commit()
+        counter.fetch_for_clerk(uow, clerk=clerk, use_id=use_id(page), fetcher=fake_fetcher(), now=clock.now())
+        uow.commit()
+        sent = [
+            (m.subject, m.body)
+            for m in uow.session.scalars(select(OutboxMessage).where(OutboxMessage.recipient == "wang@example.com"))
+        ]
+    assert len(sent) == 2
+    code_mail, shown_mail = sorted(sent, key=lambda mail: confirmation not in mail[1])
+    assert "臨櫃核驗確認碼" in code_mail[0]
+    assert f"您的確認碼是 {confirmation}" in code_mail[1]
+    assert "沙盒銀行" in shown_mail[0]
+    assert "出示" in shown_mail[0]
+    assert "臨櫃人員" in shown_mail[1]
+    assert CITIZEN not in code_mail[1] + shown_mail[1]
 
 
 def test_once_shown_the_page_says_to_whom_and_when(
