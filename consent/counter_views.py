@@ -18,6 +18,7 @@ from flask.typing import ResponseReturnValue
 from consent import counter, downloads
 from consent.counter import CitizenView
 from consent.downloads import Citizen
+from consent.models import CounterUse
 from consent.pdf import qr_data_uri
 from identity.sessions import current_authentication, login_url
 from mydata.clock import clock
@@ -59,14 +60,15 @@ def _status(view: CitizenView) -> dict[str, Any]:
     return {"view": view, "confirm_by": claimed_at + counter.CONFIRM_WITHIN if claimed_at else None}
 
 
-def _picker(uow: UnitOfWork, citizen: Citizen, picked: set[str], *, error: str | None = None) -> str:
+def _picker(
+    uow: UnitOfWork, citizen: Citizen, latest: CounterUse | None, picked: set[str], *, error: str | None = None
+) -> str:
     offered = downloads.choices(uow, citizen.level)
     step_up = {
         choice.entry.id: login_url(url_for(".choose", datasets=choice.entry.id), choice.entry.min_level)
         for choice in offered
         if not choice.allowed
     }
-    latest = counter.latest_use(uow, citizen.citizen_id)
     elsewhere = latest is not None and _held(latest.id) is None and _view(uow, citizen, latest.id).state in OPEN
     first = next((f"dataset-{n}" for n, choice in enumerate(offered, 1) if choice.allowed), "datasets-error")
     return render_template(
@@ -92,7 +94,7 @@ def choose() -> ResponseReturnValue:
     latest = counter.latest_use(uow, citizen.citizen_id)
     if not picked and latest is not None and _held(latest.id) and _view(uow, citizen, latest.id).state in OPEN:
         return redirect(url_for(".page", use_id=latest.id), 303)
-    return _picker(uow, citizen, picked)
+    return _picker(uow, citizen, latest, picked)
 
 
 @bp.post("/me/counter")
@@ -105,7 +107,7 @@ def create() -> ResponseReturnValue:
     uow = unit_of_work()
     values = request.form.getlist("datasets")
     if not any(value.strip() for value in values):
-        return _picker(uow, citizen, set(), error="datasets"), 400
+        return _picker(uow, citizen, counter.latest_use(uow, citizen.citizen_id), set(), error="datasets"), 400
     dataset_ids = downloads.parse_datasets(values)
     selection = downloads.select_datasets(uow, dataset_ids, citizen.level)
     if selection.step_up:

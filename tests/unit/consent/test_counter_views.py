@@ -368,6 +368,8 @@ def test_cancelling_ends_the_code_and_says_so(app: Flask, client: FlaskClient, l
     ended = client.get(f"{page}/status?lang=en").get_data(as_text=True)
     assert 'data-state="cancelled"' in ended
     assert 'href="/me/counter"' in ended
+    assert "This counter code has been cancelled" in status(client, page, "en")
+    assert "這組臨櫃核驗代碼已取消" in status(client, page, "zh_Hant_TW")
     assert 'id="counter-code"' not in client.get(page).text
 
 
@@ -395,6 +397,7 @@ def test_a_confirmation_not_entered_in_two_minutes_voids_the_code(
     assert 'data-state="void"' in client.get(f"{page}/status").text
     assert "within 2 minutes" in status(client, page, "en")
     assert "start again" in status(client, page, "en")
+    assert "已失效" in status(client, page, "zh_Hant_TW")
 
 
 def test_another_citizens_use_is_not_found(app: Flask, client: FlaskClient, login_as: LoginAs) -> None:
