@@ -9,7 +9,7 @@ def init_app(app: Flask) -> None:
     """Register this package's blueprints, commands and sandbox seeding steps."""
     # Imported here, so that the pure parts (consent.merkle, the audit's worker processes) load
     # without the web layer.
-    from consent import api, cli, data_views, history_views, portal_views, verify_views
+    from consent import api, cli, counter_views, data_views, history_views, portal_views, verify_views
     from consent.flow import ConsentScreen
     from consent.ledger import seed_first_tree_head
     from identity.oauth.services import register_consent_flow
@@ -25,6 +25,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(verify_views.bp)
     data_views.register_filters(app)
     app.register_blueprint(history_views.bp)
+    app.register_blueprint(counter_views.bp)
     add_security_scheme(
         app,
         api.CITIZEN_SECURITY_SCHEME,

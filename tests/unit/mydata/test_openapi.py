@@ -72,6 +72,12 @@ NON_JSON_ROUTES = {
     "counter_desk.confirm",
     "counter_desk.data",
     "counter_desk.pdf_file",
+    # The citizen's counter page (issue 12); its status answers an HTML fragment for the page's status region.
+    "my_counter.choose",
+    "my_counter.create",
+    "my_counter.page",
+    "my_counter.status",
+    "my_counter.cancel",
 }
 ERROR_REF = "#/components/schemas/Error"
 #: Statuses at or above 400 whose body is not an error: the health check's 503 is its report, for load balancers.
