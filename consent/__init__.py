@@ -37,5 +37,6 @@ def init_app(app: Flask) -> None:
         },
     )
     app.cli.add_command(cli.ledger_cli)
+    app.cli.add_command(cli.consents_cli)
     register_consent_flow(app, ConsentScreen())
     register_seeder(app, "ledger: first signed tree head", seed_first_tree_head)
