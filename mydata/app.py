@@ -109,8 +109,6 @@ def demo(host: str, port: int) -> None:
     """Migrate, seed the sandbox and serve everything in one process (SQLite by default)."""
     from werkzeug.serving import run_simple
 
-    from consent import sweeper
-
     # The demo is the sandbox: on unless the configuration turns it off, and then it refuses, so
     # that pointing it at a real deployment's settings cannot fill that database with personas.
     settings = load_settings(defaults={"sandbox": True})
@@ -128,8 +126,9 @@ def demo(host: str, port: int) -> None:
         click.echo(line.format(base=base))
     if mail.start_sender_thread(app, clock.clock_of(app)) is None:
         click.echo(f"Emails stay in the outbox (no MYDATA_SMTP_HOST): {base}/sandbox/outbox")
-    sweeper.start_sweeper_thread(app, clock.clock_of(app))
-    click.echo(f"Stranded consents are expired every {sweeper.INTERVAL:.0f} s (as `mydata consents sweep` does).")
+    # Background work the feature packages register (the consent sweeper), run as daemon threads.
+    for start in app.extensions.get("mydata.demo_workers", []):
+        start(app, clock.clock_of(app))
     run_simple(host, port, app, threaded=True, use_reloader=False)
 
 

@@ -194,3 +194,10 @@ def test_the_command_sweeps_once_and_says_how_many(
     again = app.test_cli_runner().invoke(args=["consents", "sweep", "--once"])
     assert again.exit_code == 0, again.output
     assert "Expired 0 consents" in again.output
+
+
+def test_the_demo_runs_the_sweeper(app: Flask) -> None:
+    # `mydata demo` starts every registered worker beside its server (tests/integration/test_consent_sweep.py
+    # runs the thread; tests/integration/test_start_up.py the demo).
+    assert sweeper.start_sweeper_thread in app.extensions["mydata.demo_workers"]
+    assert any("mydata consents sweep" in note for note in app.extensions["mydata.demo_notes"])
