@@ -6,8 +6,10 @@ Concurrent sweepers, each in transactions of its own, are in tests/integration/t
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +22,9 @@ from consent.interfaces import ConsentExpired
 from consent.ledger import ledger
 from consent.models import CaseOpening, Consent
 from identity.models import Citizen
+from mydata.app import create_app
 from mydata.clock import FrozenClock
+from mydata.config import Settings
 from mydata.db import UnitOfWork, get_db
 from tests.unit.consent.test_consents import citizen, requested, uow
 
@@ -201,3 +205,11 @@ def test_the_demo_runs_the_sweeper(app: Flask) -> None:
     # runs the thread; tests/integration/test_start_up.py the demo).
     assert sweeper.start_sweeper_thread in app.extensions["mydata.demo_workers"]
     assert any("mydata consents sweep" in note for note in app.extensions["mydata.demo_notes"])
+
+
+def test_the_command_says_in_one_line_when_the_database_cannot_be_reached(settings: Settings, tmp_path: Path) -> None:
+    unreachable = dataclasses.replace(settings, database_url=f"sqlite:///{tmp_path / 'missing' / 'x.sqlite'}")
+    result = create_app(unreachable).test_cli_runner().invoke(args=["consents", "sweep", "--once"])
+    assert result.exit_code == 2
+    assert result.output.startswith("consents sweep: cannot run (unable to open database file)")
+    assert "Traceback" not in result.output
