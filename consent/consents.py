@@ -1,9 +1,9 @@
 """The consent lifecycle (同意): every transition in one transaction with its ledger entry (DESIGN §6.1).
 
-requested (PAR accepted) -> granted | denied; granted -> delivered | expired | revoked. The
-functions take plain values (what relying_parties knows of the service, what identity knows of
-the citizen) and a unit of work; the caller commits, so a transition and its ledger entry commit
-or roll back together.
+requested (PAR accepted) -> granted | denied | expired (never answered, :mod:`consent.sweeper`);
+granted -> delivered | expired | revoked. The functions take plain values (what relying_parties
+knows of the service, what identity knows of the citizen) and a unit of work; the caller commits,
+so a transition and its ledger entry commit or roll back together.
 """
 
 from __future__ import annotations
