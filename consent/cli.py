@@ -1,13 +1,15 @@
-"""`mydata ledger ...`: audit the transparency ledger and sign its tree head."""
+"""`mydata ledger ...`: audit the transparency ledger and sign its tree head; `mydata consents sweep`."""
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import click
+from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -15,10 +17,13 @@ from sqlalchemy.orm import Session
 from consent.audit import DEFAULT_BATCH_SIZE, verify_ledger
 from consent.interfaces import LedgerVerificationFailed
 from consent.ledger import b64, ledger, read_head, sign_tree_head
+from consent.sweeper import BATCH, INTERVAL, run_sweeper, sweep
+from mydata.clock import clock_of
 from mydata.db import UnitOfWork, get_db, read_only_connection
 from mydata.errors import MydataError
 
 ledger_cli = AppGroup("ledger", help="The transparency ledger: audit it, sign its tree head.")
+consents_cli = AppGroup("consents", help="Consents: expire those that can no longer complete.")
 
 #: Logs shorter than this are checked in a blink: no progress bar.
 PROGRESS_FROM = 10_000
@@ -105,3 +110,33 @@ def sign(if_due: bool) -> None:
         click.echo("Nothing to sign: the newest signed tree head is not due for renewal.")
         return
     click.echo(f"Signed tree head: tree_size {signed.tree_size}, root {b64(signed.root_hash)}, {signed.timestamp}")
+
+
+@consents_cli.command("sweep")
+@click.option("--once", is_flag=True, help="Sweep once, print how many consents were expired, and stop (for a timer).")
+@click.option(
+    "--interval", default=INTERVAL, show_default=True, type=click.FloatRange(1, 3600), help="Seconds between passes."
+)
+@click.option(
+    "--batch-size", default=BATCH, show_default=True, type=click.IntRange(1, 10_000), help="Consents per transaction."
+)
+def consents_sweep(once: bool, interval: float, batch_size: int) -> None:
+    """Expire granted consents past their delivery window and requests nobody answered (Ctrl+C stops).
+
+    Each expiry is one `consent.expired` ledger entry. Safe to run on several nodes at once.
+    Exit status 2 when the database cannot be reached (with --once).
+    """
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if once:
+        try:
+            report = sweep(get_db(), clock_of(app), batch=batch_size)
+        except SQLAlchemyError as exc:
+            reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            click.echo(f"consents sweep: cannot run ({reason}): is the database up and migrated?", err=True)
+            sys.exit(2)
+        click.echo(report.describe())
+        return
+    try:
+        run_sweeper(app, clock_of(app), interval=interval, stop=threading.Event(), batch=batch_size)
+    except KeyboardInterrupt:
+        click.echo("Stopped.")

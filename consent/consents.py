@@ -1,9 +1,9 @@
 """The consent lifecycle (同意): every transition in one transaction with its ledger entry (DESIGN §6.1).
 
-requested (PAR accepted) -> granted | denied; granted -> delivered | expired | revoked. The
-functions take plain values (what relying_parties knows of the service, what identity knows of
-the citizen) and a unit of work; the caller commits, so a transition and its ledger entry commit
-or roll back together.
+requested (PAR accepted) -> granted | denied | expired (never answered, :mod:`consent.sweeper`);
+granted -> delivered | expired | revoked. The functions take plain values (what relying_parties
+knows of the service, what identity knows of the citizen) and a unit of work; the caller commits,
+so a transition and its ledger entry commit or roll back together.
 """
 
 from __future__ import annotations
@@ -197,22 +197,36 @@ def claim_for_delivery(uow: UnitOfWork, consent_id: str, *, national_id: str, no
         raise ConsentNotGranted()
     consent.delivery_attempts += 1
     if _window_passed(consent, now):
-        consent.status = EXPIRED
-        consent.expired_at = now
-        ledger(uow).append(
-            LedgerEvent(
-                event="consent.expired",
-                actor=PLATFORM,
-                subject_national_id=national_id,
-                service=consent.service_id,
-                datasets=tuple(consent.datasets_granted or ()),
-                consent_id=consent.id,
-                outcome="expired",
-            )
-        )
+        expire(uow, consent, now=now, national_id=national_id)
         uow.commit()  # the expiry stands although this delivery is refused
         raise ConsentExpired()
     return consent
+
+
+def expire(uow: UnitOfWork, consent: Consent, *, now: dt.datetime, national_id: str | None = None) -> None:
+    """Expire a locked consent that can no longer complete, with its one `consent.expired` ledger entry.
+
+    A `granted` consent whose delivery window has passed: its entry commits to the citizen like
+    the case's other entries, from *national_id*, or else with the commitment the case already
+    has. A `requested` consent nobody answered: no citizen was ever attached to it, so, like its
+    `consent.requested` entry, its expiry commits to no subject.
+    """
+    granted = consent.status == GRANTED
+    asked = (*consent.datasets_required, *consent.datasets_optional)
+    consent.status = EXPIRED
+    consent.expired_at = now
+    ledger(uow).append(
+        LedgerEvent(
+            event="consent.expired",
+            actor=PLATFORM,
+            subject_national_id=national_id,
+            subject_from_case=national_id is None and consent.citizen_id is not None,
+            service=consent.service_id,
+            datasets=tuple(consent.datasets_granted or ()) if granted else asked,
+            consent_id=consent.id,
+            outcome="expired",
+        )
+    )
 
 
 def complete_delivery(

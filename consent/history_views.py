@@ -41,7 +41,7 @@ EVENT_SENTENCES = {
     "consent.granted": lazy_gettext("You agreed to share your data"),
     "consent.denied": lazy_gettext("You declined a request for your data"),
     "consent.revoked": lazy_gettext("You withdrew your consent"),
-    "consent.expired": lazy_gettext("Your consent expired without being used"),
+    "consent.expired": lazy_gettext("Your consent expired; your data was never delivered"),
     "delivery.completed": lazy_gettext("Your data was sent to the recipient"),
     "delivery.failed": lazy_gettext("Sending your data failed; nothing was sent"),
     "download.completed": lazy_gettext("You downloaded your data"),

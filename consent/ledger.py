@@ -108,8 +108,10 @@ class LedgerEvent:
 
     ``subject_national_id`` is turned into the case's subject commitment and never stored; an event
     about a citizen must name its case (``consent_id``: a consent, download or counter-use id),
-    since the commitment belongs to the case. Every other field is an identifier: the ledger
-    refuses anything that could be a name, an ID number or a data value.
+    since the commitment belongs to the case. ``subject_from_case`` instead carries the commitment
+    the case already has, for an event the platform records with no citizen at hand (the sweeper's
+    expiry of a granted consent). Every other field is an identifier: the ledger refuses anything
+    that could be a name, an ID number or a data value.
     """
 
     event: str
@@ -120,6 +122,7 @@ class LedgerEvent:
     outcome: str = "ok"
     consent_id: str | None = None
     document_hashes: Mapping[str, str] = field(default_factory=dict)
+    subject_from_case: bool = False
 
     def __post_init__(self) -> None:
         if self.event not in EVENT_TYPES:
@@ -143,6 +146,10 @@ class LedgerEvent:
             object.__setattr__(self, "subject_national_id", normalise_national_id(self.subject_national_id))
             if self.consent_id is None:
                 raise LedgerEventInvalid("an event about a citizen must name its case (consent_id)")
+            if self.subject_from_case:
+                raise LedgerEventInvalid("give the subject's national ID or take the case's commitment, not both")
+        if self.subject_from_case and self.consent_id is None:
+            raise LedgerEventInvalid("an event that takes its case's commitment must name its case (consent_id)")
         # Sets, really: sorted so that the same event always gives the same entry.
         object.__setattr__(self, "datasets", tuple(sorted(datasets)))
         object.__setattr__(self, "document_hashes", dict(sorted(self.document_hashes.items())))
@@ -445,6 +452,8 @@ class Ledger:
         return hmac.new(secret, normalise_national_id(national_id).encode("ascii"), hashlib.sha256).hexdigest()
 
     def _subject(self, event: LedgerEvent) -> str | None:
+        if event.subject_from_case and event.consent_id is not None:
+            return self._existing_commitment(event.consent_id)
         if event.subject_national_id is None or event.consent_id is None:
             return None
         return self._case_commitment(event.consent_id, event.subject_national_id)
@@ -469,6 +478,15 @@ class Ledger:
         if not hmac.compare_digest(found.subject_key, key):
             raise LedgerEventInvalid(f"case {case_id!r} is about another citizen")
         return str(found.commitment)
+
+    def _existing_commitment(self, case_id: str) -> str:
+        """Return the subject commitment the case already has; raise if no entry of it was about a citizen."""
+        found = self.connection.execute(
+            select(CaseOpening.commitment).where(CaseOpening.case_id == case_id)
+        ).scalar_one_or_none()
+        if found is None:
+            raise LedgerEventInvalid(f"case {case_id!r} has no subject commitment: no entry of it is about a citizen")
+        return str(found)
 
     # -- signed tree heads ---------------------------------------------------------------------
 

@@ -95,8 +95,8 @@ class LedgerTreeHead(Base):
 class Consent(Base):
     """One request for a citizen's data by a relying party, and what became of it (DESIGN §6.1).
 
-    requested (PAR accepted) -> granted | denied; granted -> delivered | expired | revoked.
-    Datasets and the purpose are kept as the citizen was shown them; the data itself never is.
+    requested (PAR accepted) -> granted | denied | expired (never answered); granted -> delivered |
+    expired | revoked. Datasets and the purpose are kept as the citizen was shown them; the data itself never is.
     """
 
     __tablename__ = "consent_consent"

@@ -126,6 +126,9 @@ def demo(host: str, port: int) -> None:
         click.echo(line.format(base=base))
     if mail.start_sender_thread(app, clock.clock_of(app)) is None:
         click.echo(f"Emails stay in the outbox (no MYDATA_SMTP_HOST): {base}/sandbox/outbox")
+    # Background work the feature packages register (the consent sweeper), run as daemon threads.
+    for start in app.extensions.get("mydata.demo_workers", []):
+        start(app, clock.clock_of(app))
     run_simple(host, port, app, threaded=True, use_reloader=False)
 
 

@@ -28,6 +28,8 @@ from joserfc.jwk import ECKey, KeySet
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from consent import sweeper
+from mydata.db import get_db
 from tests.factories.live import Browser, LivePlatform, ShiftedClock, form_fields, serve_platform
 from tests.factories.oauth import ath, pkce_pair
 
@@ -346,6 +348,27 @@ def test_an_expired_window_ends_the_token(bank: ThirdPartyBank, platform_clock: 
     assert answer.json()["error"] == "invalid_token"
     assert "expired" in answer.json()["error_description"]
     assert answer.headers["Cache-Control"] == "no-store"
+
+
+def test_a_consent_the_sweeper_expired_is_refused_like_a_passed_window(
+    bank: ThirdPartyBank, platform: LivePlatform, platform_clock: ShiftedClock
+) -> None:
+    delivery = bank.consented("A123456789")
+    try:
+        platform_clock.offset = 601
+        with platform.app.app_context():
+            assert sweeper.sweep(get_db(), platform_clock).granted >= 1
+        answer = bank.deliver(delivery.access_token)
+    finally:
+        platform_clock.offset = 0
+    assert consent_status(delivery.browser, delivery.id_token["txn"]) == "expired"
+    # The same answer as a window that passed unswept (test_an_expired_window_ends_the_token).
+    assert answer.status_code == 401, answer.text
+    assert 'DPoP error="invalid_token"' in answer.headers["WWW-Authenticate"]
+    assert answer.json() == {
+        "error": "invalid_token",
+        "error_description": "The consent this token was issued for has expired: its delivery window has ended.",
+    }
 
 
 def test_a_revoked_consent_is_refused_with_its_reason(bank: ThirdPartyBank) -> None:

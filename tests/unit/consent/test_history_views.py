@@ -24,7 +24,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
-from consent import consents
+from consent import consents, sweeper
 from consent.ledger import LedgerEvent, ledger
 from consent.models import LedgerEntry
 from identity.sessions import Authentication
@@ -134,6 +134,28 @@ def test_downloads_verifications_and_unknown_events_show_in_their_own_words(
     assert "You downloaded your data" in page
     assert "Someone checked a document you downloaded" in page
     assert "Recorded event: pension.estimated" in page
+
+
+def test_a_consent_the_sweeper_expired_says_it_was_never_delivered(
+    app: Flask, client: FlaskClient, citizen: Authentication, clock: FrozenClock
+) -> None:
+    consent_id = grant_and_deliver(app, clock, citizen.citizen_id, NATIONAL_ID, deliver=False)
+    clock.advance(600)
+    with app.app_context():
+        assert sweeper.sweep(get_db(), clock).granted == 1
+    english = client.get("/me/history?lang=en")
+    assert english.status_code == 200
+    listed = text(english).split('<ol class="history-list">', 1)[1]
+    assert "Your consent expired; your data was never delivered" in listed
+    assert listed.index("never delivered") < listed.index("You agreed to share your data")
+    assert "The platform, for Sandbox Bank" in listed
+    chinese = text(client.get("/me/history?lang=zh_Hant_TW")).split('<ol class="history-list">', 1)[1]
+    assert "您的同意已逾期，資料從未傳送" in chinese
+    # The entry is the citizen's: its case's opening is handed out with it, like every other entry of the case.
+    exported = client.get("/me/history?format=json&event=consent.expired&lang=en").json
+    (expiry,) = [e for e in exported["events"] if e["consent_id"] == consent_id]
+    assert expiry["outcome"] == "expired"
+    assert expiry["opening"] is not None
 
 
 def test_the_history_needs_a_login(client: FlaskClient) -> None:

@@ -237,6 +237,31 @@ def test_a_case_is_about_one_citizen(log: Ledger, granted: EventFactory) -> None
         log.append(granted(1, citizen="B223456782"))
 
 
+def test_an_event_can_carry_its_cases_commitment_without_the_national_id(
+    log: Ledger, uow: UnitOfWork, granted: EventFactory
+) -> None:
+    # The platform records some events with no citizen at hand (the sweeper's expiries): they carry
+    # the commitment the case already has, so the citizen's history finds them and the opening opens them.
+    first = json.loads(log.append(granted(4)).leaf_input)["subject"]
+    expired = log.append(
+        LedgerEvent(event="consent.expired", actor="platform", subject_from_case=True, consent_id="consent-000004",
+                    outcome="expired")
+    )  # fmt: skip
+    entry = json.loads(expired.leaf_input)
+    assert entry["subject"] == first == _commitment(b"A123456789", _opening(uow, "consent-000004").salt)
+    stored = uow.session.execute(select(LedgerEntry).where(LedgerEntry.seq == expired.seq)).scalar_one()
+    assert stored.subject == first
+    assert uow.session.scalar(select(func.count()).select_from(CaseOpening)) == 1
+
+
+def test_a_case_with_no_commitment_has_none_to_carry(log: Ledger, granted: EventFactory) -> None:
+    log.append(granted(1))
+    size = log.tree_head().tree_size
+    with pytest.raises(LedgerEventInvalid, match="no subject commitment"):
+        log.append(LedgerEvent(event="consent.expired", actor="platform", subject_from_case=True, consent_id="c-9"))
+    assert log.tree_head().tree_size == size
+
+
 def test_sequence_numbers_are_leaf_indexes_from_zero(log: Ledger, granted: EventFactory) -> None:
     assert [log.append(granted(n)).seq for n in range(5)] == [0, 1, 2, 3, 4]
     assert [json.loads(e.leaf_input)["seq"] for e in log.entries(0, 4)] == [0, 1, 2, 3, 4]
@@ -283,6 +308,8 @@ def test_document_hashes_and_datasets_are_recorded_sorted(log: Ledger) -> None:
         {"subject_national_id": "王小明"},
         {"subject_national_id": "123"},
         {"subject_national_id": "A123456789"},  # about a citizen, but in no case
+        {"subject_from_case": True},  # the commitment of which case?
+        {"subject_from_case": True, "consent_id": "c-1", "subject_national_id": "A123456789"},  # which subject?
     ],
 )
 def test_events_that_could_carry_personal_data_are_refused(fields: dict[str, Any]) -> None:
