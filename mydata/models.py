@@ -53,3 +53,21 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class Decision(Base):
+    """An operator's decision (審核紀錄): who decided what about which thing, when and why (issue 13).
+
+    Written in the same transaction as the change it records (:func:`mydata.decisions.record`), by
+    every path that decides: the operator console, the operator API and the command line.
+    """
+
+    __tablename__ = "mydata_decision"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    decided_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    subject_type: Mapped[str] = mapped_column(String(32), index=True)
+    subject_id: Mapped[str] = mapped_column(String(128), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(Text)

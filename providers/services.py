@@ -24,6 +24,7 @@ from jsonschema.exceptions import SchemaError
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
+from mydata import decisions
 from mydata.clock import clock
 from mydata.db import UnitOfWork
 from mydata.keys import key_store
@@ -594,10 +595,13 @@ def _token_digest(secret: str) -> str:
 
 def _set_status(uow: UnitOfWork, row: _Row, status: str, actor: str) -> _Row:
     if row.status != status:
-        row.status = status
-        row.updated_at = clock().now()
-        uow.commit()
         kind = "provider" if isinstance(row, Provider) else "dataset"
+        now = clock().now()
+        action = ("reinstate" if row.status == SUSPENDED else "approve") if status == ACTIVE else "suspend"
+        row.status = status
+        row.updated_at = now
+        decisions.record(uow, actor=actor, subject_type=kind, subject_id=row.id, action=action, now=now)
+        uow.commit()
         event = "approved" if status == ACTIVE else "suspended"
         log.info("providers:%s:%s %s=%s actor=%s", kind, event, kind, row.id, actor)
     return row

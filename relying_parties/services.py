@@ -28,6 +28,7 @@ from identity.oauth.interfaces import InvalidAuthorizationDetails, ResolvedDetai
 from identity.oauth.models import OAuthClient
 from identity.oauth.services import validate_delivery_detail
 from identity.services import has_role, staff_roles
+from mydata import decisions
 from mydata.clock import clock
 from mydata.db import UnitOfWork
 from providers import services as providers_services
@@ -183,9 +184,13 @@ def approve_organisation(uow: UnitOfWork, organisation_id: str, *, actor: str) -
     if organisation.status != APPROVED:
         _check_number_is_free(uow, organisation.registration_number, organisation_id)
         now = clock().now()
+        action = "reinstate" if organisation.status == SUSPENDED else "approve"
         organisation.status, organisation.updated_at, organisation.approved_at = APPROVED, now, now
         organisation.suspended_at = None
         oauth_clients.set_organisation_clients_status(uow, organisation_id, "active")
+        decisions.record(
+            uow, actor=actor, subject_type="organisation", subject_id=organisation_id, action=action, now=now
+        )
         uow.commit()
         log.info("relying_parties:organisation:approved organisation=%s actor=%s", organisation_id, actor)
     return organisation
@@ -198,6 +203,9 @@ def suspend_organisation(uow: UnitOfWork, organisation_id: str, *, actor: str) -
         now = clock().now()
         organisation.status, organisation.updated_at, organisation.suspended_at = SUSPENDED, now, now
         oauth_clients.set_organisation_clients_status(uow, organisation_id, "suspended")
+        decisions.record(
+            uow, actor=actor, subject_type="organisation", subject_id=organisation_id, action="suspend", now=now
+        )
         uow.commit()
         log.info("relying_parties:organisation:suspended organisation=%s actor=%s", organisation_id, actor)
     return organisation
@@ -444,7 +452,9 @@ def approve_service(uow: UnitOfWork, service_id: str, *, actor: str) -> Service:
         )
     if service.status != APPROVED:
         now = clock().now()
+        action = "reinstate" if service.status == SUSPENDED else "approve"
         service.status, service.updated_at, service.approved_at = APPROVED, now, now
+        decisions.record(uow, actor=actor, subject_type="service", subject_id=service_id, action=action, now=now)
         uow.commit()
         log.info("relying_parties:service:approved service=%s actor=%s", service_id, actor)
     return service
@@ -454,7 +464,9 @@ def suspend_service(uow: UnitOfWork, service_id: str, *, actor: str) -> Service:
     """Suspend a service: new requests for it are refused at PAR; commit."""
     service = get_service(uow, service_id)
     if service.status != SUSPENDED:
-        service.status, service.updated_at = SUSPENDED, clock().now()
+        now = clock().now()
+        service.status, service.updated_at = SUSPENDED, now
+        decisions.record(uow, actor=actor, subject_type="service", subject_id=service_id, action="suspend", now=now)
         uow.commit()
         log.info("relying_parties:service:suspended service=%s actor=%s", service_id, actor)
     return service
