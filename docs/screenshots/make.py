@@ -37,6 +37,7 @@ from tests.factories.chromium import headless_chromium  # noqa: E402
 from tests.factories.live import EID_PIN, LivePlatform, serve_platform  # noqa: E402
 
 PERSONA = "A123456789"
+CLERK = "E224680132"  # 張雅婷, counter clerk of the sandbox bank
 LANGS = {"zh": "zh_Hant_TW", "en": "en"}
 #: (name, CSS width, device pixel ratio, mobile, height) of each screen; the phone is 360 CSS px (acceptance 7),
 #: and the most of a long page kept, in CSS px: its top is what a reader of the README needs.
@@ -48,9 +49,9 @@ def wait_for(driver: WebDriver, css: str) -> None:
     WebDriverWait(driver, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, css))
 
 
-def log_in(driver: WebDriver, base: str) -> None:
+def log_in(driver: WebDriver, base: str, national_id: str = PERSONA) -> None:
     driver.get(f"{base}/login")
-    driver.find_element(By.ID, "eid-national_id").send_keys(PERSONA)
+    driver.find_element(By.ID, "eid-national_id").send_keys(national_id)
     driver.find_element(By.ID, "eid-pin").send_keys(EID_PIN)
     driver.find_element(By.ID, "eid-submit").click()
     wait_for(driver, ".portal-cards")
@@ -101,6 +102,45 @@ def show_data(driver: WebDriver, base: str) -> None:
     wait_for(driver, "a[href*='/me/data/download?']")
 
 
+def counter_desk(base: str) -> None:
+    """The counter (docs/counter.md): 王小明's phone and 張雅婷's desk, step by step, in Chinese."""
+    phone_screen, desk_screen = SCREENS[1], SCREENS[0]
+    with headless_chromium() as citizen, headless_chromium() as clerk:
+        log_in(citizen, base)
+        log_in(clerk, base, CLERK)
+
+        def on_phone(name: str) -> None:
+            screen(citizen, phone_screen[1], phone_screen[2], phone_screen[3])
+            shoot(citizen, HERE / f"counter-citizen-{name}-zh-phone.png", phone_screen[1], phone_screen[4])
+
+        def at_the_desk(name: str) -> None:
+            shoot(clerk, HERE / f"counter-clerk-{name}-zh-desktop.png", desk_screen[1], 900)
+
+        citizen.get(f"{base}/me/counter?lang=zh_Hant_TW")
+        for dataset in ("household.registration", "labor.insurance"):
+            citizen.find_element(By.CSS_SELECTOR, f"input[name=datasets][value='{dataset}']").click()
+        on_phone("pick")
+        citizen.find_element(By.CSS_SELECTOR, "form.counter-picker button[type=submit]").click()
+        wait_for(citizen, "#counter-code")
+        code = citizen.find_element(By.ID, "counter-code").text.strip()
+        on_phone("code")
+        clerk.get(f"{base}/counter?lang=zh_Hant_TW")
+        clerk.find_element(By.ID, "counter-code").send_keys(code)
+        at_the_desk("entry")
+        clerk.find_element(By.ID, "counter-code").submit()
+        wait_for(clerk, "#confirmation")
+        at_the_desk("confirm")
+        wait_for(citizen, "#counter-status .counter-state[data-state=claimed]")
+        on_phone("confirm")
+        confirmation = citizen.find_element(By.CSS_SELECTOR, "#counter-status #confirmation").text
+        clerk.find_element(By.ID, "confirmation").send_keys(confirmation.replace(" ", ""))
+        clerk.find_element(By.ID, "confirmation").submit()
+        wait_for(clerk, ".counter-citizen")
+        at_the_desk("data")
+        WebDriverWait(citizen, 20).until(lambda d: "已出示給" in d.find_element(By.ID, "counter-status").text)
+        on_phone("shown")
+
+
 def shoot(driver: WebDriver, path: Path, width: int, max_height: int) -> None:
     """Save the top of the current page at *width* CSS px as a palette PNG."""
     height = min(int(driver.execute_script("return document.documentElement.scrollHeight")), max_height)
@@ -127,7 +167,7 @@ def screen(driver: WebDriver, width: int, ratio: float, mobile: bool) -> None:
 def main() -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per screenshot, not per request
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", help="one page: login, dashboard, consents, consent, data or history")
+    parser.add_argument("--only", help="one page: login, dashboard, consents, consent, data, history or counter")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mydata-screens-") as folder, serve_platform(Path(folder)) as live:
         base = live.base
@@ -139,6 +179,10 @@ def main() -> None:
             ("data", lambda d: show_data(d, base)),
             ("history", lambda d: d.get(f"{base}/me/history")),
         ]
+        if args.only in (None, "counter"):
+            counter_desk(base)
+        if args.only == "counter":
+            return
         with headless_chromium() as driver:
             for page, visit in pages:
                 if page == "dashboard":  # from here on, persona 1 is logged in and has a history
