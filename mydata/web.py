@@ -9,7 +9,7 @@ from flask.typing import ResponseReturnValue
 from marshmallow import Schema, fields
 from sqlalchemy.exc import SQLAlchemyError
 
-from mydata.db import get_db
+from mydata.db import connectivity_error, get_db
 from mydata.openapi import documented
 
 log = logging.getLogger(__name__)
@@ -42,9 +42,12 @@ def healthz() -> ResponseReturnValue:
     database = "ok"
     try:
         get_db().ping()
-    except SQLAlchemyError:
-        log.warning("health check: database unavailable", exc_info=True)
+    except SQLAlchemyError as exc:
         database = "unavailable"
+        if connectivity_error(exc):
+            get_db().note_unreachable(exc)  # logged once, not at every check
+        else:
+            log.exception("health check: the database answered with an error")
     status = 200 if database == "ok" else 503
     body = {
         "status": "ok" if status == 200 else "unavailable",
