@@ -13,9 +13,17 @@ from pathlib import Path
 
 import pytest
 import requests
+from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from werkzeug.test import TestResponse
 
+from mydata.config import Settings
+from mydata.db import get_db
+from mydata.limits import limiter
+from tests.factories.identity import eid_nonce, make_citizen, make_nhi_card, post_form
+from tests.factories.identity import text as page_text
 from tests.factories.live import LivePlatform, serve_platform
 from tests.factories.proxy import TcpProxy
 
@@ -94,3 +102,89 @@ def test_a_database_outage_is_answered_503_with_retry_after_and_logged_once(
     assert http.get(f"{live.base}/healthz", timeout=30).status_code == 200
     assert len(lines(caplog, "mydata", "database reachable again")) == 1
     assert len(lines(caplog, "mydata", "database unreachable")) == 1
+
+
+# -- the rate-limit store ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def redis_proxy() -> Iterator[TcpProxy]:
+    """Open a proxy to the test Redis."""
+    if not REDIS_URL:
+        pytest.skip("MYDATA_TEST_REDIS_URL is not set (CI sets it): the rate-limit store is Redis")
+    with TcpProxy.to(REDIS_URL, 6379) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def settings(settings: Settings, redis_proxy: TcpProxy) -> Settings:
+    """Return the test settings with the rate limits kept in Redis, through the proxy."""
+    return settings.replace(ratelimit_storage_uri=redis_proxy.url(REDIS_URL))
+
+
+@pytest.fixture
+def limited_app(eid_app: Flask) -> Flask:
+    """Return the app with at most 3 failed logins per minute and address, and no counts left in Redis."""
+    eid_app.config["IDENTITY_LOGIN_RATE"] = "3 per minute"
+    limiter.reset()  # counts left by an earlier run in the same Redis database
+    return eid_app
+
+
+def eid_login(app: Flask, pin: str = "123456") -> int:
+    """Log in with 王小明's eID card and *pin* from a new browser (the same address); return the status."""
+    client = app.test_client()
+    nonce = eid_nonce(client)
+    data = {"national_id": "A123456789", "pin": pin, "nonce": nonce}
+    return post_form(client, "/login/eid", data).status_code
+
+
+def rate_limits(client: FlaskClient) -> str:
+    """Return what /healthz says of the rate limits."""
+    health = client.get("/healthz")
+    assert health.status_code == 200
+    return str(health.json["rate_limits"])
+
+
+@pytest.mark.db
+def test_logins_keep_working_with_per_process_limits_while_the_rate_limit_store_is_down(
+    limited_app: Flask, client: FlaskClient, redis_proxy: TcpProxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert eid_login(limited_app) == 303
+    assert rate_limits(client) == "ok"
+    caplog.clear()
+
+    redis_proxy.close()
+    assert eid_login(limited_app) == 303  # not 500
+    assert rate_limits(client) == "degraded"
+    # The limits still hold, counted in this process: 3 failed logins, then 429 even for the right PIN.
+    assert [eid_login(limited_app, pin="654321") for _ in range(3)] == [401, 401, 401]
+    assert eid_login(limited_app) == 429
+    assert len(lines(caplog, "mydata", "rate-limit store unreachable")) == 1
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == []
+
+    redis_proxy.open()
+    assert rate_limits(client) == "ok"
+    assert len(lines(caplog, "mydata", "rate-limit store reachable again")) == 1
+    assert len(lines(caplog, "mydata", "rate-limit store unreachable")) == 1
+
+
+@pytest.mark.db
+def test_the_nhi_card_lock_holds_while_the_rate_limit_store_is_down(
+    app: Flask, client: FlaskClient, redis_proxy: TcpProxy
+) -> None:
+    # The lock that protects a card's password lives in the database, not in the rate-limit store.
+    with app.app_context(), get_db().unit_of_work() as uow:
+        card = make_nhi_card(uow, make_citizen(uow, "A123456789"))
+    redis_proxy.close()
+
+    def log_in(password: str) -> TestResponse:
+        return post_form(client, "/login/nhi", {"card_number": card, "password": password}, "en")
+
+    assert [log_in("wrong").status_code for _ in range(4)] == [401] * 4
+    fifth = log_in("wrong")
+    assert fifth.status_code == 429
+    assert "This card is locked" in page_text(fifth)
+    locked = log_in("Sandbox-2026")  # the right password, but the card is locked
+    assert locked.status_code == 429
+    assert "This card is locked" in page_text(locked)
+    assert rate_limits(client) == "degraded"
