@@ -27,7 +27,7 @@ from typing import Any
 
 from flask import Flask, Response, current_app, g, has_request_context, request
 from sqlalchemy import DateTime, MetaData, create_engine, event, text
-from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -102,13 +102,20 @@ def database_url(settings: Settings) -> str:
     return f"sqlite:///{Path(settings.instance_path) / 'mydata.sqlite'}"
 
 
+#: Seconds to wait for PostgreSQL to accept a new connection (unless the URL sets ``connect_timeout``):
+#: a server that does not answer, behind a network partition, is an outage answered 503 after that
+#: wait, not requests that hang for the operating system's TCP timeout (minutes).
+CONNECT_TIMEOUT_SECONDS = 5
+
+
 def make_engine(url: str, echo: bool = False) -> Engine:
     """Create an engine; SQLite gets foreign keys, WAL and explicit transactions."""
     if url.startswith("sqlite"):
         engine = create_engine(url, echo=echo, connect_args={"timeout": 30})
         _configure_sqlite(engine)
         return engine
-    engine = create_engine(url, echo=echo, pool_size=10, max_overflow=20)
+    connect_args = {} if "connect_timeout" in make_url(url).query else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    engine = create_engine(url, echo=echo, pool_size=10, max_overflow=20, connect_args=connect_args)
     _ping_idle_connections(engine)
     return engine
 

@@ -7,7 +7,9 @@ PostgreSQL off through a proxy.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from mydata.db import Database, connectivity_error, get_db, session
+from mydata.db import CONNECT_TIMEOUT_SECONDS, Database, connectivity_error, get_db, session
 from tests.factories.proxy import TcpProxy
 
 POSTGRES_URL = os.environ.get("MYDATA_TEST_DATABASE_URL", "")
@@ -133,3 +135,26 @@ def test_a_refused_postgresql_connection_is_an_outage() -> None:
         assert connectivity_error(raised.value)
     finally:
         database.engine.dispose()
+
+
+def test_a_postgresql_server_that_never_answers_is_an_outage_not_a_hung_request() -> None:
+    if not POSTGRES_URL:
+        pytest.skip("MYDATA_TEST_DATABASE_URL is not set (CI sets it)")
+    # The kernel completes the TCP handshake for a listening socket nobody accepts from, as for a
+    # server behind a network partition: only the connect timeout ends the wait.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = make_url(POSTGRES_URL).set(port=silent.getsockname()[1]).render_as_string(hide_password=False)
+        database = Database(url)
+        pool = ThreadPoolExecutor(1)
+        try:
+            # Without a connect timeout the operating system's would apply (minutes): the wait here
+            # only keeps a failure of this test from hanging the suite.
+            error = pool.submit(database.ping).exception(timeout=4 * CONNECT_TIMEOUT_SECONDS)
+            assert isinstance(error, DBAPIError)
+            assert "timeout expired" in str(error.orig)  # the connect timeout ended the wait
+            assert connectivity_error(error)
+        finally:
+            pool.shutdown(wait=False)  # closing the socket below ends a ping still waiting
+            database.engine.dispose()
