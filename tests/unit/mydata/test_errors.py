@@ -158,3 +158,8 @@ def test_a_postgresql_server_that_never_answers_is_an_outage_not_a_hung_request(
         finally:
             pool.shutdown(wait=False)  # closing the socket below ends a ping still waiting
             database.engine.dispose()
+
+
+def test_the_api_document_tells_integrators_about_the_outage_answer(client: FlaskClient) -> None:
+    description = client.get("/openapi.json").json["info"]["description"]
+    assert "503 `temporarily_unavailable` with `Retry-After`" in description
