@@ -24,8 +24,10 @@ from mydata.db import get_db
 from mydata.limits import limiter
 from tests.factories.identity import eid_nonce, make_citizen, make_nhi_card, post_form
 from tests.factories.identity import text as page_text
-from tests.factories.live import LivePlatform, serve_platform
+from tests.factories.live import LivePlatform, ShiftedClock, serve_platform
+from tests.factories.oauth import pkce_pair
 from tests.factories.proxy import TcpProxy
+from tests.integration.test_delivery_third_party import SERVICE, ThirdPartyBank
 
 POSTGRES_URL = os.environ.get("MYDATA_TEST_DATABASE_URL", "")
 REDIS_URL = os.environ.get("MYDATA_TEST_REDIS_URL", "")
@@ -102,6 +104,28 @@ def test_a_database_outage_is_answered_503_with_retry_after_and_logged_once(
     assert http.get(f"{live.base}/healthz", timeout=30).status_code == 200
     assert len(lines(caplog, "mydata", "database reachable again")) == 1
     assert len(lines(caplog, "mydata", "database unreachable")) == 1
+
+
+def test_the_oauth_and_delivery_apis_answer_503_in_an_outage_and_deliver_once_after(
+    database_behind_proxy: tuple[LivePlatform, TcpProxy],
+) -> None:
+    live, proxy = database_behind_proxy
+    bank = ThirdPartyBank(live, ShiftedClock())
+    delivery = bank.consented("A123456789")
+    verifier, challenge = pkce_pair()
+
+    proxy.close()
+    pushed = bank.push([{"type": "mydata_delivery", "service": SERVICE}], verifier, challenge)
+    collected = bank.deliver(delivery.access_token)
+    for answer in (pushed, collected):
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["error"] == "temporarily_unavailable"
+        assert int(answer.headers["Retry-After"]) > 0
+
+    proxy.open()
+    # Nothing was delivered during the outage: the package is delivered now, once.
+    assert bank.deliver(delivery.access_token).status_code == 200
+    assert bank.deliver(delivery.access_token).json()["error"] == "already_delivered"
 
 
 # -- the rate-limit store ---------------------------------------------------------------------------
