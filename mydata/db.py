@@ -5,7 +5,7 @@ is complete, and anything not committed is rolled back when the unit of work end
 through Alembic migrations only (``mydata db upgrade``).
 
 While the database cannot be reached, a request that needs it is answered 503 with ``Retry-After``
-(an outage, which a client waits out), not 500 (a bug): see :func:`connectivity_error`. The log
+(an outage, which a client waits out), not 500 (a bug): see :func:`is_outage`. The log
 says so once when the database becomes unreachable and once when it is back.
 """
 
@@ -243,7 +243,7 @@ class UnitOfWork:
 _UNAVAILABLE_SQLSTATES = ("57P01", "57P02", "57P03")
 
 
-def connectivity_error(error: BaseException) -> bool:
+def is_outage(error: BaseException) -> bool:
     """Tell whether *error* says that the database cannot be reached: an outage, not a bug.
 
     A connection refused or lost (SQLAlchemy marks a lost one ``connection_invalidated``; psycopg
@@ -342,7 +342,7 @@ def init_app(app: Flask, settings: Settings) -> Database:
 
 def _answer_database_error(error: DBAPIError) -> Response:
     """Answer 503 with Retry-After while the database cannot be reached; any other database error is a bug (500)."""
-    if not connectivity_error(error):
+    if not is_outage(error):
         return errors.handle_unexpected(error)
     get_db().note_unreachable(error)
     return errors.handle_domain_error(errors.DatabaseUnavailable())

@@ -40,11 +40,6 @@ class FallbackLimiter(Limiter):
         super().__init__(**kwargs)
 
     @property
-    def degraded(self) -> bool:
-        """Tell whether the limits are kept in this process's memory because the store failed."""
-        return self._degraded
-
-    @property
     def _storage_dead(self) -> bool:
         return self._degraded
 

@@ -31,7 +31,7 @@ from sqlalchemy import select, update
 
 from mydata.clock import Clock
 from mydata.config import Settings
-from mydata.db import Database, UnitOfWork, connectivity_error, get_db, unit_of_work
+from mydata.db import Database, UnitOfWork, get_db, is_outage, unit_of_work
 from mydata.models import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -227,7 +227,7 @@ def run_sender(sender: Sender, *, interval: float, stop: threading.Event, once: 
         try:
             report = sender.send_due()
         except Exception as exc:  # a database hiccup must not end the loop: log it and try again
-            if connectivity_error(exc):
+            if is_outage(exc):
                 sender.database.note_unreachable(exc)  # one line until it is back, not one per pass
             else:
                 log.exception("mail:outbox:pass failed")

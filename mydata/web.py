@@ -9,7 +9,7 @@ from flask.typing import ResponseReturnValue
 from marshmallow import Schema, fields
 from sqlalchemy.exc import SQLAlchemyError
 
-from mydata.db import connectivity_error, get_db
+from mydata.db import get_db, is_outage
 from mydata.limits import rate_limits_health
 from mydata.openapi import documented
 
@@ -55,7 +55,7 @@ def healthz() -> ResponseReturnValue:
         get_db().ping()
     except SQLAlchemyError as exc:
         database = "unavailable"
-        if connectivity_error(exc):
+        if is_outage(exc):
             get_db().note_unreachable(exc)  # logged once, not at every check
         else:
             log.exception("health check: the database answered with an error")

@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from mydata.db import CONNECT_TIMEOUT_SECONDS, Database, connectivity_error, get_db, session
+from mydata.db import CONNECT_TIMEOUT_SECONDS, Database, get_db, is_outage, session
 from tests.factories.proxy import TcpProxy
 
 POSTGRES_URL = os.environ.get("MYDATA_TEST_DATABASE_URL", "")
@@ -118,7 +118,7 @@ def test_a_postgresql_statement_timeout_is_not_an_outage() -> None:
                 connection.execute(text("SELECT pg_sleep(1)"))
         # psycopg's QueryCanceled (57014) is an OperationalError, of the query and not of the connection.
         assert type(raised.value.orig).__name__ == "QueryCanceled"
-        assert not connectivity_error(raised.value)
+        assert not is_outage(raised.value)
     finally:
         database.engine.dispose()
 
@@ -132,7 +132,7 @@ def test_a_refused_postgresql_connection_is_an_outage() -> None:
     try:
         with pytest.raises(DBAPIError) as raised:
             database.ping()
-        assert connectivity_error(raised.value)
+        assert is_outage(raised.value)
     finally:
         database.engine.dispose()
 
@@ -154,7 +154,7 @@ def test_a_postgresql_server_that_never_answers_is_an_outage_not_a_hung_request(
             error = pool.submit(database.ping).exception(timeout=4 * CONNECT_TIMEOUT_SECONDS)
             assert isinstance(error, DBAPIError)
             assert "timeout expired" in str(error.orig)  # the connect timeout ended the wait
-            assert connectivity_error(error)
+            assert is_outage(error)
         finally:
             pool.shutdown(wait=False)  # closing the socket below ends a ping still waiting
             database.engine.dispose()
