@@ -108,7 +108,9 @@ def _login_rate() -> str:
 
 
 def _failed(response: Response) -> bool:
-    return response.status_code >= 400
+    # The citizen's failures (4xx: a wrong PIN, an expired form), not the platform's (5xx: a database
+    # outage), which say nothing about the credentials and must not refuse the retries that follow.
+    return 400 <= response.status_code < 500
 
 
 # Per client address, failed attempts only (a family behind one router can still log in).

@@ -3,6 +3,10 @@
 Services own their commits through a :class:`UnitOfWork`: they call ``uow.commit()`` when a change
 is complete, and anything not committed is rolled back when the unit of work ends. Schema changes go
 through Alembic migrations only (``mydata db upgrade``).
+
+While the database cannot be reached, a request that needs it is answered 503 with ``Retry-After``
+(an outage, which a client waits out), not 500 (a bug): see :func:`is_outage`. The log
+says so once when the database becomes unreachable and once when it is back.
 """
 
 from __future__ import annotations
@@ -10,7 +14,10 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import importlib.util
+import logging
 import pkgutil
+import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,14 +25,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from flask import Flask, current_app, g, has_request_context, request
+from flask import Flask, Response, current_app, g, has_request_context, request
 from sqlalchemy import DateTime, MetaData, create_engine, event, text
-from sqlalchemy.engine import Connection, Dialect, Engine
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.engine import Connection, Dialect, Engine, make_url
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from mydata import errors
 from mydata.config import Settings
+
+log = logging.getLogger(__name__)
 
 # Constraint names are deterministic, so that migrations can refer to them on every database.
 NAMING_CONVENTION = {
@@ -92,13 +102,20 @@ def database_url(settings: Settings) -> str:
     return f"sqlite:///{Path(settings.instance_path) / 'mydata.sqlite'}"
 
 
+#: Seconds to wait for PostgreSQL to accept a new connection (unless the URL sets ``connect_timeout``):
+#: a server that does not answer, behind a network partition, is an outage answered 503 after that
+#: wait, not requests that hang for the operating system's TCP timeout (minutes).
+CONNECT_TIMEOUT_SECONDS = 5
+
+
 def make_engine(url: str, echo: bool = False) -> Engine:
     """Create an engine; SQLite gets foreign keys, WAL and explicit transactions."""
     if url.startswith("sqlite"):
         engine = create_engine(url, echo=echo, connect_args={"timeout": 30})
         _configure_sqlite(engine)
         return engine
-    engine = create_engine(url, echo=echo, pool_size=10, max_overflow=20)
+    connect_args = {} if "connect_timeout" in make_url(url).query else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    engine = create_engine(url, echo=echo, pool_size=10, max_overflow=20, connect_args=connect_args)
     _ping_idle_connections(engine)
     return engine
 
@@ -220,13 +237,70 @@ class UnitOfWork:
         self.session.rollback()
 
 
+#: PostgreSQL errors of a server that cannot serve: class 08 (connection exception), and the server
+#: shutting down or starting up (57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now;
+#: https://www.postgresql.org/docs/current/errcodes-appendix.html).
+_UNAVAILABLE_SQLSTATES = ("57P01", "57P02", "57P03")
+
+
+def is_outage(error: BaseException) -> bool:
+    """Tell whether *error* says that the database cannot be reached: an outage, not a bug.
+
+    A connection refused or lost (SQLAlchemy marks a lost one ``connection_invalidated``; psycopg
+    gives no SQLSTATE to an error of the client's end of the connection), a PostgreSQL server
+    shutting down or starting up, an SQLite file that cannot be opened. Anything else stays a bug or
+    a conflict, even an ``OperationalError``: a deadlock (40P01), a statement timeout (57014), a
+    missing table, a busy SQLite database.
+    """
+    if not isinstance(error, DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    if not isinstance(error, OperationalError):
+        return False
+    original = error.orig
+    if isinstance(original, sqlite3.Error):
+        # Extended result codes keep the primary code in their low byte (https://sqlite.org/rescode.html).
+        return original.sqlite_errorcode & 0xFF == sqlite3.SQLITE_CANTOPEN
+    sqlstate = getattr(original, "sqlstate", None)
+    return sqlstate is None or sqlstate.startswith("08") or sqlstate in _UNAVAILABLE_SQLSTATES
+
+
 class Database:
-    """The engine and session factory of one application, kept in ``app.extensions``."""
+    """The engine and session factory of one application, kept in ``app.extensions``.
+
+    It also knows whether the database was last found reachable, to log each change once: a request
+    that finds it unreachable calls :meth:`note_unreachable`; any new connection made (the pool makes
+    new ones once the old were lost) or answered ping calls :meth:`note_reachable`.
+    """
 
     def __init__(self, url: str, echo: bool = False) -> None:
         self.url = url
         self.engine = make_engine(url, echo=echo)
         self.session_factory: sessionmaker[Session] = sessionmaker(bind=self.engine, expire_on_commit=False)
+        self.reachable = True
+        self._reachability = threading.Lock()
+        event.listen(self.engine, "connect", lambda _connection, _record: self.note_reachable())
+
+    def note_unreachable(self, error: BaseException) -> None:
+        """Log, once until it is back, that the database cannot be reached (one line, no traceback)."""
+        with self._reachability:
+            if not self.reachable:
+                return
+            self.reachable = False
+        cause = getattr(error, "orig", None) or error
+        reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        log.error("database unreachable (%s): requests that need it are answered 503 until it is back", reason)
+
+    def note_reachable(self) -> None:
+        """Log, once, that the database answers again after :meth:`note_unreachable`."""
+        if self.reachable:  # the usual case: no lock taken
+            return
+        with self._reachability:
+            if self.reachable:
+                return
+            self.reachable = True
+        log.warning("database reachable again: requests are served")
 
     @property
     def dialect(self) -> str:
@@ -237,6 +311,7 @@ class Database:
         """Run a trivial query; raise if the database does not answer."""
         with self.engine.connect() as connection:
             read_only_connection(connection).execute(text("SELECT 1"))
+        self.note_reachable()
 
     @contextmanager
     def unit_of_work(self, *, read_only: bool | None = None) -> Iterator[UnitOfWork]:
@@ -253,6 +328,7 @@ def init_app(app: Flask, settings: Settings) -> Database:
     """Create the application's database and close the request session after each request."""
     database = Database(database_url(settings), echo=settings.database_echo)
     app.extensions["mydata.db"] = database
+    app.register_error_handler(DBAPIError, _answer_database_error)
 
     @app.teardown_appcontext
     def _close_session(_exc: BaseException | None) -> None:
@@ -262,6 +338,14 @@ def init_app(app: Flask, settings: Settings) -> Database:
             session.close()
 
     return database
+
+
+def _answer_database_error(error: DBAPIError) -> Response:
+    """Answer 503 with Retry-After while the database cannot be reached; any other database error is a bug (500)."""
+    if not is_outage(error):
+        return errors.handle_unexpected(error)
+    get_db().note_unreachable(error)
+    return errors.handle_domain_error(errors.DatabaseUnavailable())
 
 
 def get_db(app: Flask | None = None) -> Database:

@@ -79,6 +79,20 @@ class NotFound(MydataError):
     description = "Nothing was found at this address."
 
 
+class DatabaseUnavailable(MydataError):
+    """The database cannot be reached at the moment (an outage, not a bug): try again later."""
+
+    code = "temporarily_unavailable"
+    status = 503
+    description = "The platform cannot reach its database at the moment. Try again after Retry-After seconds."
+
+    #: Seconds a client is asked to wait before trying again (a database restart takes a few).
+    retry_after = 5
+
+    def __init__(self, description: str | None = None) -> None:
+        super().__init__(description, headers={"Retry-After": str(self.retry_after)})
+
+
 def wants_json() -> bool:
     """Tell whether the current request's client expects JSON rather than a page."""
     if request.path.startswith(API_PREFIXES):

@@ -31,7 +31,7 @@ from sqlalchemy import select, update
 
 from mydata.clock import Clock
 from mydata.config import Settings
-from mydata.db import Database, UnitOfWork, get_db, unit_of_work
+from mydata.db import Database, UnitOfWork, get_db, is_outage, unit_of_work
 from mydata.models import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -226,8 +226,11 @@ def run_sender(sender: Sender, *, interval: float, stop: threading.Event, once: 
     while not stop.is_set():
         try:
             report = sender.send_due()
-        except Exception:  # a database hiccup must not end the loop: log it and try again
-            log.exception("mail:outbox:pass failed")
+        except Exception as exc:  # a database hiccup must not end the loop: log it and try again
+            if is_outage(exc):
+                sender.database.note_unreachable(exc)  # one line until it is back, not one per pass
+            else:
+                log.exception("mail:outbox:pass failed")
         else:
             if report.sent or report.failed:
                 log.info("mail:outbox:pass sent %d, failed %d", report.sent, report.failed)

@@ -99,7 +99,10 @@ def build_spec(app: Flask) -> dict[str, Any]:
         openapi_version="3.1.0",
         plugins=[MarshmallowPlugin()],
         info={
-            "description": "Public and integrator APIs of the MyData personal-data consent and delivery platform.",
+            "description": "Public and integrator APIs of the MyData personal-data consent and delivery platform. "
+            "Any operation that needs the platform's database may answer 503 `temporarily_unavailable` with "
+            "`Retry-After` while the database cannot be reached: an outage to wait out and retry, not a defect "
+            "(500 `server_error`).",
             "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
         },
         servers=[{"url": app.config["MYDATA_ISSUER"]}],

@@ -90,7 +90,7 @@ def test_the_demo_turns_the_sandbox_on_by_itself(tmp_path: Path) -> None:
                 assert process.poll() is None, process.communicate()
                 time.sleep(0.1)
         assert health is not None
-        assert health.json() == {"status": "ok", "database": "ok", "sandbox": True}
+        assert health.json() == {"status": "ok", "database": "ok", "rate_limits": "ok", "sandbox": True}
         assert requests.get(f"http://127.0.0.1:{port}/sandbox/mobile-id", timeout=5).status_code == 200
     finally:
         process.terminate()

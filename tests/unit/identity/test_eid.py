@@ -24,7 +24,7 @@ from identity.interfaces import CardSignature, CertificateRejected, EidNotConfig
 from identity.models import Citizen, LoginSession
 from identity.sandbox.pki import CITIZEN_POLICY_OID, Authority, SandboxPki, make_authority, name, pem
 from mydata.clock import FrozenClock
-from mydata.db import get_db
+from mydata.db import Database, get_db
 from tests.factories.identity import (
     SandboxEid,
     card_certificate,
@@ -453,3 +453,21 @@ def test_a_crl_stale_beyond_the_grace_period_fails_closed(
     assert f"stale by {grace + 1} s, beyond the grace period of {grace} s" in line
     assert "ca.crl" in line
     assert "目前無法確認這張憑證是否已被廢止" in text(card_login(client, lang="zh_Hant_TW"))
+
+
+def test_logins_answered_503_in_a_database_outage_are_not_counted_as_failed_attempts(
+    eid_app: Flask, client: FlaskClient, tmp_path: Path
+) -> None:
+    # The per-address cap counts the citizen's failures (a wrong PIN), not the platform's: after an
+    # outage, the people behind one address must not find themselves refused for their retries.
+    eid_app.config["IDENTITY_LOGIN_RATE"] = "2 per minute"
+    data = {"csrf_token": form_token(client), "national_id": "A123456789", "pin": "123456"}
+    nonces = [eid_nonce(client) for _ in range(3)]
+    working = eid_app.extensions["mydata.db"]
+    eid_app.extensions["mydata.db"] = Database(f"sqlite:///{tmp_path / 'not-yet' / 'x.sqlite'}")  # cannot be opened
+    try:
+        assert [client.post("/login/eid", data={**data, "nonce": n}).status_code for n in nonces] == [503] * 3
+    finally:
+        eid_app.extensions["mydata.db"].engine.dispose()
+        eid_app.extensions["mydata.db"] = working
+    assert card_login(client).status_code == 303

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -11,7 +13,7 @@ from sqlalchemy import select
 from mydata import mail
 from mydata.clock import FrozenClock
 from mydata.config import Settings
-from mydata.db import get_db
+from mydata.db import Database, get_db
 from mydata.models import OutboxMessage
 from tests.factories.smtp import SmtpServer, body
 
@@ -152,3 +154,17 @@ def test_smtp_settings_are_validated(settings: Settings, changes: dict[str, obje
     with pytest.raises(ConfigError) as refused:
         settings.replace(**changes)
     assert refused.value.setting == setting
+
+
+def test_a_database_outage_is_one_line_in_the_sender_loop_not_a_traceback_per_pass(
+    settings: Settings, clock: FrozenClock, smtp_server: SmtpServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'not-yet' / 'outbox.sqlite'}")  # SQLite cannot open it
+    transport = mail.transport_from(dataclasses.replace(settings, **smtp_server.settings()))
+    assert transport is not None
+    sender = mail.Sender(database, transport, clock)
+    for _ in range(3):
+        mail.run_sender(sender, interval=0, stop=threading.Event(), once=True)
+    database.engine.dispose()
+    assert len([r for r in caplog.records if "database unreachable" in r.getMessage()]) == 1
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == []

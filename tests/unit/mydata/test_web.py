@@ -45,7 +45,7 @@ def test_page_has_landmarks(client: FlaskClient) -> None:
 def test_healthz_checks_the_database(client: FlaskClient) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json == {"status": "ok", "database": "ok", "sandbox": True}
+    assert response.json == {"status": "ok", "database": "ok", "rate_limits": "ok", "sandbox": True}
 
 
 def test_healthz_reports_an_unreachable_database(app: Flask, client: FlaskClient) -> None:
