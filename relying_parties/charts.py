@@ -15,14 +15,14 @@ from markupsafe import Markup, escape
 
 #: The drawing's width in user units; at 360 px the text is drawn at 90% of its size.
 WIDTH = 400
-FONT_SIZE = 14
+FONT_SIZE = 16
 #: Bars dark blue on white (contrast 9:1), text near black: both above WCAG's 3:1 and 4.5:1.
 BAR_COLOUR = "#1f4e99"
 TEXT_COLOUR = "#1a1a1a"
 AXIS_COLOUR = "#595959"
 
-_ROW = 44  # a label line above a bar
-_BAR = 16
+_ROW = 48  # a label line above a bar
+_BAR = 18
 _PAD = 8
 _VALUE_ROOM = 48  # room right of the longest bar for its value
 _COLUMN_AREA = 160
