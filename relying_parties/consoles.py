@@ -82,7 +82,10 @@ def current_member() -> Member:
 #: Each console's sections, in the order its navigation lists them: (endpoint, msgid of the label).
 #: A section whose endpoint is not registered is not listed.
 SECTIONS: dict[str, list[tuple[str, str]]] = {
-    "operator": [("console_operator.index", _l("Overview"))],
+    "operator": [
+        ("console_operator.index", _l("Overview")),
+        ("console_operator_statistics.index", _l("Statistics")),
+    ],
     "agency": [("console_agency.index", _l("Overview"))],
     "rp": [("console_rp.index", _l("Overview"))],
 }

@@ -176,3 +176,20 @@ class CounterClosed(MydataError):
         self.name_zh = name_zh
         self.name_en = name_en
         self.organisation_status = organisation_status
+
+
+# -- the operator's statistics --------------------------------------------------------------------
+
+
+class StatisticsPeriodInvalid(MydataError):
+    """A period the statistics cannot cover: a day that is not a date, the wrong order, or too long."""
+
+    code = "invalid_period"
+    status = 400
+    description = "Give the period's first and last days as YYYY-MM-DD, the first not after the last, at most 366 days."
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}", field=field, reason=reason)
+        #: The form field at fault (``from`` or ``to``) and why: ``not_a_date``, ``order`` or ``too_long``.
+        self.field = field
+        self.reason = reason

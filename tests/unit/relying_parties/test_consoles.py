@@ -19,7 +19,7 @@ pytestmark = pytest.mark.db
 
 #: Each console's pages (issue 13): every one passes the same door.
 CONSOLE_PAGES = {
-    "operator": ["/console/operator"],
+    "operator": ["/console/operator", "/console/operator/statistics"],
     "agency": ["/console/agency"],
     "rp": ["/console/rp"],
 }
