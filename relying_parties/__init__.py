@@ -28,7 +28,9 @@ from relying_parties import (
     delivery,
     operator_console,
     rp_console,
+    rp_transactions,
     services,
+    transactions_api,
     views,
 )
 from relying_parties.sandbox.serving import mount_sandbox_relying_parties, serve_sandbox_relying_party
@@ -77,12 +79,13 @@ def init_app(app: Flask) -> None:
         },
     )
     app.register_blueprint(delivery.bp)
+    transactions_api.init_app(app)
     from consent.history import register_service_directory  # the usage history names services through it
 
     register_service_directory(app, services.service_names)
     # HTML forms: CSRFProtect checks them, like every other page.
     app.register_blueprint(views.bp)
-    for console in (consoles.home, operator_console.bp, agency_console.bp, rp_console.bp):
+    for console in (consoles.home, operator_console.bp, agency_console.bp, rp_console.bp, rp_transactions.bp):
         app.register_blueprint(console)
 
     # The counter (臨櫃核驗): the clerk's pages at /counter.

@@ -176,3 +176,18 @@ class CounterClosed(MydataError):
         self.name_zh = name_zh
         self.name_en = name_en
         self.organisation_status = organisation_status
+
+
+# -- the organisation's transaction log (issue 13) ---------------------------------------------------
+
+
+class InvalidClientAssertion(MydataError):
+    """The transactions API got no client assertion, or one that does not authenticate a client of an organisation."""
+
+    code = "invalid_client"
+    status = 401
+    description = (
+        "Send `Authorization: Bearer <client assertion>`: a JWT signed (ES256 or PS256) with a key your client "
+        "registered, iss = sub = client_id, aud = the issuer identifier as a single string, a fresh jti, exp within "
+        "5 minutes (RFC 7523 §3, the same rules as the token endpoint)."
+    )
