@@ -84,7 +84,7 @@ def current_member() -> Member:
 SECTIONS: dict[str, list[tuple[str, str]]] = {
     "operator": [("console_operator.index", _l("Overview"))],
     "agency": [("console_agency.index", _l("Overview"))],
-    "rp": [("console_rp.index", _l("Overview"))],
+    "rp": [("console_rp.index", _l("Overview")), ("console_rp_transactions.index", _l("Transaction log"))],
 }
 
 

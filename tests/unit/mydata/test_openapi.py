@@ -26,6 +26,7 @@ NON_JSON_ROUTES = {
     "console_operator.index",
     "console_agency.index",
     "console_rp.index",
+    "console_rp_transactions.index",
     "static",
     "identity.login",
     "identity.login_eid",
