@@ -191,3 +191,7 @@ class InvalidClientAssertion(MydataError):
         "registered, iss = sub = client_id, aud = the issuer identifier as a single string, a fresh jti, exp within "
         "5 minutes (RFC 7523 §3, the same rules as the token endpoint)."
     )
+
+
+class MissingClientAssertion(InvalidClientAssertion):
+    """The transactions API got no client assertion at all (RFC 6750 §3.1: the challenge then names no error)."""

@@ -26,7 +26,7 @@ from consent.models import Consent, CounterUse
 from identity.oauth import server as oauth
 from identity.oauth.services import endpoint_url, server
 from mydata.db import UnitOfWork
-from relying_parties.interfaces import InvalidClientAssertion, InvalidInput
+from relying_parties.interfaces import InvalidClientAssertion, InvalidInput, MissingClientAssertion
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100
@@ -126,7 +126,7 @@ def authenticate_client(assertion: str | None, path: str) -> str:
     (RFC 7523 §3; it is recorded, and committed, whatever the request's outcome).
     """
     if not assertion:
-        raise InvalidClientAssertion()
+        raise MissingClientAssertion()
     params = {"client_assertion_type": JWTBearerClientAssertion.CLIENT_ASSERTION_TYPE, "client_assertion": assertion}
     request = oauth.prepared_request(params, endpoint_url(path), method="GET")
     try:

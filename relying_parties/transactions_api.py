@@ -19,7 +19,7 @@ from mydata.errors import handle_domain_error
 from mydata.limits import limiter
 from mydata.openapi import ErrorSchema, add_security_scheme, documented
 from relying_parties import transactions
-from relying_parties.interfaces import InvalidClientAssertion, InvalidInput
+from relying_parties.interfaces import InvalidClientAssertion, InvalidInput, MissingClientAssertion
 
 PATH = "/api/v1/organisation/transactions"
 SECURITY_SCHEME = "clientAssertion"
@@ -132,8 +132,10 @@ def list_transactions() -> ResponseReturnValue:
 @bp.errorhandler(InvalidClientAssertion)
 def _unauthorized(error: InvalidClientAssertion) -> Response:
     response = handle_domain_error(error)
-    # RFC 6750 §3: a challenge always; the body says invalid_client (RFC 6749 §5.2: client authentication failed).
-    response.headers["WWW-Authenticate"] = f'Bearer realm="{_REALM}", error="invalid_token"'
+    # RFC 6750 §3: a challenge always, with an error code only when a credential was presented and
+    # refused (§3.1); the body says invalid_client (RFC 6749 §5.2: client authentication failed).
+    refused = "" if isinstance(error, MissingClientAssertion) else ', error="invalid_token"'
+    response.headers["WWW-Authenticate"] = f'Bearer realm="{_REALM}"{refused}'
     return response
 
 

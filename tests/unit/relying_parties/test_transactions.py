@@ -241,13 +241,25 @@ def test_another_organisations_client_gets_its_own_log_only(log: Log, client: Fl
 
 
 @pytest.mark.parametrize(
-    "case",
-    ["missing", "wrong signature", "wrong aud", "array aud", "expired", "too long", "unknown"],
+    ("case", "reason"),
+    [
+        ("missing", "Send `Authorization: Bearer <client assertion>`"),
+        ("not bearer", "Send `Authorization: Bearer <client assertion>`"),
+        ("wrong signature", "does not verify (bad_signature)"),
+        ("wrong aud", "`aud` must be the issuer identifier as a single string"),
+        ("array aud", "`aud` must be the issuer identifier as a single string"),
+        ("expired", "expired"),
+        ("too long", "longer than 8192 bytes"),
+        ("unknown", "does not exist"),
+    ],
 )
-def test_a_bad_assertion_is_refused_with_invalid_client(log: Log, client: FlaskClient, issuer: str, case: str) -> None:
+def test_a_bad_assertion_is_refused_with_invalid_client(
+    log: Log, client: FlaskClient, issuer: str, case: str, reason: str
+) -> None:
     rp = log.bank_rp
     headers = {
         "missing": {},
+        "not bearer": {"Authorization": f"DPoP {rp.assertion(issuer)}"},
         "wrong signature": bearer(rp.assertion(issuer, key=TestRelyingParty("", "").signing_key)),
         "wrong aud": bearer(rp.assertion(issuer + "/oauth/token")),
         "array aud": bearer(rp.assertion([issuer])),  # type: ignore[arg-type]
@@ -258,13 +270,19 @@ def test_a_bad_assertion_is_refused_with_invalid_client(log: Log, client: FlaskC
     answer = client.get(PATH, headers=headers)
     assert answer.status_code == 401
     assert answer.json["error"] == "invalid_client"
-    assert answer.headers["WWW-Authenticate"].startswith("Bearer")
+    assert reason in answer.json["error_description"]
     assert "transactions" not in answer.json
+    # RFC 6750 §3.1: an error code in the challenge only when a credential was presented.
+    presented = case not in ("missing", "not bearer")
+    assert answer.headers["WWW-Authenticate"] == 'Bearer realm="mydata-organisation-transactions"' + (
+        ', error="invalid_token"' if presented else ""
+    )
 
 
 def test_an_rs256_assertion_is_refused(log: Log, client: FlaskClient, issuer: str) -> None:
     answer = client.get(PATH, headers=bearer(log.bank_rp.assertion(issuer, alg="RS256", key=rsa_key())))
     assert answer.status_code == 401
+    assert "ES256 or PS256" in answer.json["error_description"]
 
 
 def test_an_assertion_is_used_once(log: Log, client: FlaskClient, issuer: str) -> None:
@@ -273,6 +291,7 @@ def test_an_assertion_is_used_once(log: Log, client: FlaskClient, issuer: str) -
     replayed = client.get(PATH, headers=bearer(assertion))
     assert replayed.status_code == 401
     assert replayed.json["error"] == "invalid_client"
+    assert "used before" in replayed.json["error_description"]
 
 
 @pytest.mark.parametrize("query", ["page_size=0", "page_size=101", "cursor=%%%", "status=lost", "since=yesterday"])
