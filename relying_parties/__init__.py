@@ -29,7 +29,9 @@ from relying_parties import (
     operator_console,
     operator_statistics,
     rp_console,
+    rp_transactions,
     services,
+    transactions_api,
     views,
 )
 from relying_parties.sandbox.serving import mount_sandbox_relying_parties, serve_sandbox_relying_party
@@ -78,12 +80,21 @@ def init_app(app: Flask) -> None:
         },
     )
     app.register_blueprint(delivery.bp)
+    transactions_api.init_app(app)
     from consent.history import register_service_directory  # the usage history names services through it
 
     register_service_directory(app, services.service_names)
     # HTML forms: CSRFProtect checks them, like every other page.
     app.register_blueprint(views.bp)
-    for console in (consoles.home, operator_console.bp, agency_console.bp, rp_console.bp, operator_statistics.bp):
+    consoles_and_sections = (
+        consoles.home,
+        operator_console.bp,
+        operator_statistics.bp,
+        agency_console.bp,
+        rp_console.bp,
+        rp_transactions.bp,
+    )
+    for console in consoles_and_sections:
         app.register_blueprint(console)
 
     # The counter (臨櫃核驗): the clerk's pages at /counter.

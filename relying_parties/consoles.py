@@ -87,7 +87,7 @@ SECTIONS: dict[str, list[tuple[str, str]]] = {
         ("console_operator_statistics.index", _l("Statistics")),
     ],
     "agency": [("console_agency.index", _l("Overview"))],
-    "rp": [("console_rp.index", _l("Overview"))],
+    "rp": [("console_rp.index", _l("Overview")), ("console_rp_transactions.index", _l("Transaction log"))],
 }
 
 

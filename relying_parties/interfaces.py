@@ -193,3 +193,22 @@ class StatisticsPeriodInvalid(MydataError):
         #: The form field at fault (``from`` or ``to``) and why: ``not_a_date``, ``order`` or ``too_long``.
         self.field = field
         self.reason = reason
+
+
+# -- the organisation's transaction log (issue 13) ---------------------------------------------------
+
+
+class InvalidClientAssertion(MydataError):
+    """The transactions API got no client assertion, or one that does not authenticate a client of an organisation."""
+
+    code = "invalid_client"
+    status = 401
+    description = (
+        "Send `Authorization: Bearer <client assertion>`: a JWT signed (ES256 or PS256) with a key your client "
+        "registered, iss = sub = client_id, aud = the issuer identifier as a single string, a fresh jti, exp within "
+        "5 minutes (RFC 7523 §3, the same rules as the token endpoint)."
+    )
+
+
+class MissingClientAssertion(InvalidClientAssertion):
+    """The transactions API got no client assertion at all (RFC 6750 §3.1: the challenge then names no error)."""

@@ -27,6 +27,7 @@ NON_JSON_ROUTES = {
     "console_agency.index",
     "console_rp.index",
     "console_operator_statistics.index",
+    "console_rp_transactions.index",
     "static",
     "identity.login",
     "identity.login_eid",

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.db
 CONSOLE_PAGES = {
     "operator": ["/console/operator", "/console/operator/statistics"],
     "agency": ["/console/agency"],
-    "rp": ["/console/rp"],
+    "rp": ["/console/rp", "/console/rp/transactions"],
 }
 ROLES = {
     "operator": ("operator", "platform"),
