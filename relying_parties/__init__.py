@@ -27,6 +27,7 @@ from relying_parties import (
     counter_views,
     delivery,
     operator_console,
+    operator_schemas,
     rp_console,
     services,
     views,
@@ -84,6 +85,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(views.bp)
     for console in (consoles.home, operator_console.bp, agency_console.bp, rp_console.bp):
         app.register_blueprint(console)
+    app.register_blueprint(operator_schemas.bp)
 
     # The counter (臨櫃核驗): the clerk's pages at /counter.
     app.config.setdefault("COUNTER_RATE_LIMIT", counter_views.COUNTER_RATE)

@@ -82,8 +82,12 @@ def current_member() -> Member:
 #: Each console's sections, in the order its navigation lists them: (endpoint, msgid of the label).
 #: A section whose endpoint is not registered is not listed.
 SECTIONS: dict[str, list[tuple[str, str]]] = {
-    "operator": [("console_operator.index", _l("Overview"))],
-    "agency": [("console_agency.index", _l("Overview"))],
+    "operator": [("console_operator.index", _l("Overview")), ("console_operator_schemas.index", _l("Schema versions"))],
+    "agency": [
+        ("console_agency.index", _l("Overview")),
+        ("console_agency.health", _l("Provider health")),
+        ("console_agency.usage", _l("Dataset usage")),
+    ],
     "rp": [("console_rp.index", _l("Overview"))],
 }
 
