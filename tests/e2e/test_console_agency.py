@@ -97,6 +97,16 @@ def test_the_agency_consoles_pages_are_accessible_in_both_languages_and_fit_a_ph
         check(page, platform.base + path)
 
 
+def test_health_calls_the_agencys_own_providers(page: WebDriver, platform: LivePlatform) -> None:
+    log_in(page, platform.base, OFFICER, lang="en")
+    page.get(f"{platform.base}/console/agency/health?lang=en")
+    rows = [row.text for row in page.find_elements(By.CSS_SELECTOR, "tbody tr")]
+    assert len(rows) == 1, rows
+    assert "moi-household" in rows[0]
+    assert "healthy" in rows[0]
+    assert "not healthy" not in rows[0]
+
+
 def test_a_form_with_errors_is_accessible(page: WebDriver, platform: LivePlatform) -> None:
     log_in(page, platform.base, OFFICER, lang="en")
     page.get(f"{platform.base}/console/agency/datasets/new?lang=en")
