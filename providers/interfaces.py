@@ -121,6 +121,31 @@ class UnknownDataset(BadRequest):
     description = "This dataset is not in the catalogue."
 
 
+# -- schema versions (issue 13) -------------------------------------------------------------------
+
+
+class SchemaUnchanged(BadRequest):
+    """A proposed schema is the one the dataset publishes already."""
+
+    code = "schema_unchanged"
+    description = "This schema is the one the dataset publishes already: change it before proposing it."
+
+
+class SchemaVersionNotFound(NotFound):
+    """No proposed schema version has this id (or it is not one the caller may see)."""
+
+    code = "schema_version_not_found"
+    description = "No proposed schema version has this id."
+
+
+class SchemaVersionDecided(MydataError):
+    """A schema version was approved or rejected already; a decision is not taken twice."""
+
+    code = "schema_version_decided"
+    status = 409
+    description = "This schema version has been decided already."
+
+
 # -- operator API tokens (docs/decisions/0002-operator-api-tokens.md) -----------------------------
 
 

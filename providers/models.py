@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mydata.db import Base
@@ -73,6 +73,37 @@ class Dataset(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
     provider: Mapped[Provider] = relationship(back_populates="datasets")
+
+
+#: Status of a proposed schema version: waiting for the operator, published, or refused.
+SCHEMA_PENDING = "pending"
+SCHEMA_APPROVED = "approved"
+SCHEMA_REJECTED = "rejected"
+
+
+class SchemaVersion(Base):
+    """A new JSON Schema an agency proposed for a dataset; the published schema changes only when approved.
+
+    A pending version is numbered the dataset's next version; an operator approves it (the dataset's
+    schema, version and digest change in the same commit) or rejects it with a reason.
+    """
+
+    __tablename__ = "providers_schema_version"
+    __table_args__ = (UniqueConstraint("dataset_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("providers_dataset.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    json_schema: Mapped[dict[str, Any]] = mapped_column(JSON)
+    schema_sha256: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    proposed_by: Mapped[str] = mapped_column(String(128))
+    proposed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    decided_by: Mapped[str | None] = mapped_column(String(128))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+    dataset: Mapped[Dataset] = relationship()
 
 
 class OperatorToken(Base):

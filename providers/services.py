@@ -7,12 +7,13 @@ provider is registered.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
 import re
 import secrets
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit
@@ -21,7 +22,7 @@ import rfc8785
 from flask import Flask, current_app
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
 from mydata import decisions
@@ -42,12 +43,28 @@ from providers.interfaces import (
     MissingOperatorToken,
     OperatorTokenNotFound,
     ProviderNotFound,
+    SchemaUnchanged,
+    SchemaVersionDecided,
+    SchemaVersionNotFound,
     UnknownAgency,
     UnknownDataset,
     UnknownProvider,
 )
 from providers.jwks import check_provider_jwks
-from providers.models import ACTIVE, LEVELS, PENDING, SUSPENDED, Agency, Dataset, OperatorToken, Provider
+from providers.models import (
+    ACTIVE,
+    LEVELS,
+    PENDING,
+    SCHEMA_APPROVED,
+    SCHEMA_PENDING,
+    SCHEMA_REJECTED,
+    SUSPENDED,
+    Agency,
+    Dataset,
+    OperatorToken,
+    Provider,
+    SchemaVersion,
+)
 from providers.protocol import FetchResult
 
 log = logging.getLogger(__name__)
@@ -294,7 +311,9 @@ def register_dataset(
 def update_dataset(uow: UnitOfWork, dataset_id: str, *, changes: Mapping[str, Any], actor: str) -> Dataset:
     """Change a dataset's titles, descriptions, schema, minimum level or downloadability, and commit.
 
-    A new schema gets the next schema version; the client compiles it on the next fetch.
+    A new schema gets the next schema version at once; the client compiles it on the next fetch.
+    This is the operator's own path (operator API, CLI, sandbox seeding); an agency proposes a
+    schema with :func:`propose_schema`, which waits for an operator's approval.
     """
     dataset = get_dataset(uow, dataset_id)
     unknown = set(changes) - _DATASET_CHANGES
@@ -316,7 +335,7 @@ def update_dataset(uow: UnitOfWork, dataset_id: str, *, changes: Mapping[str, An
         if digest != dataset.schema_sha256:
             dataset.json_schema = schema
             dataset.schema_sha256 = digest
-            dataset.schema_version += 1
+            dataset.schema_version = _next_schema_version(uow, dataset)
     if uow.session.is_modified(dataset):
         dataset.updated_at = clock().now()
         uow.commit()
@@ -347,6 +366,153 @@ def get_dataset(uow: UnitOfWork, dataset_id: str) -> Dataset:
 def list_datasets(uow: UnitOfWork) -> list[Dataset]:
     """Return every dataset, by id."""
     return list(uow.session.scalars(select(Dataset).order_by(Dataset.id)))
+
+
+# -- schema versions (issue 13: a schema change needs the operator's approval) --------------------
+
+
+def propose_schema(uow: UnitOfWork, dataset_id: str, *, json_schema: object, actor: str) -> SchemaVersion:
+    """Propose a new schema for a dataset as its next version, pending approval, and commit.
+
+    The published schema does not change until an operator approves (:func:`approve_schema_version`).
+    A dataset has at most one pending version: proposing again replaces the pending one's schema.
+    """
+    dataset = get_dataset(uow, dataset_id)
+    schema = check_json_schema(json_schema)
+    digest = schema_digest(schema)
+    if digest == dataset.schema_sha256:
+        raise SchemaUnchanged()
+    now = clock().now()
+    pending = pending_schema(uow, dataset_id)
+    if pending is None:
+        pending = SchemaVersion(
+            dataset_id=dataset_id, version=_next_schema_version(uow, dataset), status=SCHEMA_PENDING
+        )
+        uow.session.add(pending)
+    pending.json_schema = schema
+    pending.schema_sha256 = digest
+    pending.proposed_by = actor[:128]
+    pending.proposed_at = now
+    uow.commit()
+    log.info("providers:schema:proposed dataset=%s version=%s actor=%s", dataset_id, pending.version, actor)
+    return pending
+
+
+def pending_schema(uow: UnitOfWork, dataset_id: str) -> SchemaVersion | None:
+    """Return the dataset's schema version that waits for an operator, if any."""
+    return uow.session.scalars(
+        select(SchemaVersion).where(SchemaVersion.dataset_id == dataset_id, SchemaVersion.status == SCHEMA_PENDING)
+    ).one_or_none()
+
+
+def list_schema_versions(
+    uow: UnitOfWork, *, status: str | None = None, dataset_ids: Collection[str] | None = None
+) -> list[SchemaVersion]:
+    """Return proposed schema versions (of one status, of some datasets, if given), oldest proposal first."""
+    query = (
+        select(SchemaVersion)
+        .options(joinedload(SchemaVersion.dataset))
+        .order_by(SchemaVersion.proposed_at, SchemaVersion.id)
+    )
+    if status is not None:
+        query = query.where(SchemaVersion.status == status)
+    if dataset_ids is not None:
+        query = query.where(SchemaVersion.dataset_id.in_(list(dataset_ids)))
+    return list(uow.session.scalars(query))
+
+
+def get_schema_version(uow: UnitOfWork, version_id: int) -> SchemaVersion:
+    """Return a proposed schema version; raise :class:`SchemaVersionNotFound`."""
+    version = uow.session.get(SchemaVersion, version_id)
+    if version is None:
+        raise SchemaVersionNotFound()
+    return version
+
+
+def approve_schema_version(uow: UnitOfWork, version_id: int, *, actor: str) -> SchemaVersion:
+    """Publish a pending schema version as the dataset's schema, record the decision, and commit."""
+    version = _undecided(uow, version_id)
+    dataset = version.dataset
+    now = clock().now()
+    if version.version <= dataset.schema_version:
+        # The operator changed the schema in place meanwhile: this one comes after it.
+        version.version = _next_schema_version(uow, dataset)
+    dataset.json_schema = version.json_schema
+    dataset.schema_sha256 = version.schema_sha256
+    dataset.schema_version = version.version
+    dataset.updated_at = now
+    _decide(uow, version, SCHEMA_APPROVED, actor=actor, now=now, reason=None)
+    return version
+
+
+def reject_schema_version(uow: UnitOfWork, version_id: int, *, actor: str, reason: str) -> SchemaVersion:
+    """Refuse a pending schema version with a reason the agency reads, record the decision, and commit."""
+    reason = _check_texts(limit=decisions.MAX_REASON, reason=reason)["reason"]
+    version = _undecided(uow, version_id)
+    _decide(uow, version, SCHEMA_REJECTED, actor=actor, now=clock().now(), reason=reason)
+    return version
+
+
+def _undecided(uow: UnitOfWork, version_id: int) -> SchemaVersion:
+    version = get_schema_version(uow, version_id)
+    if version.status != SCHEMA_PENDING:
+        raise SchemaVersionDecided(f"Schema version {version.dataset_id}@{version.version} is {version.status}.")
+    return version
+
+
+def _decide(
+    uow: UnitOfWork, version: SchemaVersion, status: str, *, actor: str, now: dt.datetime, reason: str | None
+) -> None:
+    version.status = status
+    version.decided_by = actor[:128]
+    version.decided_at = now
+    version.reason = reason
+    action = "approve" if status == SCHEMA_APPROVED else "reject"
+    subject = f"{version.dataset_id}@{version.version}"
+    decisions.record(uow, actor=actor, subject_type="schema", subject_id=subject, action=action, now=now, reason=reason)
+    uow.commit()
+    log.info("providers:schema:%s schema=%s actor=%s", status, subject, actor)
+
+
+def _next_schema_version(uow: UnitOfWork, dataset: Dataset) -> int:
+    # A number names one proposal for good: a rejected version's number is not used again.
+    proposed = uow.session.scalar(select(func.max(SchemaVersion.version)).where(SchemaVersion.dataset_id == dataset.id))
+    return max(dataset.schema_version, proposed or 0) + 1
+
+
+# -- what an agency officer may see and change (issue 13) -----------------------------------------
+
+
+def agency_providers(uow: UnitOfWork, agencies: Collection[str]) -> list[Provider]:
+    """Return the providers of *agencies*, by id."""
+    return list(
+        uow.session.scalars(select(Provider).where(Provider.agency_id.in_(list(agencies))).order_by(Provider.id))
+    )
+
+
+def agency_datasets(uow: UnitOfWork, agencies: Collection[str]) -> list[Dataset]:
+    """Return the datasets of the providers of *agencies*, by id."""
+    return list(
+        uow.session.scalars(
+            select(Dataset).join(Dataset.provider).where(Provider.agency_id.in_(list(agencies))).order_by(Dataset.id)
+        )
+    )
+
+
+def agency_provider(uow: UnitOfWork, provider_id: str, agencies: Collection[str]) -> Provider:
+    """Return a provider of one of *agencies*; another agency's is as unknown as a missing one (404)."""
+    provider = uow.session.get(Provider, provider_id)
+    if provider is None or provider.agency_id not in agencies:
+        raise ProviderNotFound(f"None of your agencies has a provider {provider_id!r}.")
+    return provider
+
+
+def agency_dataset(uow: UnitOfWork, dataset_id: str, agencies: Collection[str]) -> Dataset:
+    """Return a dataset of one of *agencies*' providers; another agency's is as unknown as a missing one (404)."""
+    dataset = uow.session.get(Dataset, dataset_id)
+    if dataset is None or dataset.provider.agency_id not in agencies:
+        raise DatasetNotFound(f"None of your agencies has a dataset {dataset_id!r}.")
+    return dataset
 
 
 def check_json_schema(schema: object) -> dict[str, Any]:
@@ -525,9 +691,11 @@ def fetch_routes(uow: UnitOfWork, dataset_ids: Sequence[str]) -> list[Route]:
     return routes
 
 
-def check_providers(uow: UnitOfWork) -> list[ProviderHealth]:
-    """Call every registered provider's health endpoint in parallel."""
+def check_providers(uow: UnitOfWork, agencies: Collection[str] | None = None) -> list[ProviderHealth]:
+    """Call every registered provider's (or *agencies*' providers') health endpoint in parallel."""
     providers = list_providers(uow)
+    if agencies is not None:
+        providers = [p for p in providers if p.agency_id in agencies]
     checks = provider_client().check_health_of([p.base_url for p in providers])
     return [
         ProviderHealth(provider=p.id, agency=p.agency_id, status=p.status, check=check)

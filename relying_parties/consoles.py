@@ -85,8 +85,13 @@ SECTIONS: dict[str, list[tuple[str, str]]] = {
     "operator": [
         ("console_operator.index", _l("Overview")),
         ("console_operator_statistics.index", _l("Statistics")),
+        ("console_operator_schemas.index", _l("Schema versions")),
     ],
-    "agency": [("console_agency.index", _l("Overview"))],
+    "agency": [
+        ("console_agency.index", _l("Overview")),
+        ("console_agency.health", _l("Provider health")),
+        ("console_agency.usage", _l("Dataset usage")),
+    ],
     "rp": [("console_rp.index", _l("Overview")), ("console_rp_transactions.index", _l("Transaction log"))],
 }
 

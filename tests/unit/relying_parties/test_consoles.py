@@ -19,8 +19,16 @@ pytestmark = pytest.mark.db
 
 #: Each console's pages (issue 13): every one passes the same door.
 CONSOLE_PAGES = {
-    "operator": ["/console/operator", "/console/operator/statistics"],
-    "agency": ["/console/agency"],
+    "operator": ["/console/operator", "/console/operator/statistics", "/console/operator/schemas"],
+    "agency": [
+        "/console/agency",
+        "/console/agency/providers/new",
+        "/console/agency/providers/moi-household",
+        "/console/agency/datasets/new",
+        "/console/agency/datasets/household.registration",
+        "/console/agency/health",
+        "/console/agency/usage",
+    ],
     "rp": ["/console/rp", "/console/rp/transactions"],
 }
 ROLES = {
