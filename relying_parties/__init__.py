@@ -91,7 +91,7 @@ def init_app(app: Flask) -> None:
     register_service_directory(app, services.service_names)
     # HTML forms: CSRFProtect checks them, like every other page.
     app.register_blueprint(views.bp)
-    for console in (consoles.home, operator_console.bp, agency_console.bp, rp_console.bp):
+    for console in (consoles.home, operator_console.bp, agency_console.bp, rp_console.bp, rp_console.apply_bp):
         app.register_blueprint(console)
 
     # The counter (臨櫃核驗): the clerk's pages at /counter.

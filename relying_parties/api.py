@@ -336,15 +336,12 @@ def register_client() -> ResponseReturnValue:
 def _information(client: OAuthClient, token: str | None = None) -> dict[str, Any]:
     """Return the client information response (RFC 7592 §3): with the token only when it was just issued."""
     document = registration.client_information(client)
-    document["registration_client_uri"] = registration_client_uri(client.client_id)
+    document["registration_client_uri"] = registration.registration_client_uri(
+        str(current_app.config["MYDATA_ISSUER"]), client.client_id
+    )
     if token is not None:
         document["registration_access_token"] = token
     return document
-
-
-def registration_client_uri(client_id: str) -> str:
-    """Return the client configuration endpoint of a client (RFC 7592 §1)."""
-    return f"{str(current_app.config['MYDATA_ISSUER']).rstrip('/')}/oauth/register/{client_id}"
 
 
 def _load_client_metadata(schema: Schema) -> dict[str, Any]:

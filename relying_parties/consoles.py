@@ -84,7 +84,12 @@ def current_member() -> Member:
 SECTIONS: dict[str, list[tuple[str, str]]] = {
     "operator": [("console_operator.index", _l("Overview"))],
     "agency": [("console_agency.index", _l("Overview"))],
-    "rp": [("console_rp.index", _l("Overview"))],
+    "rp": [
+        ("console_rp.index", _l("Overview")),
+        ("console_rp.clients", _l("Clients")),
+        ("console_rp.services_page", _l("Services")),
+        ("console_rp.initial_access_token", _l("Initial access token")),
+    ],
 }
 
 

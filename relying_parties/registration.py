@@ -173,6 +173,11 @@ def issue_registration_access_token(uow: UnitOfWork, client_id: str) -> str:
     return secret
 
 
+def registration_client_uri(issuer: str, client_id: str) -> str:
+    """Return the client configuration endpoint of a client (RFC 7592 §1)."""
+    return f"{issuer.rstrip('/')}/oauth/register/{client_id}"
+
+
 def authenticate_client_configuration(uow: UnitOfWork, client_id: str, secret: str | None) -> OAuthClient:
     """Return the client whose registration access token is *secret*; raise a 401 error otherwise (RFC 7592 §2).
 

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.db
 CONSOLE_PAGES = {
     "operator": ["/console/operator"],
     "agency": ["/console/agency"],
-    "rp": ["/console/rp"],
+    "rp": ["/console/rp", "/console/rp/clients", "/console/rp/services", "/console/rp/initial-access-token"],
 }
 ROLES = {
     "operator": ("operator", "platform"),
