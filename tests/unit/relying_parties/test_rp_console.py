@@ -178,6 +178,19 @@ def test_the_number_check_is_explained_in_both_languages(
     assert "不正確" in zh
 
 
+def test_applying_needs_a_fresh_login(
+    app: Flask, client: FlaskClient, clock: FrozenClock, login_as: LoginAs, catalogue: None
+) -> None:
+    login_as("B223456782")
+    token = form_token(client, "/me")
+    clock.advance(16 * 60)
+    answer = client.post("/console/rp/apply", data={"csrf_token": token, **application_form()})
+    assert answer.status_code == 303
+    assert parse_qs(urlsplit(answer.headers["Location"]).query)["prompt"] == ["login"]
+    with app.app_context(), get_db().unit_of_work() as uow:
+        assert uow.session.get(Organisation, "new-bank") is None
+
+
 def test_an_account_with_an_organisation_cannot_apply_again(client: FlaskClient, login_as: LoginAs, banks: str) -> None:
     login_as(DEVELOPER)
     page = client.get("/console/rp/apply?lang=en")
