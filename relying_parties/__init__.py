@@ -49,7 +49,7 @@ def init_app(app: Flask) -> None:
     register_details_type(app, "mydata_delivery", _validate_delivery_detail)
     publish_endpoint(app, "registration_endpoint", "/oauth/register")
     publish_endpoint(app, "mydata_delivery_endpoint", delivery.PATH)
-    for blueprint in (api.public_bp, api.operator_bp, api.organisation_bp):
+    for blueprint in (api.public_bp, api.operator_bp, api.organisation_bp, api.client_configuration_bp):
         app.register_blueprint(blueprint)
         # No cookie authenticates these routes, except an operator's login session, which the
         # operator blueprint checks for a CSRF token itself.
@@ -80,6 +80,15 @@ def init_app(app: Flask) -> None:
             "description": "The organisation's initial access token (RFC 7591 §3): `mydata rp issue-token ORG`",
         },
     )
+    add_security_scheme(
+        app,
+        api.CLIENT_CONFIGURATION_SECURITY_SCHEME,
+        {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A client's registration access token (RFC 7592 §3), from its registration's answer",
+        },
+    )
     app.register_blueprint(delivery.bp)
     transactions_api.init_app(app)
     from consent.history import register_service_directory  # the usage history names services through it
@@ -94,6 +103,7 @@ def init_app(app: Flask) -> None:
         operator_schemas.bp,
         agency_console.bp,
         rp_console.bp,
+        rp_console.apply_bp,
         rp_transactions.bp,
     )
     for console in consoles_and_sections:

@@ -20,6 +20,7 @@ from marshmallow import Schema, ValidationError
 
 from identity import staff
 from identity.oauth.interfaces import InvalidClientMetadata
+from identity.oauth.models import OAuthClient
 from identity.sessions import current_authentication
 from mydata.db import unit_of_work
 from mydata.errors import MydataError, handle_domain_error
@@ -31,13 +32,16 @@ from relying_parties import registration, services
 from relying_parties.interfaces import (
     InvalidInitialAccessToken,
     InvalidInput,
+    InvalidRegistrationAccessToken,
     MissingInitialAccessToken,
     MissingOperatorCredentials,
+    MissingRegistrationAccessToken,
 )
 from relying_parties.models import Organisation
 from relying_parties.schemas import (
     ClientInformationSchema,
     ClientMetadataSchema,
+    ClientUpdateSchema,
     InitialAccessTokenSchema,
     OrganisationApplicationSchema,
     OrganisationListSchema,
@@ -314,26 +318,43 @@ def _organisation() -> Organisation:
     body=ClientMetadataSchema,
     responses={201: ClientInformationSchema, 400: RegistrationErrorSchema, 401: ErrorSchema},
     description="Needs the organisation's initial access token. The client belongs to the organisation: its "
-    "citizens' pairwise subjects and the services it may ask for are the organisation's.",
+    "citizens' pairwise subjects and the services it may ask for are the organisation's. The answer holds the "
+    "client's registration access token and configuration endpoint (RFC 7592), to read, update or delete it.",
     security=ORGANISATION,
 )
 def register_client() -> ResponseReturnValue:
     """Register a client of the token's organisation."""
+    metadata = _load_client_metadata(ClientMetadataSchema())
+    sandbox, origin = _sandbox()
+    client, token = registration.register_dynamic_client(
+        unit_of_work(), _organisation(), metadata, sandbox=sandbox, sandbox_origin=origin
+    )
+    # RFC 7591 §3.2.1: not cached; mydata.security says no-store (and Pragma) for every /oauth/ answer.
+    return jsonify(ClientInformationSchema().dump(_information(client, token))), 201
+
+
+def _information(client: OAuthClient, token: str | None = None) -> dict[str, Any]:
+    """Return the client information response (RFC 7592 §3): with the token only when it was just issued."""
+    document = registration.client_information(client)
+    document["registration_client_uri"] = registration.registration_client_uri(
+        str(current_app.config["MYDATA_ISSUER"]), client.client_id
+    )
+    if token is not None:
+        document["registration_access_token"] = token
+    return document
+
+
+def _load_client_metadata(schema: Schema) -> dict[str, Any]:
     document = request.get_json(silent=True)
     if not isinstance(document, dict):
         raise InvalidClientMetadata("Send the client metadata as a JSON object with Content-Type: application/json.")
     try:
-        metadata = ClientMetadataSchema().load(document)
+        metadata: dict[str, Any] = schema.load(document)
     except ValidationError as error:
         messages = error.messages_dict
         reasons = "; ".join(f"{name}: {' '.join(map(str, _flat(found)))}" for name, found in messages.items())
         raise InvalidClientMetadata(reasons) from None
-    sandbox, origin = _sandbox()
-    client = registration.register_dynamic_client(
-        unit_of_work(), _organisation(), metadata, sandbox=sandbox, sandbox_origin=origin
-    )
-    # RFC 7591 §3.2.1: not cached; mydata.security says no-store (and Pragma) for every /oauth/ answer.
-    return jsonify(ClientInformationSchema().dump(registration.client_information(client))), 201
+    return metadata
 
 
 def _flat(messages: Any) -> list[Any]:
@@ -395,3 +416,81 @@ def define_service() -> ResponseReturnValue:
         actor=f"organisation:{organisation.id}",
     )
     return jsonify(ServiceSchema().dump(service)), 201
+
+
+# -- the client, with its registration access token (RFC 7592) ------------------------------------
+
+client_configuration_bp = Blueprint("relying_parties_client_configuration", __name__)
+CLIENT_CONFIGURATION_SECURITY_SCHEME = "registrationAccessToken"
+CLIENT_CONFIGURATION: list[dict[str, list[str]]] = [{CLIENT_CONFIGURATION_SECURITY_SCHEME: []}]
+_CLIENT_CONFIGURATION_REALM = "mydata-client-configuration"
+_CONFIGURATION_PATH = "/oauth/register/<client_id>"
+# RFC 7592 §2.1: an unknown client_id is answered 401 like a wrong token (and not 404), so that a
+# token cannot probe which clients exist; 404 is listed for the routing's answer to a malformed path.
+_CONFIGURATION_ERRORS: dict[int, type[Schema] | str] = {401: ErrorSchema, 404: ErrorSchema}
+
+
+@client_configuration_bp.before_request
+def _require_registration_access_token() -> None:
+    client_id = (request.view_args or {}).get("client_id", "")
+    g.relying_parties_client = registration.authenticate_client_configuration(unit_of_work(), client_id, _bearer())
+
+
+def _client_unauthorized(error: MissingRegistrationAccessToken | InvalidRegistrationAccessToken) -> Response:
+    return _challenge(error, _CLIENT_CONFIGURATION_REALM, invalid=isinstance(error, InvalidRegistrationAccessToken))
+
+
+client_configuration_bp.register_error_handler(MissingRegistrationAccessToken, _client_unauthorized)
+client_configuration_bp.register_error_handler(InvalidRegistrationAccessToken, _client_unauthorized)
+
+
+def _client() -> OAuthClient:
+    client: OAuthClient = g.relying_parties_client
+    return client
+
+
+@client_configuration_bp.get(_CONFIGURATION_PATH)
+@documented(
+    "Read a client's registration (RFC 7592)",
+    tags=["oauth", *_ONBOARDING],
+    responses={200: ClientInformationSchema, **_CONFIGURATION_ERRORS},
+    description="Needs the client's registration access token, from the registration's answer or the "
+    "relying-party console. Another client's token, or a deleted client's, is refused with 401 invalid_token.",
+    security=CLIENT_CONFIGURATION,
+)
+def read_client(client_id: str) -> ResponseReturnValue:
+    """Show the client's metadata as registered."""
+    return jsonify(ClientInformationSchema().dump(_information(_client())))
+
+
+@client_configuration_bp.put(_CONFIGURATION_PATH)
+@documented(
+    "Update a client's registration (RFC 7592)",
+    tags=["oauth", *_ONBOARDING],
+    body=ClientUpdateSchema,
+    responses={200: ClientInformationSchema, 400: RegistrationErrorSchema, **_CONFIGURATION_ERRORS},
+    description="Send all the client's metadata with its client_id: it replaces what is registered, checked as "
+    "a registration is (left-out metadata takes its default).",
+    security=CLIENT_CONFIGURATION,
+)
+def update_client(client_id: str) -> ResponseReturnValue:
+    """Replace the client's metadata."""
+    metadata = _load_client_metadata(ClientUpdateSchema())
+    sandbox, origin = _sandbox()
+    client = registration.update_dynamic_client(
+        unit_of_work(), _client(), metadata, sandbox=sandbox, sandbox_origin=origin
+    )
+    return jsonify(ClientInformationSchema().dump(_information(client)))
+
+
+@client_configuration_bp.delete(_CONFIGURATION_PATH)
+@documented(
+    "Delete a client (RFC 7592)",
+    tags=["oauth", *_ONBOARDING],
+    responses={204: "Deleted: the client and its registration access token no longer work", **_CONFIGURATION_ERRORS},
+    security=CLIENT_CONFIGURATION,
+)
+def delete_client(client_id: str) -> ResponseReturnValue:
+    """Retire the client and its registration access token."""
+    registration.delete_dynamic_client(unit_of_work(), _client())
+    return "", 204

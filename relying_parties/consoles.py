@@ -92,7 +92,13 @@ SECTIONS: dict[str, list[tuple[str, str]]] = {
         ("console_agency.health", _l("Provider health")),
         ("console_agency.usage", _l("Dataset usage")),
     ],
-    "rp": [("console_rp.index", _l("Overview")), ("console_rp_transactions.index", _l("Transaction log"))],
+    "rp": [
+        ("console_rp.index", _l("Overview")),
+        ("console_rp.clients", _l("Clients")),
+        ("console_rp.services_page", _l("Services")),
+        ("console_rp.initial_access_token", _l("Initial access token")),
+        ("console_rp_transactions.index", _l("Transaction log")),
+    ],
 }
 
 

@@ -212,3 +212,28 @@ class InvalidClientAssertion(MydataError):
 
 class MissingClientAssertion(InvalidClientAssertion):
     """The transactions API got no client assertion at all (RFC 6750 §3.1: the challenge then names no error)."""
+
+
+# -- client configuration (RFC 7592) ----------------------------------------------------------------
+
+
+class MissingRegistrationAccessToken(MydataError):
+    """A client configuration request carries no bearer token (RFC 6750 §3.1: no error code)."""
+
+    code = "unauthorized"
+    status = 401
+    description = (
+        "The client configuration endpoint needs the client's registration access token (RFC 7592): "
+        "send `Authorization: Bearer <registration_access_token>`."
+    )
+
+
+class InvalidRegistrationAccessToken(MydataError):
+    """The token is unknown, another client's, of a deleted client, or of an organisation not approved."""
+
+    code = "invalid_token"
+    status = 401
+    description = (
+        "The registration access token is not this client's, or the client is deleted or its organisation "
+        "not approved; the relying-party console issues a new one."
+    )

@@ -1,4 +1,4 @@
-"""Relying-party tables: organisations, their initial access tokens, their services (DESIGN §5.1).
+"""Relying-party tables: organisations, initial access tokens, services, clients' registrations (DESIGN §5.1).
 
 A relying party's OAuth clients are rows of the authorization server (``identity_oauth_client``)
 bound to an organisation by ``organisation_id``; they are registered through
@@ -110,3 +110,14 @@ class ServiceDataset(Base):
     position: Mapped[int] = mapped_column(Integer)
 
     service: Mapped[Service] = relationship(back_populates="datasets")
+
+
+class ClientRegistration(Base):
+    """A client's registration access token (RFC 7592 §3) for its configuration endpoint; only its SHA-256 is kept."""
+
+    __tablename__ = "relying_parties_client_registration"
+
+    # A client of the authorization server (a plain string foreign key across packages, DESIGN §2).
+    client_id: Mapped[str] = mapped_column(ForeignKey("identity_oauth_client.client_id"), primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

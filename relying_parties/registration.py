@@ -9,17 +9,26 @@ pairwise subjects and its services are the organisation's.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
+
+from sqlalchemy import select
 
 from identity.oauth import clients as oauth_clients
 from identity.oauth.interfaces import InvalidClientMetadata
 from identity.oauth.models import OAuthClient
 from mydata.clock import clock
 from mydata.db import UnitOfWork
-from relying_parties.interfaces import OrganisationNotApproved
-from relying_parties.models import APPROVED, Organisation
+from relying_parties.interfaces import (
+    InvalidRegistrationAccessToken,
+    MissingRegistrationAccessToken,
+    OrganisationNotApproved,
+)
+from relying_parties.models import APPROVED, ClientRegistration, Organisation
 from relying_parties.services import get_organisation
 
 log = logging.getLogger(__name__)
@@ -30,6 +39,7 @@ RESPONSE_TYPES = ["code"]
 SCOPE = "openid"
 DETAILS_TYPES = ["mydata_delivery"]
 ID_TOKEN_ALGORITHM = "ES256"  # noqa: S105 -- an algorithm name, not a secret
+REGISTRATION_ACCESS_TOKEN_PREFIX = "mdrat_"  # noqa: S105 -- a marker that helps secret scanners, not a secret
 
 
 def register_organisation_client(
@@ -65,18 +75,21 @@ def register_organisation_client(
     return client
 
 
-def register_dynamic_client(
-    uow: UnitOfWork,
-    organisation: Organisation,
-    metadata: Mapping[str, Any],
-    *,
-    sandbox: bool,
-    sandbox_origin: str | None = None,
-) -> OAuthClient:
-    """Check RFC 7591 client metadata against the platform's profile and register the client; commit.
+@dataclass(frozen=True)
+class ClientSettings:
+    """What checked RFC 7591 metadata sets on a client: its name, its public keys, its redirect URIs."""
+
+    name: str
+    jwks: dict[str, Any]
+    redirect_uris: list[str]
+
+
+def check_client_metadata(metadata: Mapping[str, Any], *, sandbox: bool, sandbox_origin: str | None) -> ClientSettings:
+    """Check RFC 7591 client metadata against the platform's profile; return what it sets.
 
     Metadata this server does not know is ignored (RFC 7591 §2); known metadata with a value the
-    profile forbids is refused with :class:`InvalidClientMetadata` naming it (§3.2.2).
+    profile forbids is refused with :class:`InvalidClientMetadata` naming it (§3.2.2). Registration,
+    its update (RFC 7592 §2.2) and the relying-party console all check through here.
     """
     name = metadata.get("client_name")
     if not isinstance(name, str) or not name.strip():
@@ -112,15 +125,145 @@ def register_dynamic_client(
             f"token_endpoint_auth_signing_alg must be the algorithm of the signature key "
             f"({_signing_algorithm(jwks)}), not {str(signing_alg)[:20]!r}."
         )
-    return register_organisation_client(
+    if len(name.strip()) > oauth_clients.MAX_NAME_LENGTH:
+        raise InvalidClientMetadata(f"client_name must be at most {oauth_clients.MAX_NAME_LENGTH} characters.")
+    redirect_uris = oauth_clients.validate_redirect_uris(metadata.get("redirect_uris"), sandbox, sandbox_origin)
+    return ClientSettings(name.strip(), jwks, list(redirect_uris))
+
+
+def register_dynamic_client(
+    uow: UnitOfWork,
+    organisation: Organisation,
+    metadata: Mapping[str, Any],
+    *,
+    sandbox: bool,
+    sandbox_origin: str | None = None,
+) -> tuple[OAuthClient, str]:
+    """Check RFC 7591 client metadata and register the client; commit.
+
+    Return the client and its registration access token (RFC 7592 §3), shown this once.
+    """
+    settings = check_client_metadata(metadata, sandbox=sandbox, sandbox_origin=sandbox_origin)
+    client = register_organisation_client(
         uow,
         organisation.id,
-        name=name,
-        jwks=jwks,
-        redirect_uris=metadata.get("redirect_uris"),
+        name=settings.name,
+        jwks=settings.jwks,
+        redirect_uris=settings.redirect_uris,
         sandbox=sandbox,
         sandbox_origin=sandbox_origin,
     )
+    return client, issue_registration_access_token(uow, client.client_id)
+
+
+# -- client configuration (RFC 7592) --------------------------------------------------------------
+
+
+def issue_registration_access_token(uow: UnitOfWork, client_id: str) -> str:
+    """Give a client a fresh registration access token, replacing its previous one; commit; return it (shown once)."""
+    # 32 random bytes: 256 bits, beyond guessing (RFC 6750 §5.2); only the SHA-256 is kept.
+    secret = REGISTRATION_ACCESS_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = uow.session.get(ClientRegistration, client_id)
+    if row is None:
+        row = ClientRegistration(client_id=client_id)
+        uow.session.add(row)
+    row.token_sha256, row.issued_at = _digest(secret), clock().now()
+    uow.commit()
+    log.info("relying_parties:client:registration_token_issued client=%s", client_id)
+    return secret
+
+
+def registration_client_uri(issuer: str, client_id: str) -> str:
+    """Return the client configuration endpoint of a client (RFC 7592 §1)."""
+    return f"{issuer.rstrip('/')}/oauth/register/{client_id}"
+
+
+def authenticate_client_configuration(uow: UnitOfWork, client_id: str, secret: str | None) -> OAuthClient:
+    """Return the client whose registration access token is *secret*; raise a 401 error otherwise (RFC 7592 §2).
+
+    Another client's token, a deleted client's, or one of an organisation that is not approved are
+    all refused alike: 401 invalid_token.
+    """
+    if not secret:
+        raise MissingRegistrationAccessToken()
+    row = uow.session.scalars(
+        select(ClientRegistration).where(ClientRegistration.token_sha256 == _digest(secret))
+    ).one_or_none()
+    if row is None or row.client_id != client_id:
+        raise InvalidRegistrationAccessToken()
+    client = uow.session.get(OAuthClient, client_id)
+    if client is None or client.status == oauth_clients.DELETED or client.organisation_id is None:
+        raise InvalidRegistrationAccessToken()
+    organisation = get_organisation(uow, client.organisation_id)
+    if organisation.status != APPROVED:
+        raise InvalidRegistrationAccessToken(
+            f"The organisation {organisation.id!r} is {organisation.status}: its clients cannot be changed."
+        )
+    return client
+
+
+def update_dynamic_client(
+    uow: UnitOfWork,
+    client: OAuthClient,
+    metadata: Mapping[str, Any],
+    *,
+    sandbox: bool,
+    sandbox_origin: str | None = None,
+) -> OAuthClient:
+    """Replace a client's metadata with *metadata* (RFC 7592 §2.2), checked as a registration is; commit."""
+    if metadata.get("client_id") != client.client_id:
+        raise InvalidClientMetadata("client_id must be included and be this client's (RFC 7592 §2.2).")
+    for member in ("registration_access_token", "registration_client_uri", "client_secret", "client_secret_expires_at"):
+        if member in metadata:
+            raise InvalidClientMetadata(f"{member} must not be sent: the server sets it (RFC 7592 §2.2).")
+    settings = check_client_metadata(metadata, sandbox=sandbox, sandbox_origin=sandbox_origin)
+    return update_organisation_client(
+        uow,
+        client,
+        name=settings.name,
+        jwks=settings.jwks,
+        redirect_uris=settings.redirect_uris,
+        sandbox=sandbox,
+        sandbox_origin=sandbox_origin,
+    )
+
+
+def update_organisation_client(
+    uow: UnitOfWork,
+    client: OAuthClient,
+    *,
+    sandbox: bool,
+    sandbox_origin: str | None = None,
+    name: str | None = None,
+    jwks: Any | None = None,
+    redirect_uris: Any | None = None,
+) -> OAuthClient:
+    """Replace a client's name, keys or redirect URIs (an encryption key stays required); commit."""
+    updated = oauth_clients.update_client(
+        uow,
+        client.client_id,
+        name=name,
+        jwks=jwks,
+        redirect_uris=redirect_uris,
+        sandbox=sandbox,
+        require_encryption_key=True,
+        sandbox_origin=sandbox_origin,
+    )
+    log.info("relying_parties:client:updated client=%s organisation=%s", client.client_id, client.organisation_id)
+    return updated
+
+
+def delete_dynamic_client(uow: UnitOfWork, client: OAuthClient) -> None:
+    """Retire a client and its registration access token (RFC 7592 §2.3); commit."""
+    row = uow.session.get(ClientRegistration, client.client_id)
+    if row is not None:
+        uow.session.delete(row)
+    oauth_clients.delete_client(uow, client.client_id)
+    log.info("relying_parties:client:deleted client=%s organisation=%s", client.client_id, client.organisation_id)
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def client_information(client: OAuthClient) -> dict[str, Any]:

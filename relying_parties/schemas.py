@@ -220,6 +220,23 @@ class ClientInformationSchema(Schema):
     id_token_signed_response_alg = fields.String(required=True)
     subject_type = fields.String(required=True)
     organisation = fields.String(required=True, metadata={"description": "the relying-party organisation"})
+    registration_client_uri = fields.String(
+        required=True, metadata={"description": "the client configuration endpoint (RFC 7592)"}
+    )
+    registration_access_token = fields.String(
+        metadata={
+            "description": "the bearer token of registration_client_uri, shown once: in the registration's answer "
+            "only (RFC 7592 §3)"
+        }
+    )
+
+
+class ClientUpdateSchema(ClientMetadataSchema):
+    """A client's metadata replacing what is registered (RFC 7592 §2.2): all of it, with its client_id."""
+
+    client_id = fields.String(required=True, metadata={"description": "this client's client_id"})
+    registration_access_token = fields.String(metadata={"description": "must not be sent"})
+    registration_client_uri = fields.String(metadata={"description": "must not be sent"})
 
 
 class RegistrationErrorSchema(Schema):

@@ -212,8 +212,8 @@ def suspend_organisation(uow: UnitOfWork, organisation_id: str, *, actor: str) -
 
 
 def organisation_clients(uow: UnitOfWork, organisation_id: str) -> list[OAuthClient]:
-    """Return the OAuth clients of an organisation, oldest first."""
-    return oauth_clients.list_clients(uow, organisation_id)
+    """Return the OAuth clients of an organisation (not those it deleted), oldest first."""
+    return [c for c in oauth_clients.list_clients(uow, organisation_id) if c.status != oauth_clients.DELETED]
 
 
 # -- initial access tokens (RFC 7591 §3) ------------------------------------------------------------

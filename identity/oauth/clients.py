@@ -31,6 +31,8 @@ MAX_REDIRECT_URIS = 10
 MAX_URI_LENGTH = 500
 MAX_NAME_LENGTH = 200  # the column's length
 CLIENT_STATUSES = ("active", "suspended")
+#: A client its owner deleted (RFC 7592 §2.3): kept for the records that name it, never active again.
+DELETED = "deleted"
 
 
 def validate_jwks(jwks: Any, *, require_encryption_key: bool = False) -> dict[str, Any]:
@@ -206,11 +208,16 @@ def update_client(
     sandbox: bool,
     require_encryption_key: bool = False,
     sandbox_origin: str | None = None,
+    name: str | None = None,
 ) -> OAuthClient:
-    """Replace a client's keys or redirect URIs after checking them, and commit."""
+    """Replace a client's keys, redirect URIs or name after checking them, and commit."""
     client = uow.session.get(OAuthClient, client_id)
     if client is None:
         raise InvalidClientMetadata(f"No client is registered as {client_id!r}.")
+    if name is not None:
+        if not name.strip() or len(name.strip()) > MAX_NAME_LENGTH:
+            raise InvalidClientMetadata(f"client_name must be 1 to {MAX_NAME_LENGTH} characters.")
+        client.name = name.strip()
     if jwks is not None:
         client.jwks = validate_jwks(jwks, require_encryption_key=require_encryption_key)
     if redirect_uris is not None:
@@ -224,13 +231,28 @@ def set_organisation_clients_status(uow: UnitOfWork, organisation_id: str, statu
     """Activate or suspend every client of an organisation (its suspension stops every flow); commit."""
     if status not in CLIENT_STATUSES:
         raise ValueError(f"unknown client status {status!r}; expected one of {', '.join(CLIENT_STATUSES)}")
-    clients = list(uow.session.scalars(select(OAuthClient).where(OAuthClient.organisation_id == organisation_id)))
+    clients = list(
+        uow.session.scalars(
+            select(OAuthClient).where(OAuthClient.organisation_id == organisation_id, OAuthClient.status != DELETED)
+        )
+    )
     for client in clients:
         client.status = status
     uow.commit()
     for client in clients:
         forget_client(client.client_id)
     return clients
+
+
+def delete_client(uow: UnitOfWork, client_id: str) -> OAuthClient:
+    """Retire a client for good: no flow starts with it again, and no approval brings it back; commit."""
+    client = uow.session.get(OAuthClient, client_id)
+    if client is None:
+        raise InvalidClientMetadata(f"No client is registered as {client_id!r}.")
+    client.status = DELETED
+    uow.commit()
+    forget_client(client_id)
+    return client
 
 
 def list_clients(uow: UnitOfWork, organisation_id: str | None = None) -> list[OAuthClient]:

@@ -20,7 +20,7 @@ class OAuthClient(Base):
     organisation_id: Mapped[str | None] = mapped_column(String(64), index=True)
     jwks: Mapped[dict[str, Any]] = mapped_column(JSON)
     redirect_uris: Mapped[list[str]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16), default="active")  # active | suspended
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | suspended | deleted
     created_at: Mapped[int] = mapped_column(BigInteger)
 
 

@@ -29,7 +29,13 @@ CONSOLE_PAGES = {
         "/console/agency/health",
         "/console/agency/usage",
     ],
-    "rp": ["/console/rp", "/console/rp/transactions"],
+    "rp": [
+        "/console/rp",
+        "/console/rp/clients",
+        "/console/rp/services",
+        "/console/rp/initial-access-token",
+        "/console/rp/transactions",
+    ],
 }
 ROLES = {
     "operator": ("operator", "platform"),
