@@ -59,8 +59,12 @@ def free_port() -> int:
 
 @contextmanager
 def fresh_database(prefix: str) -> Iterator[str]:
-    """Create an empty PostgreSQL database next to the test database; yield its URL; drop it after."""
-    name = f"{prefix}_{secrets.token_hex(4)}"
+    """Create an empty PostgreSQL database next to the test database; yield its URL; drop it after.
+
+    Its name starts with the test database's, so that test sessions on different databases of one
+    server never meet.
+    """
+    name = f"{make_url(POSTGRES_URL).database}_{prefix}_{secrets.token_hex(4)}"
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))

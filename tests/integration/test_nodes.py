@@ -48,7 +48,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nodes]:
     than their copy, whichever node signed it.
     """
     require_postgres_and_redis()
-    with fresh_database("mydata_nodes") as url, serve_nodes(tmp_path_factory.mktemp("nodes"), url) as nodes:
+    with fresh_database("nodes") as url, serve_nodes(tmp_path_factory.mktemp("nodes"), url) as nodes:
         with nodes.app.app_context(), get_db().unit_of_work() as uow:
             agencies = f"{nodes.nodes[0].base}/sandbox/agencies"
             seed_sandbox_catalogue(uow, keys_dir=agency_keys_dir(nodes.folder), agencies_url=agencies)

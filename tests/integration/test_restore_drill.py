@@ -115,8 +115,8 @@ def test_a_dump_taken_under_traffic_restores_into_a_platform_that_carries_on(tmp
     if shutil.which("pg_dump") is None or shutil.which("pg_restore") is None:
         pytest.skip("pg_dump and pg_restore are not installed: the drill uses the PostgreSQL client tools")
     with (
-        fresh_database("mydata_drill") as url,
-        fresh_database("mydata_drill_restored") as restored_url,
+        fresh_database("drill") as url,
+        fresh_database("restored") as restored_url,
         serve_nodes(tmp_path, url, count=1, ledger_sth_every_entries="2") as platform,
     ):
         [node] = platform.nodes
