@@ -60,6 +60,9 @@ NON_JSON_ROUTES = {
     "mail_sandbox.sandbox_outbox",
     "account_settings.settings",
     "account_settings.confirm_email",
+    # The API reference (issue 13): the page that renders /openapi.json, Swagger UI's files and their licence.
+    "api_reference.page",
+    "api_reference.asset",
 }
 ERROR_REF = "#/components/schemas/Error"
 #: Statuses at or above 400 whose body is not an error: the health check's 503 is its report, for load balancers.
