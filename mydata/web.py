@@ -19,8 +19,8 @@ bp = Blueprint("web", __name__)
 class HealthSchema(Schema):
     """Health of this platform node."""
 
-    status = fields.String(required=True, metadata={"description": "ok or unavailable"})
-    database = fields.String(required=True, metadata={"description": "ok or unavailable"})
+    status = fields.String(required=True, metadata={"example": "ok", "description": "ok or unavailable"})
+    database = fields.String(required=True, metadata={"example": "ok", "description": "ok or unavailable"})
     sandbox = fields.Boolean(required=True, metadata={"description": "whether sandbox mode is on"})
 
 

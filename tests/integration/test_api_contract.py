@@ -158,10 +158,12 @@ class Credentials:
             return "citizen", {"X-CSRFToken": self.csrf, "Accept": "application/json"}, self.cookies
         url = f"{self.base}{path}"
         if path in CLIENT_AUTHENTICATED and isinstance(case.body, dict):
-            case.body.update(
-                client_assertion_type=ASSERTION_TYPE,
-                client_assertion=self.client_assertion(),
-            )
+            # A new body, not the generated one updated: an explicit case's body is the document's example.
+            case.body = {
+                **case.body,
+                "client_assertion_type": ASSERTION_TYPE,
+                "client_assertion": self.client_assertion(),
+            }
             if path == "/oauth/par":
                 case.body["client_id"] = self.bank.client_id
             return "client", {"DPoP": self.bank.proof(method, url)}, {}
