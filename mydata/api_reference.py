@@ -46,8 +46,10 @@ def asset(version: str, name: str) -> ResponseReturnValue:
 
 
 def _licence() -> str:
-    text = distribution("swagger-ui-bundle").read_text("LICENSE")
-    if text is None:  # the wheel ships it; a package without it must not be served without its licence
+    package = distribution("swagger-ui-bundle")
+    # Wheels keep it at the top of their .dist-info, or under licenses/ (core metadata 2.4).
+    text = package.read_text("LICENSE") or package.read_text("licenses/LICENSE")
+    if text is None:
         abort(404)
     return text
 
