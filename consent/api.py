@@ -9,7 +9,7 @@ from flask.typing import ResponseReturnValue
 from marshmallow import Schema, ValidationError
 
 from consent import consents, history, schemas
-from consent.interfaces import LedgerQueryInvalid, LoginRequired
+from consent.interfaces import ConsentNotRevocable, LedgerQueryInvalid, LoginRequired
 from consent.ledger import ledger, newest_tree_head
 from identity.sessions import Authentication, current_authentication
 from mydata.clock import clock
@@ -188,6 +188,7 @@ def my_consents() -> ResponseReturnValue:
     "Revoke one of my consents",
     tags=ME_TAGS,
     responses={200: schemas.ConsentSchema, 400: ErrorSchema, 401: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema},
+    examples={409: ConsentNotRevocable},
     description="Only a granted consent not yet delivered can be revoked. Send the CSRF token in X-CSRFToken "
     "(400 without it).",
     security=CITIZEN,

@@ -104,12 +104,20 @@ class SignedTreeHeadSchema(Schema):
 
     tree_size = fields.Integer(required=True, metadata={"description": "number of entries in the tree"})
     root_hash = Base64Bytes(required=True, metadata={"description": "RFC 9162 §2.1.1 root (MTH), base64"})
-    timestamp = fields.String(required=True, metadata={"description": "when it was signed, RFC 3339"})
+    timestamp = fields.String(
+        required=True, metadata={"example": "2026-03-01T01:30:00Z", "description": "when it was signed, RFC 3339"}
+    )
     jws = fields.String(
         required=True,
         metadata={
+            "example": (
+                "eyJhbGciOiJFUzI1NiIsImtpZCI6InBsYXRmb3JtLTIwMjYtMDMiLCJ0eXAiOiJteWRhdGEtc3RoK2pzb24ifQ.eyJ"
+                "0cmVlX3NpemUiOjEwMjQsInJvb3RfaGFzaCI6InEwSWtiOEF5cTVadEY3Q2w4a2sxeEVZWTBvTmJTZ3lYbVlrQVF2T"
+                "jA3cjg9IiwidGltZXN0YW1wIjoiMjAyNi0wMy0wMVQwMTozMDowMFoifQ.s6-HWYneFc2bgiZ__KHVOfYo_uW6k7iM"
+                "9CJzooYXFgxxKP-nkqwPSnleNVjeVs4V9ao_K-lwF347PJFCCUDk1Q"
+            ),
             "description": "compact JWS (ES256, platform kid from /oauth/jwks, typ mydata-sth+json) "
-            "whose payload is {tree_size, root_hash, timestamp}"
+            "whose payload is {tree_size, root_hash, timestamp}",
         },
     )
 
@@ -171,9 +179,11 @@ class HistoryQuery(Schema):
 
     since = fields.AwareDateTime(metadata={"description": "RFC 3339; events at or after"})
     until = fields.AwareDateTime(metadata={"description": "RFC 3339; events at or before"})
-    recipient = fields.String(metadata={"description": "relying-party organisation id"})
-    dataset = fields.String(metadata={"description": "dataset id, e.g. tax.income"})
-    event = fields.String(metadata={"description": "event type, e.g. delivery.completed"})
+    recipient = fields.String(metadata={"example": "acme-bank", "description": "relying-party organisation id"})
+    dataset = fields.String(metadata={"example": "tax.income", "description": "dataset id, e.g. tax.income"})
+    event = fields.String(
+        metadata={"example": "delivery.completed", "description": "event type, e.g. delivery.completed"}
+    )
 
 
 class SubjectOpeningSchema(Schema):
@@ -181,7 +191,10 @@ class SubjectOpeningSchema(Schema):
 
     scheme = fields.String(
         required=True,
-        metadata={"description": f"the commitment's domain-separation prefix, {COMMITMENT_SCHEME!r} (ASCII)"},
+        metadata={
+            "example": "mydata-subject-v1",
+            "description": f"the commitment's domain-separation prefix, {COMMITMENT_SCHEME!r} (ASCII)",
+        },
     )
     salt = Base64UrlBytes(
         required=True,
@@ -199,7 +212,12 @@ class HistoryEventSchema(Schema):
     seq = fields.Integer(required=True, metadata={"description": "verify at /ledger/proof/inclusion?seq="})
     version = fields.Integer(required=True, metadata={"description": "the ledger entry's version (1 or 2)"})
     subject = fields.String(
-        required=True, allow_none=True, metadata={"description": "the entry's subject, as published"}
+        required=True,
+        allow_none=True,
+        metadata={
+            "example": "Jm4cVqS2Yx8bH1pL0dT7wE3rN6uK9aZ5oF2gC8iM4vQ",
+            "description": "the entry's subject, as published",
+        },
     )
     opening = fields.Nested(
         SubjectOpeningSchema,
@@ -208,14 +226,19 @@ class HistoryEventSchema(Schema):
         metadata={"description": "opens the subject commitment of a version 2 entry; null for version 1 entries"},
     )
     time = fields.AwareDateTime(required=True)
-    event = fields.String(required=True)
-    actor = fields.String(required=True)
-    service = fields.String(allow_none=True)
-    datasets = fields.List(fields.String(), required=True)
-    outcome = fields.String(required=True)
-    consent_id = fields.String(allow_none=True)
-    recipient = fields.String(allow_none=True)
-    purpose = fields.String(allow_none=True)
+    event = fields.String(required=True, metadata={"example": "delivery.completed"})
+    actor = fields.String(required=True, metadata={"example": "acme-bank"})
+    service = fields.String(allow_none=True, metadata={"example": "acme-bank.loans"})
+    datasets = fields.List(
+        fields.String(), required=True, metadata={"example": ["household.registration", "tax.income"]}
+    )
+    outcome = fields.String(required=True, metadata={"example": "ok"})
+    consent_id = fields.String(allow_none=True, metadata={"example": "6f1c2a9e-3b7d-4c5e-9a8f-2d4b6e8a0c1f"})
+    recipient = fields.String(allow_none=True, metadata={"example": "acme-bank"})
+    purpose = fields.String(
+        allow_none=True,
+        metadata={"example": "審核個人信貸線上申請：確認申請人身分、戶籍、所得及工作資料，以核定貸款額度。"},
+    )
 
 
 class HistorySchema(Schema):
@@ -227,18 +250,36 @@ class HistorySchema(Schema):
 class ConsentSchema(Schema):
     """One of the citizen's consents and where it stands."""
 
-    id = fields.String(required=True)
+    id = fields.String(required=True, metadata={"example": "6f1c2a9e-3b7d-4c5e-9a8f-2d4b6e8a0c1f"})
     status = fields.String(required=True, metadata={"enum": ["granted", "denied", "delivered", "expired", "revoked"]})
-    organisation_id = fields.String(required=True)
-    organisation_name = fields.String(required=True)
-    service_id = fields.String(required=True)
-    purpose = fields.String(required=True)
-    datasets_granted = fields.List(fields.String(), allow_none=True)
+    organisation_id = fields.String(required=True, metadata={"example": "acme-bank"})
+    organisation_name = fields.String(required=True, metadata={"example": "艾克米銀行"})
+    service_id = fields.String(required=True, metadata={"example": "acme-bank.loans"})
+    purpose = fields.String(
+        required=True,
+        metadata={"example": "審核個人信貸線上申請：確認申請人身分、戶籍、所得及工作資料，以核定貸款額度。"},
+    )
+    datasets_granted = fields.List(
+        fields.String(), allow_none=True, metadata={"example": ["household.registration", "tax.income"]}
+    )
     decided_at = fields.AwareDateTime(allow_none=True)
     window_ends_at = fields.AwareDateTime(allow_none=True)
     delivered_at = fields.AwareDateTime(allow_none=True)
     revoked_at = fields.AwareDateTime(allow_none=True)
-    receipt = fields.String(allow_none=True, metadata={"description": "the signed consent receipt (JWS)"})
+    receipt = fields.String(
+        allow_none=True,
+        metadata={
+            "example": (
+                "eyJhbGciOiJFUzI1NiIsImtpZCI6InBsYXRmb3JtLTIwMjYtMDMiLCJ0eXAiOiJjb25zZW50LXJlY2VpcHQrand0In"
+                "0.eyJpc3MiOiJodHRwczovL215ZGF0YS5leGFtcGxlLmdvdi50dyIsImp0aSI6IjViMWYzYzllMGE3ZDRlMmY4YzZi"
+                "MWE5ZDNlNWY3YTJjIiwiaWF0IjoxNzcyMzI4NjAwLCJ0eG4iOiI2ZjFjMmE5ZS0zYjdkLTRjNWUtOWE4Zi0yZDRiNm"
+                "U4YTBjMWYiLCJzZXJ2aWNlIjoiYWNtZS1iYW5rLmxvYW5zIiwiZGF0YXNldHMiOlsiaG91c2Vob2xkLnJlZ2lzdHJh"
+                "dGlvbiIsInRheC5pbmNvbWUiXX0.DtttbO5Ee5L1VsWg_sXt6xIR3qUkyqA7bOCQccNbmBMM8nhJ2x_xEp0zdoqBOz"
+                "kKdvse5_DmKLLH9esGUGnnGg"
+            ),
+            "description": "the signed consent receipt (JWS)",
+        },
+    )
 
 
 class ConsentListSchema(Schema):
@@ -263,9 +304,15 @@ class BundleEntrySchema(Schema):
 class BundleOpeningSchema(Schema):
     """What opens a version 2 entry's subject commitment: the citizen's own national ID and the case's salt."""
 
-    scheme = fields.String(required=True, metadata={"description": f"{COMMITMENT_SCHEME!r} (ASCII)"})
+    scheme = fields.String(
+        required=True, metadata={"example": "mydata-subject-v1", "description": f"{COMMITMENT_SCHEME!r} (ASCII)"}
+    )
     national_id = fields.String(
-        required=True, metadata={"description": "the citizen's national ID, upper case ASCII (e.g. A123456789)"}
+        required=True,
+        metadata={
+            "example": "A123456789",
+            "description": "the citizen's national ID, upper case ASCII (e.g. A123456789)",
+        },
     )
     salt = Base64UrlBytes(required=True, metadata={"description": f"the case's {SALT_BYTES}-byte salt"})
 
@@ -282,7 +329,9 @@ class BundleProofSchema(Schema):
 class ProofBundleSchema(Schema):
     """A proof bundle: one history entry, the opening of its subject, its inclusion proof, the tree head, the keys."""
 
-    format = fields.String(required=True, metadata={"description": "mydata-proof-bundle/1"})
+    format = fields.String(
+        required=True, metadata={"example": "mydata-proof-bundle/1", "description": "mydata-proof-bundle/1"}
+    )
     entry = fields.Nested(BundleEntrySchema, required=True)
     opening = fields.Nested(
         BundleOpeningSchema, required=True, allow_none=True, metadata={"description": "null for a version 1 entry"}

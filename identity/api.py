@@ -10,6 +10,7 @@ from flask.typing import ResponseReturnValue
 from marshmallow import Schema, ValidationError, fields
 
 from identity import mobile
+from identity.interfaces import MobileRequestExpired, MobileRequestNotPending
 from mydata.clock import clock
 from mydata.db import unit_of_work
 from mydata.errors import BadRequest
@@ -25,8 +26,14 @@ class MobileApprovalSchema(Schema):
     approval = fields.String(
         required=True,
         metadata={
+            "example": (
+                "eyJhbGciOiJFUzI1NiIsImtpZCI6ImRldmljZS03ZjNhIiwidHlwIjoibXlkYXRhLW1vYmlsZS1hcHByb3ZhbCtqd3"
+                "MifQ.eyJyZXF1ZXN0X2lkIjogImMyZjBhN2U0YjlkMSIsICJiaW5kaW5nX2NvZGUiOiAiNDgyMSIsICJub25jZSI6I"
+                "CJrM0pkOXNReCJ9.O9JXupBIzNF5df5JTf78KmxGPtHeDckbVF9uqnBD853_cckfr4PIIw4f1ogxTIe7ajn15aasUV"
+                "FXlXreRFzezg"
+            ),
             "description": "Compact JWS (ES256; header kid = device id, typ = mydata-mobile-approval+jws) over "
-            '{"request_id", "binding_code", "nonce"} of the pushed request'
+            '{"request_id", "binding_code", "nonce"} of the pushed request',
         },
     )
 
@@ -34,8 +41,8 @@ class MobileApprovalSchema(Schema):
 class MobileApprovedSchema(Schema):
     """The request is approved; the waiting browser completes the login."""
 
-    status = fields.String(required=True, metadata={"description": "approved"})
-    request_id = fields.String(required=True)
+    status = fields.String(required=True, metadata={"example": "approved", "description": "approved"})
+    request_id = fields.String(required=True, metadata={"example": "c2f0a7e4b9d1"})
 
 
 @bp.post("/approvals")
@@ -53,6 +60,7 @@ class MobileApprovedSchema(Schema):
         410: ErrorSchema,
         429: ErrorSchema,
     },
+    examples={409: MobileRequestNotPending, 410: MobileRequestExpired},
     description="Sent by the citizen's enrolled phone after biometric approval. Refused (403 invalid_signature) "
     "unless signed by a key enrolled for the request's citizen over the request's own binding code and nonce; "
     "410 request_expired after 120 s.",

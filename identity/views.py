@@ -469,10 +469,20 @@ def mobile_wait() -> ResponseReturnValue:
 class MobileStatusSchema(Schema):
     """Where the browser's pending mobile ID login stands, for its waiting page."""
 
-    status = fields.String(required=True, metadata={"enum": ["none", "pending", "approved", "completed", "expired"]})
-    seconds_left = fields.Integer(required=True, metadata={"description": "until the request expires"})
-    message = fields.String(required=True, metadata={"description": "what to tell the citizen, in their language"})
-    countdown = fields.String(required=True, metadata={"description": "the seconds left, as a sentence"})
+    status = fields.String(
+        required=True, metadata={"example": "pending", "enum": ["none", "pending", "approved", "completed", "expired"]}
+    )
+    seconds_left = fields.Integer(required=True, metadata={"example": 95, "description": "until the request expires"})
+    message = fields.String(
+        required=True,
+        metadata={
+            "example": "請在手機上確認登入，並核對畫面上的四位數字。",
+            "description": "what to tell the citizen, in their language",
+        },
+    )
+    countdown = fields.String(
+        required=True, metadata={"example": "還剩 95 秒。", "description": "the seconds left, as a sentence"}
+    )
 
 
 @bp.get("/login/mobile/status")

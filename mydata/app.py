@@ -20,7 +20,7 @@ import consent
 import identity
 import providers
 import relying_parties
-from mydata import cli, clock, db, errors, i18n, limits, mail, openapi, security, web
+from mydata import api_reference, cli, clock, db, errors, i18n, limits, mail, openapi, security, web
 from mydata.clock import Clock
 from mydata.config import ROOT, Settings, decode_master_key, load_settings, validate
 from mydata.errors import ConfigError
@@ -97,6 +97,7 @@ def _build(settings: Settings, clock_: Clock | None) -> Flask:
     cli.init_app(app)
     mail.init_app(app)
     app.register_blueprint(web.bp)
+    app.register_blueprint(api_reference.bp)
     for feature in FEATURES:
         feature.init_app(app)
     return app

@@ -124,7 +124,7 @@ def handle_domain_error(error: MydataError) -> Response:
 def handle_http_error(error: HTTPException) -> Response:
     """Render a werkzeug HTTP error (404, 405, CSRF 400, 429 ...) without its debug details."""
     status = error.code or 500
-    code = _HTTP_CODES.get(status, "http_error")
+    code = HTTP_ERROR_CODES.get(status, "http_error")
     description = error.description or ""
     response = _render(status, code, description)
     for header in ("Retry-After", "Allow", "WWW-Authenticate"):
@@ -140,7 +140,8 @@ def handle_unexpected(error: Exception) -> Response:
     return _render(500, "server_error", "The platform had an unexpected problem. Please try again later.")
 
 
-_HTTP_CODES = {
+#: The error code of each HTTP status the kernel answers itself (werkzeug's errors: 404, 405, CSRF 400, 429 ...).
+HTTP_ERROR_CODES = {
     400: "invalid_request",
     401: "unauthorized",
     403: "forbidden",

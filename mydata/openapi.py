@@ -6,8 +6,10 @@ route cannot be added without appearing in it.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from apispec import APISpec
@@ -15,6 +17,9 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Flask, current_app, jsonify
 from flask.typing import ResponseReturnValue
 from marshmallow import INCLUDE, Schema, fields
+from werkzeug.exceptions import default_exceptions
+
+from mydata.errors import HTTP_ERROR_CODES, MydataError
 
 F = TypeVar("F", bound=Callable[..., Any])
 SchemaRef = type[Schema] | Schema
@@ -48,18 +53,36 @@ class OpenApiDocumentSchema(Schema):
     components = fields.Dict()
 
 
+@dataclass(frozen=True)
+class Content:
+    """An answer whose body is not JSON: its media type, what it is, a JSON Schema of it and an example."""
+
+    media_type: str
+    description: str
+    schema: dict[str, Any]
+    example: Any
+
+
 def documented(
     summary: str,
     *,
     tags: list[str],
-    responses: dict[int, SchemaRef | str],
+    responses: dict[int, SchemaRef | str | Content],
     body: SchemaRef | None = None,
     body_content_type: str = "application/json",
     query: SchemaRef | None = None,
     description: str | None = None,
     security: list[dict[str, list[str]]] | None = None,
+    examples: dict[int | str, Any] | None = None,
 ) -> Callable[[F], F]:
-    """Attach an OpenAPI operation to a view; a string response is a description without a body."""
+    """Attach an OpenAPI operation to a view; a string response is a description without a body.
+
+    *examples* gives, by status (or ``"body"`` for the request body), an example that says more than
+    the one :func:`build_spec` makes from the schema's field examples; a callable is called when the
+    document is built, in the app's context (a route's answer that depends on the settings), and a
+    :class:`~mydata.errors.MydataError` class gives the error body the platform answers it with.
+    """
+    given = examples or {}
 
     def decorate(view: F) -> F:
         operation: dict[str, Any] = {"summary": summary, "tags": tags, "responses": {}}
@@ -70,20 +93,34 @@ def documented(
         if query is not None:
             operation["parameters"] = [{"in": "query", "schema": query}]
         if body is not None:
-            operation["requestBody"] = {"required": True, "content": {body_content_type: {"schema": body}}}
+            operation["requestBody"] = {
+                "required": True,
+                "content": {body_content_type: _media(body, given, "body")},
+            }
         for status, response in responses.items():
             if isinstance(response, str):
                 operation["responses"][str(status)] = {"description": response}
-            else:
-                content_schema = response
+            elif isinstance(response, Content):
                 operation["responses"][str(status)] = {
-                    "description": _describe(content_schema),
-                    "content": {"application/json": {"schema": content_schema}},
+                    "description": response.description,
+                    "content": {response.media_type: {"schema": response.schema, "example": response.example}},
+                }
+            else:
+                operation["responses"][str(status)] = {
+                    "description": _describe(response),
+                    "content": {"application/json": _media(response, given, status)},
                 }
         view.__openapi__ = operation  # type: ignore[attr-defined]
         return view
 
     return decorate
+
+
+def _media(schema: SchemaRef, examples: dict[int | str, Any], key: int | str) -> dict[str, Any]:
+    media: dict[str, Any] = {"schema": schema}
+    if key in examples:
+        media["example"] = examples[key]
+    return media
 
 
 def _describe(schema: SchemaRef) -> str:
@@ -133,8 +170,118 @@ def build_spec(app: Flask) -> dict[str, Any]:
                 op["parameters"] = path_args + list(op.get("parameters", []))
             paths.setdefault(path, {})[method.lower()] = op
     for path, operations in paths.items():
-        spec.path(path=path, operations=operations)
-    return spec.to_dict()
+        spec.path(path=path, operations=copy.deepcopy(operations))
+    document = spec.to_dict()
+    with app.app_context():  # an example a route computes (its own metadata) reads the app's settings
+        add_examples(document)
+    return document
+
+
+#: Values for a string of a JSON Schema ``format`` when its field gives no example.
+_FORMAT_EXAMPLES = {
+    "date-time": "2026-03-01T09:30:00+08:00",
+    "date": "2026-03-01",
+    "email": "developer@bank.example",
+    "uri": "https://bank.example/mydata/callback",
+    "url": "https://bank.example/mydata/callback",
+    "uuid": "8f14e45f-ceea-467f-a8f2-2b4bd2f4b0a1",
+    "ipv4": "203.0.113.7",
+    # A SHA-256 hash, as the ledger writes its hashes (standard base64) and its commitments (base64url).
+    "byte": "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
+    "base64url": "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU",
+}
+
+
+def add_examples(document: dict[str, Any]) -> None:
+    """Give every request body and answer without an example one.
+
+    An error answer shows what the kernel itself answers for that status (the codes of
+    :data:`mydata.errors.HTTP_ERROR_CODES`, werkzeug's sentence); a status the kernel never words
+    (409, 410) is for the route to exemplify, as it knows its codes. Any other body is built from its
+    schema: each field's own example, else its default, first enum value or format, else a value of
+    its type that meets its limits.
+    """
+    components = document.get("components", {}).get("schemas", {})
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            bodies = list(operation.get("requestBody", {}).get("content", {}).values())
+            for media in bodies:
+                if callable(media.get("example")):
+                    media["example"] = _called(media["example"])
+                if "example" not in media and "schema" in media:
+                    media["example"] = example_of(media["schema"], components)
+            for status, response in operation["responses"].items():
+                for media in response.get("content", {}).values():
+                    if callable(media.get("example")):
+                        media["example"] = _called(media["example"])
+                    if "example" in media or "schema" not in media:
+                        continue
+                    error = _error_example(int(status)) if _error_shaped(media["schema"], components) else None
+                    media["example"] = error if error is not None else example_of(media["schema"], components)
+
+
+def _called(make: Callable[[], Any]) -> Any:
+    """Return what *make* gives; a domain error class gives the body the platform answers it with."""
+    made = make()
+    return made.to_dict() if isinstance(made, MydataError) else made
+
+
+def _error_shaped(schema: dict[str, Any], components: dict[str, Any]) -> bool:
+    """Tell whether *schema* is an error body that a bare code and sentence meet (the kernel's, or one like it)."""
+    target = components.get(schema.get("$ref", "").rsplit("/", 1)[-1], {})
+    error = target.get("properties", {}).get("error", {})
+    return bool(error) and "enum" not in error and set(target.get("required", [])) <= {"error", "error_description"}
+
+
+def _error_example(status: int) -> dict[str, str] | None:
+    code = HTTP_ERROR_CODES.get(status)
+    exception = default_exceptions.get(status)
+    if code is None or exception is None:
+        return None
+    return {"error": code, "error_description": str(exception.description)}
+
+
+def example_of(schema: dict[str, Any], components: dict[str, Any], depth: int = 0) -> Any:
+    """Return a value that meets the JSON Schema *schema*, from its examples where it has them."""
+    if "example" in schema:
+        return schema["example"]
+    if schema.get("examples"):
+        return schema["examples"][0]
+    if "$ref" in schema:
+        target = components.get(schema["$ref"].rsplit("/", 1)[-1], {})
+        return example_of(target, components, depth + 1) if depth < 8 else {}
+    if "default" in schema:
+        return schema["default"]
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for combined in ("allOf", "oneOf", "anyOf"):
+        if schema.get(combined):
+            return example_of(schema[combined][0], components, depth + 1)
+    kind = schema.get("type", "object" if "properties" in schema else None)
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object":
+        properties = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        if not properties and isinstance(extra, dict) and extra:  # a map: one entry of it
+            return {"key": example_of(extra, components, depth + 1)}
+        return {name: example_of(field, components, depth + 1) for name, field in properties.items()}
+    if kind == "array":
+        item = example_of(schema.get("items", {}), components, depth + 1)
+        return [item] * max(1, int(schema.get("minItems", 1)))
+    if kind in ("integer", "number"):
+        return schema.get("minimum", 1)
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    if kind == "string":
+        text = _FORMAT_EXAMPLES.get(schema.get("format", ""), "string")
+        minimum, maximum = int(schema.get("minLength", 0)), int(schema.get("maxLength", len(text)))
+        return (text * (minimum // len(text) + 1))[: max(minimum, min(len(text), maximum))]
+    return {}  # any value (a schema without a type)
 
 
 def add_security_scheme(app: Flask, name: str, scheme: dict[str, Any]) -> None:

@@ -20,14 +20,15 @@ bp = Blueprint("web", __name__)
 class HealthSchema(Schema):
     """Health of this platform node."""
 
-    status = fields.String(required=True, metadata={"description": "ok or unavailable"})
-    database = fields.String(required=True, metadata={"description": "ok or unavailable"})
+    status = fields.String(required=True, metadata={"example": "ok", "description": "ok or unavailable"})
+    database = fields.String(required=True, metadata={"example": "ok", "description": "ok or unavailable"})
     rate_limits = fields.String(
         required=True,
         metadata={
+            "example": "ok",
             "description": "ok, or degraded while the rate-limit store (Redis) cannot be reached: each process then "
             "keeps its own counts, so a client may make the limit's number of requests once per process. A degraded "
-            "node still serves (status stays ok)."
+            "node still serves (status stays ok).",
         },
     )
     sandbox = fields.Boolean(required=True, metadata={"description": "whether sandbox mode is on"})

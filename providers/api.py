@@ -33,7 +33,7 @@ from providers.api_schemas import (
     ProviderSchema,
     ProviderUpdateSchema,
 )
-from providers.interfaces import InvalidInput, InvalidOperatorToken, MissingOperatorToken
+from providers.interfaces import AlreadyRegistered, InvalidInput, InvalidOperatorToken, MissingOperatorToken
 
 public_bp = Blueprint("providers_catalogue", __name__, url_prefix="/api/v1")
 operator_bp = Blueprint("providers_operator", __name__, url_prefix="/api/v1")
@@ -131,6 +131,7 @@ def get_published_schema(dataset_id: str) -> ResponseReturnValue:
     tags=_OPERATOR_TAGS,
     body=AgencyRegistrationSchema,
     responses={201: AgencySchema, **_ERRORS, 409: ErrorSchema},
+    examples={409: AlreadyRegistered},
     security=OPERATOR,
 )
 def post_agency() -> ResponseReturnValue:
@@ -160,6 +161,7 @@ def get_agencies() -> ResponseReturnValue:
     tags=_OPERATOR_TAGS,
     body=ProviderRegistrationSchema,
     responses={201: ProviderSchema, **_ERRORS, 409: ErrorSchema},
+    examples={409: AlreadyRegistered},
     description="The provider stays pending until approved. Outside the sandbox the base URL must be https.",
     security=OPERATOR,
 )
@@ -259,6 +261,7 @@ def suspend_provider(provider_id: str) -> ResponseReturnValue:
     tags=_OPERATOR_TAGS,
     body=DatasetRegistrationSchema,
     responses={201: DatasetDetailSchema, **_ERRORS, 409: ErrorSchema},
+    examples={409: AlreadyRegistered},
     description=(
         "The dataset stays pending until approved. The schema must be a self-contained draft 2020-12 JSON Schema."
     ),

@@ -33,17 +33,34 @@ class UtcDateTime(fields.DateTime):
 class AgencyRegistrationSchema(Schema):
     """An agency to register."""
 
-    id = fields.String(required=True, validate=_ID, metadata={"description": "lowercase id, e.g. moi-household"})
-    name_zh = fields.String(required=True, validate=_TITLE, metadata={"description": "name in Traditional Chinese"})
-    name_en = fields.String(required=True, validate=_TITLE, metadata={"description": "name in English"})
+    id = fields.String(
+        required=True,
+        validate=_ID,
+        metadata={"example": "moea-commerce", "description": "lowercase id, e.g. moi-household"},
+    )
+    name_zh = fields.String(
+        required=True,
+        validate=_TITLE,
+        metadata={"example": "經濟部商業發展署", "description": "name in Traditional Chinese"},
+    )
+    name_en = fields.String(
+        required=True,
+        validate=_TITLE,
+        metadata={
+            "example": "Administration of Commerce, Ministry of Economic Affairs",
+            "description": "name in English",
+        },
+    )
 
 
 class AgencySchema(Schema):
     """A registered agency."""
 
-    id = fields.String(required=True)
-    name_zh = fields.String(required=True)
-    name_en = fields.String(required=True)
+    id = fields.String(required=True, metadata={"example": "moea-commerce"})
+    name_zh = fields.String(required=True, metadata={"example": "經濟部商業發展署"})
+    name_en = fields.String(
+        required=True, metadata={"example": "Administration of Commerce, Ministry of Economic Affairs"}
+    )
     created_at = UtcDateTime(required=True)
 
 
@@ -59,12 +76,21 @@ class AgencyListSchema(Schema):
 class ProviderRegistrationSchema(Schema):
     """A data provider to register (pending until an operator approves it)."""
 
-    id = fields.String(required=True, validate=_ID, metadata={"description": "lowercase id; the aud of queries"})
-    agency = fields.String(required=True, validate=_ID, metadata={"description": "id of a registered agency"})
+    id = fields.String(
+        required=True,
+        validate=_ID,
+        metadata={"example": "moea-commerce", "description": "lowercase id; the aud of queries"},
+    )
+    agency = fields.String(
+        required=True, validate=_ID, metadata={"example": "moea-commerce", "description": "id of a registered agency"}
+    )
     base_url = fields.String(
         required=True,
         validate=validate.Length(min=1, max=500),
-        metadata={"description": "https base URL; the platform posts to {base_url}/mydata/v1/query"},
+        metadata={
+            "example": "https://commerce.example.gov.tw/mydata",
+            "description": "https base URL; the platform posts to {base_url}/mydata/v1/query",
+        },
     )
     jwks = fields.Dict(
         required=True, metadata={"description": "public JWKS of the response-signing keys (ES256 or PS256)"}
@@ -74,16 +100,18 @@ class ProviderRegistrationSchema(Schema):
 class ProviderUpdateSchema(Schema):
     """Changes to a provider: a new base URL, or a new JWKS (key rotation)."""
 
-    base_url = fields.String(validate=validate.Length(min=1, max=500))
+    base_url = fields.String(
+        validate=validate.Length(min=1, max=500), metadata={"example": "https://commerce.example.gov.tw/mydata"}
+    )
     jwks = fields.Dict()
 
 
 class ProviderSchema(Schema):
     """A registered provider."""
 
-    id = fields.String(required=True)
-    agency = fields.String(required=True, attribute="agency_id")
-    base_url = fields.String(required=True)
+    id = fields.String(required=True, metadata={"example": "moea-commerce"})
+    agency = fields.String(required=True, attribute="agency_id", metadata={"example": "moea-commerce"})
+    base_url = fields.String(required=True, metadata={"example": "https://commerce.example.gov.tw/mydata"})
     jwks = fields.Dict(required=True)
     status = fields.String(required=True, validate=validate.OneOf(STATUSES))
     created_at = UtcDateTime(required=True)
@@ -102,12 +130,31 @@ class ProviderListSchema(Schema):
 class DatasetRegistrationSchema(Schema):
     """A dataset to register (pending until an operator approves it)."""
 
-    id = fields.String(required=True, validate=_ID, metadata={"description": "dotted id, e.g. tax.income"})
-    provider = fields.String(required=True, validate=_ID, metadata={"description": "id of a registered provider"})
-    title_zh = fields.String(required=True, validate=_TITLE)
-    title_en = fields.String(required=True, validate=_TITLE)
-    description_zh = fields.String(required=True, validate=_DESCRIPTION)
-    description_en = fields.String(required=True, validate=_DESCRIPTION)
+    id = fields.String(
+        required=True,
+        validate=_ID,
+        metadata={"example": "company.registration", "description": "dotted id, e.g. tax.income"},
+    )
+    provider = fields.String(
+        required=True, validate=_ID, metadata={"example": "moea-commerce", "description": "id of a registered provider"}
+    )
+    title_zh = fields.String(required=True, validate=_TITLE, metadata={"example": "公司登記資料"})
+    title_en = fields.String(required=True, validate=_TITLE, metadata={"example": "Company registration"})
+    description_zh = fields.String(
+        required=True,
+        validate=_DESCRIPTION,
+        metadata={"example": "您擔任負責人或董事的公司：統一編號、公司名稱、登記地址、資本額及職稱。"},
+    )
+    description_en = fields.String(
+        required=True,
+        validate=_DESCRIPTION,
+        metadata={
+            "example": (
+                "The companies you represent or direct: business number, name, registered address, capital "
+                "and your position."
+            )
+        },
+    )
     json_schema = fields.Dict(
         required=True, data_key="schema", metadata={"description": "JSON Schema (draft 2020-12) of the data"}
     )
@@ -118,10 +165,21 @@ class DatasetRegistrationSchema(Schema):
 class DatasetUpdateSchema(Schema):
     """Changes to a dataset; a new schema becomes the next schema version."""
 
-    title_zh = fields.String(validate=_TITLE)
-    title_en = fields.String(validate=_TITLE)
-    description_zh = fields.String(validate=_DESCRIPTION)
-    description_en = fields.String(validate=_DESCRIPTION)
+    title_zh = fields.String(validate=_TITLE, metadata={"example": "公司登記資料"})
+    title_en = fields.String(validate=_TITLE, metadata={"example": "Company registration"})
+    description_zh = fields.String(
+        validate=_DESCRIPTION,
+        metadata={"example": "您擔任負責人或董事的公司：統一編號、公司名稱、登記地址、資本額及職稱。"},
+    )
+    description_en = fields.String(
+        validate=_DESCRIPTION,
+        metadata={
+            "example": (
+                "The companies you represent or direct: business number, name, registered address, capital "
+                "and your position."
+            )
+        },
+    )
     json_schema = fields.Dict(data_key="schema")
     min_level = fields.String(validate=validate.OneOf(LEVELS))
     citizen_downloadable = fields.Boolean()
@@ -130,17 +188,30 @@ class DatasetUpdateSchema(Schema):
 class DatasetSchema(Schema):
     """A registered dataset."""
 
-    id = fields.String(required=True)
-    provider = fields.String(required=True, attribute="provider_id")
-    title_zh = fields.String(required=True)
-    title_en = fields.String(required=True)
-    description_zh = fields.String(required=True)
-    description_en = fields.String(required=True)
+    id = fields.String(required=True, metadata={"example": "company.registration"})
+    provider = fields.String(required=True, attribute="provider_id", metadata={"example": "moea-commerce"})
+    title_zh = fields.String(required=True, metadata={"example": "公司登記資料"})
+    title_en = fields.String(required=True, metadata={"example": "Company registration"})
+    description_zh = fields.String(
+        required=True,
+        metadata={"example": "您擔任負責人或董事的公司：統一編號、公司名稱、登記地址、資本額及職稱。"},
+    )
+    description_en = fields.String(
+        required=True,
+        metadata={
+            "example": (
+                "The companies you represent or direct: business number, name, registered address, capital "
+                "and your position."
+            )
+        },
+    )
     min_level = fields.String(required=True, validate=validate.OneOf(LEVELS))
     citizen_downloadable = fields.Boolean(required=True)
     status = fields.String(required=True, validate=validate.OneOf(STATUSES))
     schema_version = fields.Integer(required=True)
-    schema_sha256 = fields.String(required=True)
+    schema_sha256 = fields.String(
+        required=True, metadata={"example": "3f1c2e9a8b7d6c5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e"}
+    )
     created_at = UtcDateTime(required=True)
     updated_at = UtcDateTime(required=True)
 
@@ -163,13 +234,24 @@ class DatasetListSchema(Schema):
 class CatalogueDatasetSchema(Schema):
     """An active dataset of the public catalogue."""
 
-    id = fields.String(required=True)
-    title_zh = fields.String(required=True)
-    title_en = fields.String(required=True)
-    description_zh = fields.String(required=True)
-    description_en = fields.String(required=True)
-    provider = fields.String(required=True)
-    agency = fields.String(required=True)
+    id = fields.String(required=True, metadata={"example": "company.registration"})
+    title_zh = fields.String(required=True, metadata={"example": "公司登記資料"})
+    title_en = fields.String(required=True, metadata={"example": "Company registration"})
+    description_zh = fields.String(
+        required=True,
+        metadata={"example": "您擔任負責人或董事的公司：統一編號、公司名稱、登記地址、資本額及職稱。"},
+    )
+    description_en = fields.String(
+        required=True,
+        metadata={
+            "example": (
+                "The companies you represent or direct: business number, name, registered address, capital "
+                "and your position."
+            )
+        },
+    )
+    provider = fields.String(required=True, metadata={"example": "moea-commerce"})
+    agency = fields.String(required=True, metadata={"example": "moea-commerce"})
     min_level = fields.String(required=True, validate=validate.OneOf(LEVELS))
     citizen_downloadable = fields.Boolean(required=True)
     schema_version = fields.Integer(required=True)
@@ -178,10 +260,12 @@ class CatalogueDatasetSchema(Schema):
 class CatalogueProviderSchema(Schema):
     """An active provider and the public keys that verify its signed answers (``provider_jws``)."""
 
-    id = fields.String(required=True)
-    agency = fields.String(required=True)
-    agency_name_zh = fields.String(required=True)
-    agency_name_en = fields.String(required=True)
+    id = fields.String(required=True, metadata={"example": "moea-commerce"})
+    agency = fields.String(required=True, metadata={"example": "moea-commerce"})
+    agency_name_zh = fields.String(required=True, metadata={"example": "經濟部商業發展署"})
+    agency_name_en = fields.String(
+        required=True, metadata={"example": "Administration of Commerce, Ministry of Economic Affairs"}
+    )
     jwks = fields.Dict(required=True)
 
 
@@ -195,6 +279,6 @@ class CatalogueSchema(Schema):
 class DatasetJsonSchemaSchema(Schema):
     """The JSON Schema (draft 2020-12) that an active dataset's ``data`` meets."""
 
-    dataset = fields.String(required=True)
+    dataset = fields.String(required=True, metadata={"example": "company.registration"})
     schema_version = fields.Integer(required=True)
     json_schema = fields.Dict(required=True, data_key="schema")

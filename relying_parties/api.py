@@ -30,12 +30,14 @@ from mydata.security import csrf
 from providers.interfaces import InvalidOperatorToken, MissingOperatorToken
 from relying_parties import registration, services
 from relying_parties.interfaces import (
+    AlreadyRegistered,
     InvalidInitialAccessToken,
     InvalidInput,
     InvalidRegistrationAccessToken,
     MissingInitialAccessToken,
     MissingOperatorCredentials,
     MissingRegistrationAccessToken,
+    OrganisationNotApproved,
 )
 from relying_parties.models import Organisation
 from relying_parties.schemas import (
@@ -114,6 +116,7 @@ def _bearer() -> str | None:
     tags=_ONBOARDING,
     body=OrganisationApplicationSchema,
     responses={201: OrganisationSchema, 400: ErrorSchema, 409: ErrorSchema, 429: ErrorSchema},
+    examples={409: AlreadyRegistered},
     description="The organisation stays pending until a platform operator approves it; then the operator hands "
     "your contact an initial access token for client registration.",
 )
@@ -227,6 +230,7 @@ def suspend_organisation(organisation_id: str) -> ResponseReturnValue:
     "Issue an organisation's initial access token",
     tags=_ADMINISTRATION,
     responses={201: InitialAccessTokenSchema, **_OPERATOR_WRITE_ERRORS, 409: ErrorSchema},
+    examples={409: OrganisationNotApproved},
     description="The token is shown once; issuing a new one revokes the previous one. Approved organisations only.",
     security=OPERATOR,
 )
@@ -269,6 +273,7 @@ def get_service(service_id: str) -> ResponseReturnValue:
     "Approve a service",
     tags=_ADMINISTRATION,
     responses={200: ServiceSchema, **_OPERATOR_WRITE_ERRORS, 409: ErrorSchema},
+    examples={409: OrganisationNotApproved},
     description="Citizens may be asked for an approved service of an approved organisation.",
     security=OPERATOR,
 )
@@ -391,6 +396,7 @@ def get_own_organisation() -> ResponseReturnValue:
     tags=_ONBOARDING,
     body=ServiceDefinitionSchema,
     responses={201: ServiceSchema, 400: ErrorSchema, 401: ErrorSchema, 409: ErrorSchema},
+    examples={409: AlreadyRegistered},
     description="The service stays pending until a platform operator approves it; citizens cannot be asked for it "
     "before (PAR answers invalid_authorization_details). Its level is the highest minimum level of its datasets, "
     "or `level` if higher.",

@@ -7,17 +7,29 @@ from flask.typing import ResponseReturnValue
 from marshmallow import fields
 
 from consent import broker
-from consent.interfaces import ConsentRevoked
+from consent.interfaces import AlreadyDelivered, ConsentRevoked, ProviderUnavailable
 from identity.models import Citizen
 from identity.oauth import services as oauth
 from identity.oauth.server import issuer, query_client
 from mydata.clock import clock
 from mydata.db import unit_of_work
-from mydata.openapi import ErrorSchema, documented
+from mydata.openapi import Content, ErrorSchema, documented
 from mydata.security import csrf_exempt
 
 bp = Blueprint("delivery", __name__)
 PATH = "/api/v1/delivery"
+#: A compact JWE (RFC 7516 §7.1): five base64url parts, the encrypted key empty for direct key agreement.
+JWE_PATTERN = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"
+#: A package sealed (ECDH-ES+A256KW, A256GCM) to the example client's `enc` key of /openapi.json.
+JWE_EXAMPLE = (
+    "eyJhbGciOiJFQ0RILUVTK0EyNTZLVyIsImVuYyI6IkEyNTZHQ00iLCJjdHkiOiJKV1QiLCJraWQiOiJiYW5rLWVuYy0yMDI2Iiwi"
+    "ZXBrIjp7ImNydiI6IlAtMjU2IiwieCI6ImEyR3JBN2dkLWkxZy03RFhXUlAzYzR0SXotSERxcDc2amhrZkdkbDJBeXMiLCJ5Ijoi"
+    "bzNUaEJRT09Lc2xSRmZPUER3dlpaNHJQS29CMkFnQ1BIQnZ1dFA2OE5qZyIsImt0eSI6IkVDIn19.vYGdBxlVh3-QVS2YsGAWcrY"
+    "lY0Pv6en0cTBPUC4suEaaAJ7cGvYoqA.GAjDa7LvaqL333b9.eEg3wzZedpeb6YOqCXxw14ISN-OMAdQXAsEB11rRd-bi58lmVDV"
+    "I1Q2wMNacWrMLZN8Aa7puXTyiQ-PjI3s_hU804rlLnxj1CoQMQQPGhggO2-7yhnk5sKblklFzJNyfAf-OZOTd4-Za1tNnh6EG2cG"
+    "kccihIz685slkvUoj3hwsYrZFE6fchYwmDTsujKBwo5qbhS9hEfJfWJsh-HBRhiDwDl-wD9iC_VyviQwB1jxP9EbCIALNL4aMpth"
+    "T6r-kyEfNrs8IrOs536rOww6W3PS5fI_1khrDTkL2icizx8ca8okge3ntUR0.THa_J9bi8SMF8NSa-HdeMg"
+)
 
 
 class ProviderUnavailableSchema(ErrorSchema):
@@ -37,11 +49,24 @@ class ProviderUnavailableSchema(ErrorSchema):
     "Collect the data package of a consent",
     tags=["delivery"],
     responses={
-        200: "The package: a compact JWE (application/jose) whose plaintext is the platform's JWS",
+        200: Content(
+            "application/jose",
+            "The package: a compact JWE whose plaintext is the platform's JWS",
+            {"type": "string", "pattern": JWE_PATTERN, "description": "compact JWE (RFC 7516 §7.1)"},
+            JWE_EXAMPLE,
+        ),
         401: ErrorSchema,
         403: ErrorSchema,
         410: ErrorSchema,
         503: ProviderUnavailableSchema,
+    },
+    examples={
+        401: {"error": "invalid_token", "error_description": "The access token is invalid or has expired."},
+        403: ConsentRevoked,
+        410: AlreadyDelivered,
+        503: lambda: ProviderUnavailable(
+            datasets={"household.registration": "ok", "tax.income": "timeout"}, retry_after=30
+        ),
     },
     description=(
         "Requires `Authorization: DPoP <access token>` and a DPoP proof (RFC 9449). Answers once per "

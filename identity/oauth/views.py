@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from flask import Blueprint, abort, jsonify, redirect, render_template, request, session
@@ -44,6 +46,43 @@ def bound_the_body() -> ResponseReturnValue | None:
     return None
 
 
+#: An example client assertion (RFC 7523): a JWT the client signs with its own `sig` key for each request.
+_CLIENT_ASSERTION_EXAMPLE = (
+    "eyJhbGciOiJFUzI1NiIsImtpZCI6ImFjbWUtc2lnLTIwMjYiLCJ0eXAiOiJKV1QifQ.eyJpc3MiOiJhY21lLWJhbms"
+    "td2ViIiwic3ViIjoiYWNtZS1iYW5rLXdlYiIsImF1ZCI6Imh0dHBzOi8vbXlkYXRhLmV4YW1wbGUuZ292LnR3Iiwia"
+    "nRpIjoiMGM1ZDdlOWYxYTNiIiwiaWF0IjoxNzcyMzI4NjAwLCJleHAiOjE3NzIzMjg2NjB9.MsW8FiCmewij_6hmm1"
+    "KG_RPCkm0LhuV0R7jhasRgl1tDFtzHw5ZjNexQ50mhE-unBGHswMwlPHUWLqKsuGY2qw"
+)
+
+
+#: What the OAuth endpoints answer most often (RFC 6749 §5.2): a request that does not parse, a client
+#: whose assertion is refused, a body over the size limit.
+_OAUTH_ERROR_EXAMPLES: dict[int | str, Any] = {
+    400: {"error": "invalid_request", "error_description": "The request lacks a required parameter: code_verifier."},
+    401: {"error": "invalid_client", "error_description": "The client assertion is invalid or was used before."},
+    413: {
+        "error": "invalid_request",
+        "error_description": f"The request body is larger than {MAX_BODY_BYTES // 1024} kB.",
+    },
+}
+
+
+#: The issuer the reference's examples show; the document's `servers` names the real one.
+EXAMPLE_ISSUER = "https://mydata.example.gov.tw"
+
+
+def _discovery_example() -> dict[str, Any]:
+    """Return this platform's metadata with its URLs under the example issuer (the document is the same everywhere)."""
+    metadata = services.discovery()
+    issuer = metadata["issuer"]
+    return {
+        name: EXAMPLE_ISSUER + value.removeprefix(issuer)
+        if isinstance(value, str) and value.startswith(issuer)
+        else value
+        for name, value in metadata.items()
+    }
+
+
 def _strings(description: str) -> fields.List[str]:
     return fields.List(fields.String(), required=True, metadata={"description": description})
 
@@ -55,7 +94,13 @@ def _url(description: str, *, required: bool = True) -> fields.String:
 class DiscoverySchema(Schema):
     """OpenID Provider / authorization server metadata (RFC 8414 §2, OIDC Discovery §3), the same at both paths."""
 
-    issuer = fields.String(required=True, metadata={"description": "the issuer identifier, the `aud` of assertions"})
+    issuer = fields.String(
+        required=True,
+        metadata={
+            "example": EXAMPLE_ISSUER,
+            "description": "the issuer identifier, the `aud` of assertions",
+        },
+    )
     authorization_endpoint = _url("where the browser goes with a request_uri from PAR")
     pushed_authorization_request_endpoint = _url("RFC 9126 pushed authorization requests")
     require_pushed_authorization_requests = fields.Boolean(required=True, metadata={"description": "always true"})
@@ -93,104 +138,197 @@ class DiscoverySchema(Schema):
 class JwksSchema(Schema):
     """The platform's public signing keys, active and retired (RFC 7517 §5)."""
 
-    keys = fields.List(fields.Dict(), required=True)
+    keys = fields.List(
+        fields.Dict(),
+        required=True,
+        metadata={
+            "example": [
+                {
+                    "kty": "EC",
+                    "crv": "P-256",
+                    "kid": "platform-2026-03",
+                    "use": "sig",
+                    "alg": "ES256",
+                    "x": "VjAwWXkGj2hbLs2DcR9IMb887Qlb9285sE2NqPAUqDI",
+                    "y": "TtwxCURivlWPWLa74zEdOUNpvF-VKOt3VTd69rNfGbs",
+                }
+            ]
+        },
+    )
 
 
 class OAuthErrorSchema(ErrorSchema):
     """An OAuth error (RFC 6749 §5.2): invalid_request, invalid_client, invalid_grant, ..."""
 
     error_uri = fields.String(metadata={"description": "a page about the error"})
-    state = fields.String(metadata={"description": "the request's state, when it had one"})
+    state = fields.String(metadata={"example": "af0ifjsldkj", "description": "the request's state, when it had one"})
 
 
 class ParRequestSchema(Schema):
     """A pushed authorization request (RFC 9126 §2.1), authenticated with private_key_jwt."""
 
     response_type = fields.String(required=True, metadata={"enum": ["code"]})
-    client_id = fields.String()
-    redirect_uri = fields.String(required=True)
+    client_id = fields.String(metadata={"example": "acme-bank-web"})
+    redirect_uri = fields.String(required=True, metadata={"example": "https://apply.acme-bank.example/mydata/callback"})
     scope = fields.String(required=True, metadata={"example": "openid"})
-    state = fields.String()
-    nonce = fields.String()
-    code_challenge = fields.String(required=True)
+    state = fields.String(metadata={"example": "af0ifjsldkj"})
+    nonce = fields.String(metadata={"example": "n-0S6_WzA2Mj"})
+    code_challenge = fields.String(required=True, metadata={"example": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"})
     code_challenge_method = fields.String(required=True, metadata={"enum": ["S256"]})
-    acr_values = fields.String()
-    prompt = fields.String(metadata={"description": "none, login or consent; login and consent may be combined"})
-    max_age = fields.String(metadata={"description": "seconds (digits only) since the citizen's last login"})
-    authorization_details = fields.String(metadata={"description": "JSON array (RFC 9396)"})
-    dpop_jkt = fields.String()
-    client_assertion_type = fields.String(required=True)
-    client_assertion = fields.String(required=True)
+    acr_values = fields.String(metadata={"example": "urn:mydata:loa:substantial"})
+    prompt = fields.String(
+        metadata={"example": "consent", "description": "none, login or consent; login and consent may be combined"}
+    )
+    max_age = fields.String(
+        metadata={"example": "600", "description": "seconds (digits only) since the citizen's last login"}
+    )
+    authorization_details = fields.String(
+        metadata={
+            "example": '[{"type": "mydata_delivery", "service": "acme-bank.loans"}]',
+            "description": "JSON array (RFC 9396)",
+        }
+    )
+    dpop_jkt = fields.String(metadata={"example": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"})
+    client_assertion_type = fields.String(
+        required=True, metadata={"example": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}
+    )
+    client_assertion = fields.String(
+        required=True,
+        metadata={"example": _CLIENT_ASSERTION_EXAMPLE},
+    )
 
 
 class ParResponseSchema(Schema):
     """Where to send the browser (RFC 9126 §2.2)."""
 
-    request_uri = fields.String(required=True)
-    expires_in = fields.Integer(required=True)
+    request_uri = fields.String(
+        required=True, metadata={"example": "urn:ietf:params:oauth:request_uri:Rk2xN8vQ1pT6wZ3yB7cD"}
+    )
+    expires_in = fields.Integer(required=True, metadata={"example": 60})
 
 
 class TokenRequestSchema(Schema):
     """A token request with a DPoP proof header (RFC 6749 §4.1.3, RFC 9449 §5)."""
 
     grant_type = fields.String(required=True, metadata={"enum": ["authorization_code"]})
-    code = fields.String(required=True)
-    redirect_uri = fields.String(required=True)
-    code_verifier = fields.String(required=True)
-    client_assertion_type = fields.String(required=True)
-    client_assertion = fields.String(required=True)
+    code = fields.String(required=True, metadata={"example": "SplxlOBeZQQYbYS6WxSbIA"})
+    redirect_uri = fields.String(required=True, metadata={"example": "https://apply.acme-bank.example/mydata/callback"})
+    code_verifier = fields.String(required=True, metadata={"example": "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"})
+    client_assertion_type = fields.String(
+        required=True, metadata={"example": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}
+    )
+    client_assertion = fields.String(
+        required=True,
+        metadata={"example": _CLIENT_ASSERTION_EXAMPLE},
+    )
 
 
 class TokenResponseSchema(Schema):
     """A DPoP-bound access token and an ID token; no refresh token."""
 
-    access_token = fields.String(required=True)
+    access_token = fields.String(required=True, metadata={"example": "Yw3K9pQ2rT7vX1zB5nD8fH0jL4mP6sU9wA2cE5gI7kM"})
     token_type = fields.String(required=True, metadata={"enum": ["DPoP"]})
-    expires_in = fields.Integer(required=True)
-    id_token = fields.String(required=True)
-    scope = fields.String()
-    authorization_details = fields.List(fields.Dict())
+    expires_in = fields.Integer(required=True, metadata={"example": 300})
+    id_token = fields.String(
+        required=True,
+        metadata={
+            "example": (
+                "eyJhbGciOiJFUzI1NiIsImtpZCI6InBsYXRmb3JtLTIwMjYtMDMiLCJ0eXAiOiJKV1QifQ.eyJpc3MiOiJodHRwczo"
+                "vL215ZGF0YS5leGFtcGxlLmdvdi50dyIsInN1YiI6InA3SHEyTHhOOXZSNHRZNndaMWFCM2NENWVGOGdKMGtNIiwiY"
+                "XVkIjoiYWNtZS1iYW5rLXdlYiIsImlhdCI6MTc3MjMyODYwMCwiZXhwIjoxNzcyMzI4OTAwLCJub25jZSI6Im4tMFM"
+                "2X1d6QTJNaiIsImFjciI6InVybjpteWRhdGE6bG9hOnN1YnN0YW50aWFsIiwidHhuIjoiNmYxYzJhOWUtM2I3ZC00Y"
+                "zVlLTlhOGYtMmQ0YjZlOGEwYzFmIn0.PrkunKav-rY9e5rHaSj217HKW8CXjlNdqU9zt6tQ7GLPPJISEoVldWMXu2K"
+                "P6ijB4uPuoxnSZ7Xw5amE0smwpg"
+            )
+        },
+    )
+    scope = fields.String(metadata={"example": "openid"})
+    authorization_details = fields.List(
+        fields.Dict(),
+        metadata={
+            "example": [
+                {
+                    "type": "mydata_delivery",
+                    "service": "acme-bank.loans",
+                    "datasets": ["household.registration", "tax.income"],
+                }
+            ]
+        },
+    )
 
 
 class IntrospectionSchema(Schema):
     """A token's state (RFC 7662 §2.2): only ``active`` when it is unknown, expired, revoked or another client's."""
 
     active = fields.Boolean(required=True)
-    client_id = fields.String()
+    client_id = fields.String(metadata={"example": "acme-bank-web"})
     token_type = fields.String(metadata={"enum": ["DPoP"]})
-    scope = fields.String()
-    sub = fields.String(metadata={"description": "the pairwise subject"})
-    iss = fields.String()
-    iat = fields.Integer()
-    exp = fields.Integer()
-    acr = fields.String()
-    auth_time = fields.Integer()
-    cnf = fields.Dict(metadata={"description": "RFC 9449 §6.2: jkt, the thumbprint of the DPoP key"})
-    authorization_details = fields.List(fields.Dict(), allow_none=True)
+    scope = fields.String(metadata={"example": "openid"})
+    sub = fields.String(metadata={"example": "p7Hq2LxN9vR4tY6wZ1aB3cD5eF8gJ0kM", "description": "the pairwise subject"})
+    iss = fields.String(metadata={"example": EXAMPLE_ISSUER})
+    iat = fields.Integer(metadata={"example": 1772328600})
+    exp = fields.Integer(metadata={"example": 1772328900})
+    acr = fields.String(metadata={"example": "urn:mydata:loa:substantial"})
+    auth_time = fields.Integer(metadata={"example": 1772328540})
+    cnf = fields.Dict(
+        metadata={
+            "example": {"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"},
+            "description": "RFC 9449 §6.2: jkt, the thumbprint of the DPoP key",
+        }
+    )
+    authorization_details = fields.List(
+        fields.Dict(),
+        allow_none=True,
+        metadata={
+            "example": [
+                {
+                    "type": "mydata_delivery",
+                    "service": "acme-bank.loans",
+                    "datasets": ["household.registration", "tax.income"],
+                }
+            ]
+        },
+    )
 
 
 class UserInfoSchema(Schema):
     """Claims about the citizen this client may see (OIDC Core §5.3)."""
 
-    sub = fields.String(required=True, metadata={"description": "pairwise per relying-party organisation"})
-    acr = fields.String()
-    amr = fields.List(fields.String())
-    auth_time = fields.Integer()
-    txn = fields.String()
+    sub = fields.String(
+        required=True,
+        metadata={
+            "example": "p7Hq2LxN9vR4tY6wZ1aB3cD5eF8gJ0kM",
+            "description": "pairwise per relying-party organisation",
+        },
+    )
+    acr = fields.String(metadata={"example": "urn:mydata:loa:substantial"})
+    amr = fields.List(fields.String(), metadata={"example": ["swk", "user"]})
+    auth_time = fields.Integer(metadata={"example": 1772328540})
+    txn = fields.String(metadata={"example": "6f1c2a9e-3b7d-4c5e-9a8f-2d4b6e8a0c1f"})
 
 
 class TokenOperationSchema(Schema):
     """A token to revoke or introspect, with the client's assertion."""
 
-    token = fields.String(required=True)
-    token_type_hint = fields.String()
-    client_assertion_type = fields.String(required=True)
-    client_assertion = fields.String(required=True)
+    token = fields.String(required=True, metadata={"example": "Yw3K9pQ2rT7vX1zB5nD8fH0jL4mP6sU9wA2cE5gI7kM"})
+    token_type_hint = fields.String(metadata={"example": "access_token"})
+    client_assertion_type = fields.String(
+        required=True, metadata={"example": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}
+    )
+    client_assertion = fields.String(
+        required=True,
+        metadata={"example": _CLIENT_ASSERTION_EXAMPLE},
+    )
 
 
 @bp.get("/.well-known/openid-configuration")
 @bp.get("/.well-known/oauth-authorization-server")
-@documented("Authorization server metadata", tags=["oauth"], responses={200: DiscoverySchema})
+@documented(
+    "Authorization server metadata",
+    tags=["oauth"],
+    responses={200: DiscoverySchema},
+    examples={200: _discovery_example},
+)
 def discovery() -> ResponseReturnValue:
     """Publish the server metadata at both well-known paths."""
     return jsonify(services.discovery())
@@ -213,6 +351,7 @@ def jwks() -> ResponseReturnValue:
     body=ParRequestSchema,
     body_content_type="application/x-www-form-urlencoded",
     responses={201: ParResponseSchema, 400: OAuthErrorSchema, 401: OAuthErrorSchema, 413: OAuthErrorSchema},
+    examples=_OAUTH_ERROR_EXAMPLES,
 )
 def par() -> ResponseReturnValue:
     """Accept a pushed authorization request (RFC 9126)."""
@@ -284,6 +423,7 @@ def interaction(interaction_id: str) -> ResponseReturnValue:
     body=TokenRequestSchema,
     body_content_type="application/x-www-form-urlencoded",
     responses={200: TokenResponseSchema, 400: OAuthErrorSchema, 401: OAuthErrorSchema, 413: OAuthErrorSchema},
+    examples=_OAUTH_ERROR_EXAMPLES,
     description="Requires a DPoP proof header (RFC 9449) and private_key_jwt client authentication.",
 )
 def token() -> ResponseReturnValue:
@@ -322,6 +462,7 @@ def userinfo() -> ResponseReturnValue:
     body=TokenOperationSchema,
     body_content_type="application/x-www-form-urlencoded",
     responses={200: "Revoked (or unknown)", 400: OAuthErrorSchema, 401: OAuthErrorSchema},
+    examples=_OAUTH_ERROR_EXAMPLES,
 )
 def revoke() -> ResponseReturnValue:
     """Revoke one of the client's own tokens (RFC 7009)."""
@@ -336,6 +477,7 @@ def revoke() -> ResponseReturnValue:
     body=TokenOperationSchema,
     body_content_type="application/x-www-form-urlencoded",
     responses={200: IntrospectionSchema, 400: OAuthErrorSchema, 401: OAuthErrorSchema},
+    examples=_OAUTH_ERROR_EXAMPLES,
 )
 def introspect() -> ResponseReturnValue:
     """Describe one of the client's own tokens (RFC 7662)."""

@@ -35,9 +35,9 @@ class PhoneApproveSchema(Schema):
 class PhoneApprovedSchema(Schema):
     """The persona's newest pending request is approved."""
 
-    status = fields.String(required=True, metadata={"description": "approved"})
-    request_id = fields.String(required=True)
-    binding_code = fields.String(required=True)
+    status = fields.String(required=True, metadata={"example": "approved", "description": "approved"})
+    request_id = fields.String(required=True, metadata={"example": "c2f0a7e4b9d1"})
+    binding_code = fields.String(required=True, metadata={"example": "4821"})
 
 
 class CardSignRequestSchema(Schema):
@@ -45,14 +45,28 @@ class CardSignRequestSchema(Schema):
 
     national_id = fields.String(required=True, metadata={"example": "A123456789"})
     pin = fields.String(required=True, metadata={"example": "123456"})
-    nonce = fields.String(required=True)
+    nonce = fields.String(required=True, metadata={"example": "k3Jd9sQxV2mB7nL4"})
 
 
 class CardSignatureSchema(Schema):
     """What the component gives the browser to post to /login/eid."""
 
-    certificate = fields.String(required=True, metadata={"description": "PEM chain, card certificate first"})
-    signature = fields.String(required=True, metadata={"description": "base64 ECDSA P-256 SHA-256 signature"})
+    certificate = fields.String(
+        required=True,
+        metadata={
+            "example": "-----BEGIN CERTIFICATE-----\\nMIIB...\\n-----END CERTIFICATE-----\\n",
+            "description": "PEM chain, card certificate first",
+        },
+    )
+    signature = fields.String(
+        required=True,
+        metadata={
+            "example": (
+                "MEUCIQDx3n2Y8p5J1cK0wQ7rT9sV4mB6zL2aN8fH3gD1eR5uXwIgZ9vK3tP7qL1sW6yB4nM8cF2dH5jA0gE3rT7uV9xY1zQ="
+            ),
+            "description": "base64 ECDSA P-256 SHA-256 signature",
+        },
+    )
 
 
 def _phones() -> SandboxPhones:

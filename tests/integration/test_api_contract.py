@@ -106,10 +106,19 @@ SEEDED_IDS = {
 }
 
 
+#: The contract run's own clients for the client configuration endpoints, by method (Credentials fills it).
+CONFIGURED_CLIENTS: dict[str, list[str]] = {}
+
+
 @schema.hook
 def before_generate_path_parameters(context: Any, strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    """Mix the seeded ids into the path parameters of reads."""
+    """Mix the seeded ids into the path parameters of reads, and the run's clients into their configuration."""
     operation = context.operation
+    if operation is not None and operation.path == "/oauth/register/{client_id}":
+        clients = CONFIGURED_CLIENTS.get(operation.method.upper(), [])
+        return (
+            st.one_of(st.fixed_dictionaries({"client_id": st.sampled_from(clients)}), strategy) if clients else strategy
+        )
     names = re.findall(r"{(\w+)}", operation.path) if operation is not None else []
     if operation is None or operation.method.upper() != "GET" or not all(name in SEEDED_IDS for name in names):
         return strategy
@@ -133,6 +142,30 @@ class Credentials:
                 uow, "sandbox-bank", actor="contract run"
             )
         self.cookies = {name: value for name, value in self.delivery.browser.http.cookies.get_dict().items() if value}
+        # Throwaway clients for the client configuration endpoints (RFC 7592), each with its registration
+        # access token: two to read and replace (a read finds several), one to delete, never the bank's own.
+        self.configured: dict[str, list[str]] = {"GET": [], "PUT": [], "DELETE": []}
+        self.registration_tokens: dict[str, str] = {}
+        for methods in (("GET", "PUT"), ("GET", "PUT"), ("DELETE",)):
+            registered = requests.post(
+                f"{self.base}/oauth/register",
+                json={
+                    "client_name": "contract run",
+                    "redirect_uris": ["https://contract.example/cb"],
+                    "token_endpoint_auth_method": "private_key_jwt",
+                    "jwks": {
+                        "keys": [self.bank.sig_key.as_dict(private=False), self.bank.enc_key.as_dict(private=False)]
+                    },
+                },
+                headers={"Authorization": f"Bearer {self.organisation}"},
+                timeout=10,
+            )
+            assert registered.status_code == 201, registered.text
+            client_id = registered.json()["client_id"]
+            self.registration_tokens[client_id] = registered.json()["registration_access_token"]
+            for method in methods:
+                self.configured[method].append(client_id)
+        CONFIGURED_CLIENTS.update(self.configured)
         # The citizen's own history entries (the consent, and a download of their own): reading a proof
         # bundle then also finds one (the list is read when the run generates its cases, after this).
         assert self.delivery.browser.get("/me/data/download?datasets=nhi.enrolment&format=json").status_code == 200
@@ -152,16 +185,23 @@ class Credentials:
             return "operator", {"Authorization": f"Bearer {self.operator}"}, {}
         if "initialAccessToken" in schemes:
             return "organisation", {"Authorization": f"Bearer {self.organisation}"}, {}
+        if "registrationAccessToken" in schemes:
+            token = self.registration_tokens.get(str(case.path_parameters.get("client_id")), "unknown")
+            return "client configuration", {"Authorization": f"Bearer {token}"}, {}
+        if "clientAssertion" in schemes:
+            return "client assertion", {"Authorization": f"Bearer {self.client_assertion()}"}, {}
         if "citizenSession" in schemes:
             # A program says it takes JSON: a session route that is also a browser's download (the proof
             # bundle) then answers its errors in JSON too, as documented.
             return "citizen", {"X-CSRFToken": self.csrf, "Accept": "application/json"}, self.cookies
         url = f"{self.base}{path}"
         if path in CLIENT_AUTHENTICATED and isinstance(case.body, dict):
-            case.body.update(
-                client_assertion_type=ASSERTION_TYPE,
-                client_assertion=self.client_assertion(),
-            )
+            # A new body, not the generated one updated: an explicit case's body is the document's example.
+            case.body = {
+                **case.body,
+                "client_assertion_type": ASSERTION_TYPE,
+                "client_assertion": self.client_assertion(),
+            }
             if path == "/oauth/par":
                 case.body["client_id"] = self.bank.client_id
             return "client", {"DPoP": self.bank.proof(method, url)}, {}

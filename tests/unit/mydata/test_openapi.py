@@ -14,7 +14,7 @@ from jsonschema import Draft202012Validator
 from mydata.db import get_db
 from mydata.errors import API_PREFIXES
 from mydata.limits import limiter
-from mydata.openapi import build_spec
+from mydata.openapi import build_spec, example_of
 from providers import services as providers_services
 
 #: The routes that answer pages, redirects, form posts or DER rather than JSON. Every
@@ -99,6 +99,9 @@ NON_JSON_ROUTES = {
     "my_counter.page",
     "my_counter.status",
     "my_counter.cancel",
+    # The API reference (issue 13): the page that renders /openapi.json, Swagger UI's files and their licence.
+    "api_reference.page",
+    "api_reference.asset",
 }
 ERROR_REF = "#/components/schemas/Error"
 #: Statuses at or above 400 whose body is not an error: the health check's 503 is its report, for load balancers.
@@ -211,3 +214,76 @@ def test_a_400_naming_the_fields_to_fix_meets_the_error_schema(app: Flask, clien
 def test_the_openapi_document_describes_itself(client: FlaskClient) -> None:
     document = client.get("/openapi.json").json
     assert document["paths"]["/openapi.json"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+
+
+def media_types(op: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """Return every (where, content type, media type object) of an operation: its body, then each answer."""
+    found = [("request body", ctype, media) for ctype, media in op.get("requestBody", {}).get("content", {}).items()]
+    for status, response in op["responses"].items():
+        found += [(status, ctype, media) for ctype, media in response.get("content", {}).items()]
+    return found
+
+
+def test_every_request_body_and_answer_has_an_example(app: Flask) -> None:
+    # Success answers and bodies from the schemas' field examples; error answers as the kernel words them,
+    # or (409, 410, OAuth) as the route gives them.
+    document = build_spec(app)
+    missing = []
+    for method, path, op in operations(document):
+        missing += [
+            f"{method} {path} {where} {ctype}" for where, ctype, media in media_types(op) if "example" not in media
+        ]
+    assert missing == []
+
+
+def test_every_example_meets_its_schema(app: Flask) -> None:
+    document = build_spec(app)
+    wrong, checked = [], 0
+    for method, path, op in operations(document):
+        for where, ctype, media in media_types(op):
+            if "example" in media and "schema" in media:
+                checked += 1
+                errors = [e.message for e in validator(document, media["schema"]).iter_errors(media["example"])]
+                if errors:
+                    wrong.append(f"{method} {path} {where} {ctype}: {errors}")
+    assert wrong == []
+    assert checked > 100  # bodies, answers and the error answers the kernel words itself
+
+
+def test_a_generic_error_answer_shows_what_the_kernel_answers(app: Flask, client: FlaskClient) -> None:
+    document = build_spec(app)
+    not_found = document["paths"]["/api/v1/catalogue/datasets/{dataset_id}/schema"]["get"]["responses"]["404"]
+    assert not_found["content"]["application/json"]["example"]["error"].endswith("not_found")
+    # A werkzeug 404 of an API path, worded by the kernel, has the same form.
+    answer = client.get("/api/v1/no-such-thing")
+    assert answer.status_code == 404
+    assert set(answer.json) == {"error", "error_description"}
+
+
+def test_the_delivery_answer_is_a_compact_jwe(app: Flask) -> None:
+    document = build_spec(app)
+    ok = document["paths"]["/api/v1/delivery"]["get"]["responses"]["200"]
+    jose = ok["content"]["application/jose"]
+    assert jose["schema"]["type"] == "string"
+    assert jose["example"].count(".") == 4  # header.key.iv.ciphertext.tag (RFC 7516, 7.1)
+
+
+def test_an_example_made_from_a_schema_meets_its_limits() -> None:
+    components = {"Item": {"type": "object", "properties": {"n": {"type": "integer", "minimum": 3}}, "required": ["n"]}}
+    schema = {
+        "type": "object",
+        "properties": {
+            "code": {"type": "string", "minLength": 10, "maxLength": 12},
+            "kind": {"type": ["string", "null"], "enum": ["b", "a"]},
+            "items": {"type": "array", "items": {"$ref": "#/components/schemas/Item"}, "minItems": 2},
+            "when": {"type": "string", "format": "date-time"},
+            "flags": {"type": "object", "additionalProperties": {"type": "boolean"}},
+            "given": {"type": "string", "pattern": "^[0-9]{3}$", "example": "067"},
+        },
+        "required": ["code", "kind", "items", "when", "flags", "given"],
+        "additionalProperties": False,
+    }
+    value = example_of(schema, components)
+    assert list(Draft202012Validator({**schema, "components": {"schemas": components}}).iter_errors(value)) == []
+    assert value["items"] == [{"n": 3}, {"n": 3}]
+    assert (value["kind"], value["given"]) == ("b", "067")
