@@ -176,3 +176,14 @@ class CounterClosed(MydataError):
         self.name_zh = name_zh
         self.name_en = name_en
         self.organisation_status = organisation_status
+
+
+# -- the operator console (issue 13) ---------------------------------------------------------------
+
+
+class NotPending(MydataError):
+    """Only a pending organisation or service can be rejected (an approved one is suspended)."""
+
+    code = "not_pending"
+    status = 409
+    description = "Only a pending application can be rejected."
