@@ -82,7 +82,16 @@ def current_member() -> Member:
 #: Each console's sections, in the order its navigation lists them: (endpoint, msgid of the label).
 #: A section whose endpoint is not registered is not listed.
 SECTIONS: dict[str, list[tuple[str, str]]] = {
-    "operator": [("console_operator.index", _l("Overview"))],
+    "operator": [
+        ("console_operator.index", _l("Overview")),
+        ("console_operator.organisations", _l("Organisations")),
+        ("console_operator.services", _l("Services")),
+        ("console_operator.providers", _l("Providers")),
+        ("console_operator.datasets", _l("Datasets")),
+        ("console_operator.audit", _l("Decisions")),
+        ("console_operator.ledger_status", _l("Ledger")),
+        ("console_operator.keys", _l("Signing key")),
+    ],
     "agency": [("console_agency.index", _l("Overview"))],
     "rp": [("console_rp.index", _l("Overview"))],
 }

@@ -19,7 +19,16 @@ pytestmark = pytest.mark.db
 
 #: Each console's pages (issue 13): every one passes the same door.
 CONSOLE_PAGES = {
-    "operator": ["/console/operator"],
+    "operator": [
+        "/console/operator",
+        "/console/operator/organisations",
+        "/console/operator/services",
+        "/console/operator/providers",
+        "/console/operator/datasets",
+        "/console/operator/decisions",
+        "/console/operator/ledger",
+        "/console/operator/keys",
+    ],
     "agency": ["/console/agency"],
     "rp": ["/console/rp"],
 }
