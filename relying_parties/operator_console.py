@@ -24,7 +24,7 @@ from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import gettext
+from flask_babel import gettext, pgettext
 from sqlalchemy import select
 
 from consent.audit import latest_verification
@@ -147,6 +147,21 @@ def _items(uow: UnitOfWork, kind: str) -> list[Item]:
     return sorted(items, key=lambda item: (not item.pending, item.id))
 
 
+@bp.context_processor
+def _labels() -> dict[str, object]:
+    return {"action_labels": action_labels()}
+
+
+def action_labels() -> dict[str, str]:
+    """Name each decision for its button, in the reader's language ("approve" as an operator approves)."""
+    return {
+        "approve": pgettext("decision", "Approve"),
+        "reject": gettext("Reject"),
+        "suspend": gettext("Suspend"),
+        "reinstate": gettext("Reinstate"),
+    }
+
+
 def _english() -> bool:
     from flask_babel import get_locale
 
@@ -247,7 +262,7 @@ def decide(kind: str, subject_id: str) -> ResponseReturnValue:
 
 def _refusal(error: MydataError) -> str:
     """Say in the reader's language why a service refused a decision."""
-    known = {
+    known: dict[str, str] = {
         "organisation_not_approved": gettext("Approve the organisation first: its services wait for it."),
         "already_registered": gettext("An approved organisation already has this registration number."),
         "not_pending": gettext("Only a pending application can be rejected."),
@@ -256,7 +271,7 @@ def _refusal(error: MydataError) -> str:
 
 
 def _done(action: str, subject_id: str) -> str:
-    done = {
+    done: dict[str, str] = {
         "approve": gettext("%(id)s is approved.", id=subject_id),
         "reject": gettext("%(id)s is rejected.", id=subject_id),
         "suspend": gettext("%(id)s is suspended.", id=subject_id),
