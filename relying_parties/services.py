@@ -191,7 +191,6 @@ def approve_organisation(
         action = "reinstate" if organisation.status == SUSPENDED else "approve"
         organisation.status, organisation.updated_at, organisation.approved_at = APPROVED, now, now
         organisation.suspended_at = None
-        oauth_clients.set_organisation_clients_status(uow, organisation_id, "active")
         decisions.record(
             uow,
             actor=actor,
@@ -201,6 +200,8 @@ def approve_organisation(
             now=now,
             reason=reason,
         )
+        # The record goes first: the clients' change commits the unit of work.
+        oauth_clients.set_organisation_clients_status(uow, organisation_id, "active")
         uow.commit()
         log.info("relying_parties:organisation:approved organisation=%s actor=%s", organisation_id, actor)
     return organisation
@@ -214,7 +215,6 @@ def suspend_organisation(
     if organisation.status != SUSPENDED:
         now = clock().now()
         organisation.status, organisation.updated_at, organisation.suspended_at = SUSPENDED, now, now
-        oauth_clients.set_organisation_clients_status(uow, organisation_id, "suspended")
         decisions.record(
             uow,
             actor=actor,
@@ -224,6 +224,8 @@ def suspend_organisation(
             now=now,
             reason=reason,
         )
+        # The record goes first: the clients' change commits the unit of work.
+        oauth_clients.set_organisation_clients_status(uow, organisation_id, "suspended")
         uow.commit()
         log.info("relying_parties:organisation:suspended organisation=%s actor=%s", organisation_id, actor)
     return organisation
@@ -242,8 +244,6 @@ def reject_organisation(uow: UnitOfWork, organisation_id: str, *, actor: str, re
         )
     now = clock().now()
     organisation.status, organisation.updated_at = REJECTED, now
-    # A pending organisation registers no clients; should one exist, it stops working too.
-    oauth_clients.set_organisation_clients_status(uow, organisation_id, "suspended")
     decisions.record(
         uow,
         actor=actor,
@@ -253,6 +253,9 @@ def reject_organisation(uow: UnitOfWork, organisation_id: str, *, actor: str, re
         now=now,
         reason=reason,
     )
+    # The record goes first: the clients' change commits the unit of work.
+    # A pending organisation registers no clients; should one exist, it stops working too.
+    oauth_clients.set_organisation_clients_status(uow, organisation_id, "suspended")
     uow.commit()
     log.info("relying_parties:organisation:rejected organisation=%s actor=%s", organisation_id, actor)
     return organisation

@@ -450,6 +450,7 @@ def test_a_rotation_with_an_old_login_steps_up_and_is_confirmed(
     confirm = text(client.get("/console/operator/confirm?lang=en"))
     assert "Nothing has been done yet" in confirm
     assert 'action="/console/operator/keys/rotate"' in confirm
+    assert 'value="yes" checked' in confirm  # confirmed before the login: one click now
     done = client.post("/console/operator/keys/rotate", data={"csrf_token": csrf(confirm), "confirm": "yes"})
     assert done.status_code == 303
     assert active_kid(eid_app) != old
