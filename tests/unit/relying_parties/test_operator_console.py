@@ -21,6 +21,7 @@ from identity.services import grant_role
 from mydata import decisions
 from mydata.clock import FrozenClock
 from mydata.db import get_db
+from mydata.errors import MydataError
 from mydata.keys import key_store
 from providers import services as providers_services
 from providers.interfaces import DatasetNotFound
@@ -463,3 +464,20 @@ def test_the_old_organisations_page_sends_the_browser_to_the_console(
     assert moved.status_code == 301
     assert moved.headers["Location"] == "/console/operator/organisations"
     assert client.get("/operator/organisations/confirm").headers["Location"] == "/console/operator/confirm"
+
+
+def test_the_reject_services_need_a_reason_whatever_calls_them(
+    eid_app: Flask, operator: str, clock: FrozenClock
+) -> None:
+    with eid_app.app_context(), get_db().unit_of_work() as uow:
+        for reject, item in (
+            (services.reject_organisation, NEW_BANK),
+            (services.reject_service, f"{BANK}.cards"),
+            (providers_services.reject_provider, "test-provider"),
+            (providers_services.reject_dataset, "test.records"),
+        ):
+            with pytest.raises(MydataError) as raised:
+                reject(uow, item, actor="cli", reason="  ")
+            assert raised.value.status == 400
+            assert "reason" in raised.value.extra["fields"]
+        assert decisions.recent(uow) == []
