@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import bisect
+import datetime as dt
 import itertools
 import json
 import multiprocessing
@@ -48,8 +49,8 @@ from consent.ledger import (
     parse_rfc3339,
     read_head,
 )
-from consent.models import LedgerEntry, LedgerNode, LedgerTreeHead
-from mydata.db import make_engine, read_only_connection
+from consent.models import LedgerEntry, LedgerNode, LedgerTreeHead, LedgerVerification
+from mydata.db import UnitOfWork, make_engine, read_only_connection
 
 DEFAULT_BATCH_SIZE = 10_000
 RANGE_SIZE = 65_536
@@ -109,6 +110,31 @@ class _RangeResult:
     problem: _Problem | None = None
     roots: dict[int, bytes] = field(default_factory=dict)
     frontier: tuple[bytes, ...] = ()
+
+
+def record_verification(
+    uow: UnitOfWork, *, at: dt.datetime, tree_size: int, failure: LedgerVerificationFailed | None = None
+) -> LedgerVerification:
+    """Keep the result of a full verification of *tree_size* entries, finished *at* (the caller commits).
+
+    The operator console shows the latest (:func:`latest_verification`); *failure* names the first
+    bad entry or signed tree head.
+    """
+    kept = LedgerVerification(
+        verified_at=at,
+        tree_size=tree_size,
+        ok=failure is None,
+        failed_at=None if failure is None else failure.where[:200],
+        problem=None if failure is None else failure.problem,
+    )
+    uow.session.add(kept)
+    return kept
+
+
+def latest_verification(uow: UnitOfWork) -> LedgerVerification | None:
+    """Return the result of the latest full verification, or None if the ledger was never verified."""
+    query = select(LedgerVerification).order_by(LedgerVerification.verified_at.desc(), LedgerVerification.id.desc())
+    return uow.session.scalars(query.limit(1)).first()
 
 
 def verify_ledger(

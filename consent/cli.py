@@ -14,11 +14,11 @@ from flask.cli import AppGroup
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from consent.audit import DEFAULT_BATCH_SIZE, verify_ledger
+from consent.audit import DEFAULT_BATCH_SIZE, record_verification, verify_ledger
 from consent.interfaces import LedgerVerificationFailed
 from consent.ledger import b64, ledger, read_head, sign_tree_head
 from consent.sweeper import BATCH, INTERVAL, run_sweeper, sweep
-from mydata.clock import clock_of
+from mydata.clock import clock, clock_of
 from mydata.db import UnitOfWork, get_db, read_only_connection
 from mydata.errors import MydataError
 
@@ -77,18 +77,36 @@ def verify(workers: int, batch_size: int) -> None:
     Exit status 0 when everything holds; 1 naming the first bad sequence number (or signed tree
     head) otherwise; 2 when the audit cannot run.
     """
-    with _reported("verify"), _snapshot() as uow:
-        size = read_head(uow.session.connection()).tree_size
-        with click.progressbar(
-            length=size, label="ledger verify", file=sys.stderr, hidden=size < PROGRESS_FROM, show_pos=True
-        ) as bar:
-            report = verify_ledger(ledger(uow), workers=workers, batch_size=batch_size, progress=bar.update)
+    size = 0
+    with _reported("verify"):
+        try:
+            with _snapshot() as uow:
+                size = read_head(uow.session.connection()).tree_size
+                with click.progressbar(
+                    length=size, label="ledger verify", file=sys.stderr, hidden=size < PROGRESS_FROM, show_pos=True
+                ) as bar:
+                    report = verify_ledger(ledger(uow), workers=workers, batch_size=batch_size, progress=bar.update)
+        except LedgerVerificationFailed as failed:
+            _keep_result(size, failed)
+            raise
+    _keep_result(report.tree_size, None)
     click.echo(
         f"ledger verify: OK: {report.tree_size} entries, {report.signed_tree_heads} signed tree heads, "
         f"root {b64(report.root_hash)}"
     )
     if report.unsigned_entries:
         click.echo(f"ledger verify: {report.unsigned_entries} entries are not covered by a signed tree head yet")
+
+
+def _keep_result(tree_size: int, failure: LedgerVerificationFailed | None) -> None:
+    """Keep the result of a full run for the operator console; a failure to keep it is only warned about."""
+    try:
+        with get_db().unit_of_work() as uow:
+            record_verification(uow, at=clock().now(), tree_size=tree_size, failure=failure)
+            uow.commit()
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        click.echo(f"ledger verify: the result was not kept for the operator console ({reason})", err=True)
 
 
 @ledger_cli.command("sign")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, CheckConstraint, ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mydata.db import Base, UTCDateTime
@@ -191,3 +191,20 @@ class CounterClerkLock(Base):
     clerk_id: Mapped[str] = mapped_column(ForeignKey("identity_citizen.id"), primary_key=True)
     recent_failures: Mapped[list[int]] = mapped_column(JSON)
     locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class LedgerVerification(Base):
+    """The result of one full verification of the ledger (`mydata ledger verify`), for the operator console.
+
+    ``problem`` is None when everything held; otherwise ``failed_at`` names the first bad entry (or
+    signed tree head) and ``problem`` what was wrong there.
+    """
+
+    __tablename__ = "consent_ledger_verification"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    verified_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    tree_size: Mapped[int] = mapped_column(BigInteger)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    failed_at: Mapped[str | None] = mapped_column(String(200))
+    problem: Mapped[str | None] = mapped_column(Text)

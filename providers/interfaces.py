@@ -172,3 +172,11 @@ class OperatorTokenNotFound(NotFound):
 
     code = "operator_token_not_found"
     description = "No operator token has this id."
+
+
+class NotPending(MydataError):
+    """Only a pending provider or dataset can be rejected (an active one is suspended)."""
+
+    code = "not_pending"
+    status = 409
+    description = "Only a pending provider or dataset can be rejected."

@@ -10,11 +10,13 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mydata.db import Base
 
-#: Status of a provider or a dataset: registered, approved by an operator, or taken out of service.
+#: Status of a provider or a dataset: registered, approved by an operator, taken out of service, or
+#: refused by an operator when it was registered (a rejected one is served nowhere, like a pending one).
 PENDING = "pending"
 ACTIVE = "active"
 SUSPENDED = "suspended"
-STATUSES = (PENDING, ACTIVE, SUSPENDED)
+REJECTED = "rejected"
+STATUSES = (PENDING, ACTIVE, SUSPENDED, REJECTED)
 
 #: Assurance levels in order (DESIGN §3.1); a dataset's minimum level is one of them.
 LEVELS = ("low", "substantial", "high")

@@ -41,6 +41,7 @@ from providers.interfaces import (
     InvalidOperatorToken,
     InvalidSchema,
     MissingOperatorToken,
+    NotPending,
     OperatorTokenNotFound,
     ProviderNotFound,
     SchemaUnchanged,
@@ -55,6 +56,7 @@ from providers.models import (
     ACTIVE,
     LEVELS,
     PENDING,
+    REJECTED,
     SCHEMA_APPROVED,
     SCHEMA_PENDING,
     SCHEMA_REJECTED,
@@ -216,14 +218,28 @@ def update_provider(
     return provider
 
 
-def approve_provider(uow: UnitOfWork, provider_id: str, *, actor: str) -> Provider:
+def approve_provider(uow: UnitOfWork, provider_id: str, *, actor: str, reason: str | None = None) -> Provider:
     """Let the platform fetch from a provider, and commit."""
-    return _set_status(uow, get_provider(uow, provider_id), ACTIVE, actor)
+    return _set_status(uow, get_provider(uow, provider_id), ACTIVE, actor, reason)
 
 
-def suspend_provider(uow: UnitOfWork, provider_id: str, *, actor: str) -> Provider:
+def suspend_provider(uow: UnitOfWork, provider_id: str, *, actor: str, reason: str | None = None) -> Provider:
     """Stop fetching from a provider (its datasets become ``unavailable``), and commit."""
-    return _set_status(uow, get_provider(uow, provider_id), SUSPENDED, actor)
+    return _set_status(uow, get_provider(uow, provider_id), SUSPENDED, actor, reason)
+
+
+def reject_provider(uow: UnitOfWork, provider_id: str, *, actor: str, reason: str) -> Provider:
+    """Refuse a pending provider, for *reason* (required): it is served nowhere; commit.
+
+    Raise :class:`NotPending` for a provider that is not pending (suspend an active one).
+    """
+    row = get_provider(uow, provider_id)
+    text = (reason or "").strip()
+    if not text:
+        raise InvalidInput(fields={"reason": ["Say why: a reason is required."]})
+    if row.status != PENDING:
+        raise NotPending(f"The provider {provider_id!r} is {row.status}: only a pending one is rejected.")
+    return _set_status(uow, row, REJECTED, actor, text)
 
 
 def get_provider(uow: UnitOfWork, provider_id: str) -> Provider:
@@ -345,14 +361,28 @@ def update_dataset(uow: UnitOfWork, dataset_id: str, *, changes: Mapping[str, An
     return dataset
 
 
-def approve_dataset(uow: UnitOfWork, dataset_id: str, *, actor: str) -> Dataset:
+def approve_dataset(uow: UnitOfWork, dataset_id: str, *, actor: str, reason: str | None = None) -> Dataset:
     """Publish a dataset in the catalogue, and commit."""
-    return _set_status(uow, get_dataset(uow, dataset_id), ACTIVE, actor)
+    return _set_status(uow, get_dataset(uow, dataset_id), ACTIVE, actor, reason)
 
 
-def suspend_dataset(uow: UnitOfWork, dataset_id: str, *, actor: str) -> Dataset:
+def suspend_dataset(uow: UnitOfWork, dataset_id: str, *, actor: str, reason: str | None = None) -> Dataset:
     """Take a dataset out of the catalogue (fetches become ``unavailable``), and commit."""
-    return _set_status(uow, get_dataset(uow, dataset_id), SUSPENDED, actor)
+    return _set_status(uow, get_dataset(uow, dataset_id), SUSPENDED, actor, reason)
+
+
+def reject_dataset(uow: UnitOfWork, dataset_id: str, *, actor: str, reason: str) -> Dataset:
+    """Refuse a pending dataset, for *reason* (required): it is served nowhere; commit.
+
+    Raise :class:`NotPending` for a dataset that is not pending (suspend an active one).
+    """
+    row = get_dataset(uow, dataset_id)
+    text = (reason or "").strip()
+    if not text:
+        raise InvalidInput(fields={"reason": ["Say why: a reason is required."]})
+    if row.status != PENDING:
+        raise NotPending(f"The dataset {dataset_id!r} is {row.status}: only a pending one is rejected.")
+    return _set_status(uow, row, REJECTED, actor, text)
 
 
 def get_dataset(uow: UnitOfWork, dataset_id: str) -> Dataset:
@@ -761,16 +791,21 @@ def _token_digest(secret: str) -> str:
 # -- shared checks --------------------------------------------------------------------------------
 
 
-def _set_status(uow: UnitOfWork, row: _Row, status: str, actor: str) -> _Row:
+_DECIDED = {SUSPENDED: ("suspend", "suspended"), REJECTED: ("reject", "rejected")}
+
+
+def _set_status(uow: UnitOfWork, row: _Row, status: str, actor: str, reason: str | None = None) -> _Row:
     if row.status != status:
         kind = "provider" if isinstance(row, Provider) else "dataset"
         now = clock().now()
-        action = ("reinstate" if row.status == SUSPENDED else "approve") if status == ACTIVE else "suspend"
+        if status == ACTIVE:
+            action, event = ("reinstate" if row.status == SUSPENDED else "approve"), "approved"
+        else:
+            action, event = _DECIDED[status]
         row.status = status
         row.updated_at = now
-        decisions.record(uow, actor=actor, subject_type=kind, subject_id=row.id, action=action, now=now)
+        decisions.record(uow, actor=actor, subject_type=kind, subject_id=row.id, action=action, now=now, reason=reason)
         uow.commit()
-        event = "approved" if status == ACTIVE else "suspended"
         log.info("providers:%s:%s %s=%s actor=%s", kind, event, kind, row.id, actor)
     return row
 

@@ -137,7 +137,7 @@ def _seed_sandbox(app: Flask) -> None:
     for party in RELYING_PARTIES:
         notes.append(f"Sandbox relying party {party.name_en} ({party.service.name_en}): {{base}}{party.start_path}")
     notes.append(
-        "Operator page: {base}/operator/organisations (趙曉雯 L200000002 with her eID card; "
+        "Operator console: {base}/console/operator (趙曉雯 L200000002 with her eID card; "
         "approving needs a login of the last 15 minutes)"
     )
     notes.append("Counter verification, the clerk's side: {base}/counter (張雅婷 E224680132 with her eID card)")

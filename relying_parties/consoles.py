@@ -84,8 +84,15 @@ def current_member() -> Member:
 SECTIONS: dict[str, list[tuple[str, str]]] = {
     "operator": [
         ("console_operator.index", _l("Overview")),
-        ("console_operator_statistics.index", _l("Statistics")),
+        ("console_operator.organisations", _l("Organisations")),
+        ("console_operator.services", _l("Services")),
+        ("console_operator.providers", _l("Providers")),
+        ("console_operator.datasets", _l("Datasets")),
         ("console_operator_schemas.index", _l("Schema versions")),
+        ("console_operator.audit", _l("Decisions")),
+        ("console_operator_statistics.index", _l("Statistics")),
+        ("console_operator.ledger_status", _l("Ledger")),
+        ("console_operator.keys", _l("Signing key")),
     ],
     "agency": [
         ("console_agency.index", _l("Overview")),

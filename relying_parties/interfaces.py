@@ -237,3 +237,14 @@ class InvalidRegistrationAccessToken(MydataError):
         "The registration access token is not this client's, or the client is deleted or its organisation "
         "not approved; the relying-party console issues a new one."
     )
+
+
+# -- the operator console (issue 13) ---------------------------------------------------------------
+
+
+class NotPending(MydataError):
+    """Only a pending organisation or service can be rejected (an approved one is suspended)."""
+
+    code = "not_pending"
+    status = 409
+    description = "Only a pending application can be rejected."

@@ -14,11 +14,13 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mydata.db import Base, UTCDateTime
 
-#: Status of an organisation or a service: applied, approved by an operator, or taken out of service.
+#: Status of an organisation or a service: applied, approved by an operator, taken out of service, or
+#: refused by an operator when it applied (a rejected one works nowhere, like a pending one).
 PENDING = "pending"
 APPROVED = "approved"
 SUSPENDED = "suspended"
-STATUSES = (PENDING, APPROVED, SUSPENDED)
+REJECTED = "rejected"
+STATUSES = (PENDING, APPROVED, SUSPENDED, REJECTED)
 
 #: Kinds of organisation (DESIGN §5.1).
 ORGANISATION_TYPES = ("bank", "school", "agency", "other")

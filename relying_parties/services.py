@@ -47,6 +47,7 @@ from relying_parties.interfaces import (
     MissingOperatorCredentials,
     NoCounterRole,
     NotAnOperator,
+    NotPending,
     OrganisationNotApproved,
     OrganisationNotFound,
     ServiceNotFound,
@@ -56,6 +57,7 @@ from relying_parties.models import (
     APPROVED,
     ORGANISATION_TYPES,
     PENDING,
+    REJECTED,
     STATUSES,
     SUSPENDED,
     InitialAccessToken,
@@ -178,7 +180,9 @@ def list_organisations(uow: UnitOfWork, status: str | None = None) -> list[Organ
     return list(uow.session.scalars(query))
 
 
-def approve_organisation(uow: UnitOfWork, organisation_id: str, *, actor: str) -> Organisation:
+def approve_organisation(
+    uow: UnitOfWork, organisation_id: str, *, actor: str, reason: str | None = None
+) -> Organisation:
     """Approve an organisation (again, after a suspension: its clients work again), and commit."""
     organisation = get_organisation(uow, organisation_id)
     if organisation.status != APPROVED:
@@ -187,28 +191,82 @@ def approve_organisation(uow: UnitOfWork, organisation_id: str, *, actor: str) -
         action = "reinstate" if organisation.status == SUSPENDED else "approve"
         organisation.status, organisation.updated_at, organisation.approved_at = APPROVED, now, now
         organisation.suspended_at = None
-        oauth_clients.set_organisation_clients_status(uow, organisation_id, "active")
         decisions.record(
-            uow, actor=actor, subject_type="organisation", subject_id=organisation_id, action=action, now=now
+            uow,
+            actor=actor,
+            subject_type="organisation",
+            subject_id=organisation_id,
+            action=action,
+            now=now,
+            reason=reason,
         )
+        # The record goes first: the clients' change commits the unit of work.
+        oauth_clients.set_organisation_clients_status(uow, organisation_id, "active")
         uow.commit()
         log.info("relying_parties:organisation:approved organisation=%s actor=%s", organisation_id, actor)
     return organisation
 
 
-def suspend_organisation(uow: UnitOfWork, organisation_id: str, *, actor: str) -> Organisation:
+def suspend_organisation(
+    uow: UnitOfWork, organisation_id: str, *, actor: str, reason: str | None = None
+) -> Organisation:
     """Suspend an organisation: its clients stop working and its token is refused; commit."""
     organisation = get_organisation(uow, organisation_id)
     if organisation.status != SUSPENDED:
         now = clock().now()
         organisation.status, organisation.updated_at, organisation.suspended_at = SUSPENDED, now, now
-        oauth_clients.set_organisation_clients_status(uow, organisation_id, "suspended")
         decisions.record(
-            uow, actor=actor, subject_type="organisation", subject_id=organisation_id, action="suspend", now=now
+            uow,
+            actor=actor,
+            subject_type="organisation",
+            subject_id=organisation_id,
+            action="suspend",
+            now=now,
+            reason=reason,
         )
+        # The record goes first: the clients' change commits the unit of work.
+        oauth_clients.set_organisation_clients_status(uow, organisation_id, "suspended")
         uow.commit()
         log.info("relying_parties:organisation:suspended organisation=%s actor=%s", organisation_id, actor)
     return organisation
+
+
+def reject_organisation(uow: UnitOfWork, organisation_id: str, *, actor: str, reason: str) -> Organisation:
+    """Refuse a pending organisation's application, for *reason* (required): it works nowhere; commit.
+
+    Raise :class:`NotPending` for an organisation that is not pending (suspend an approved one).
+    """
+    organisation = get_organisation(uow, organisation_id)
+    reason = _check_reason(reason)
+    if organisation.status != PENDING:
+        raise NotPending(
+            f"The organisation {organisation_id!r} is {organisation.status}: only a pending one is rejected."
+        )
+    now = clock().now()
+    organisation.status, organisation.updated_at = REJECTED, now
+    decisions.record(
+        uow,
+        actor=actor,
+        subject_type="organisation",
+        subject_id=organisation_id,
+        action="reject",
+        now=now,
+        reason=reason,
+    )
+    # The record goes first: the clients' change commits the unit of work.
+    # A pending organisation registers no clients; should one exist, it stops working too.
+    oauth_clients.set_organisation_clients_status(uow, organisation_id, "suspended")
+    uow.commit()
+    log.info("relying_parties:organisation:rejected organisation=%s actor=%s", organisation_id, actor)
+    return organisation
+
+
+def _check_reason(reason: str | None) -> str:
+    """Return *reason* stripped; raise :class:`InvalidInput` when it is empty (a rejection says why)."""
+    text = (reason or "").strip()
+    if not text:
+        raise InvalidInput(fields={"reason": ["Say why: a reason is required."]})
+    return text
 
 
 def organisation_clients(uow: UnitOfWork, organisation_id: str) -> list[OAuthClient]:
@@ -442,7 +500,7 @@ def list_services(uow: UnitOfWork, *, organisation_id: str | None = None, status
     return list(uow.session.scalars(query).unique())
 
 
-def approve_service(uow: UnitOfWork, service_id: str, *, actor: str) -> Service:
+def approve_service(uow: UnitOfWork, service_id: str, *, actor: str, reason: str | None = None) -> Service:
     """Approve a service of an approved organisation: citizens may now be asked for it; commit."""
     service = get_service(uow, service_id)
     organisation = service.organisation
@@ -454,21 +512,44 @@ def approve_service(uow: UnitOfWork, service_id: str, *, actor: str) -> Service:
         now = clock().now()
         action = "reinstate" if service.status == SUSPENDED else "approve"
         service.status, service.updated_at, service.approved_at = APPROVED, now, now
-        decisions.record(uow, actor=actor, subject_type="service", subject_id=service_id, action=action, now=now)
+        decisions.record(
+            uow, actor=actor, subject_type="service", subject_id=service_id, action=action, now=now, reason=reason
+        )
         uow.commit()
         log.info("relying_parties:service:approved service=%s actor=%s", service_id, actor)
     return service
 
 
-def suspend_service(uow: UnitOfWork, service_id: str, *, actor: str) -> Service:
+def suspend_service(uow: UnitOfWork, service_id: str, *, actor: str, reason: str | None = None) -> Service:
     """Suspend a service: new requests for it are refused at PAR; commit."""
     service = get_service(uow, service_id)
     if service.status != SUSPENDED:
         now = clock().now()
         service.status, service.updated_at = SUSPENDED, now
-        decisions.record(uow, actor=actor, subject_type="service", subject_id=service_id, action="suspend", now=now)
+        decisions.record(
+            uow, actor=actor, subject_type="service", subject_id=service_id, action="suspend", now=now, reason=reason
+        )
         uow.commit()
         log.info("relying_parties:service:suspended service=%s actor=%s", service_id, actor)
+    return service
+
+
+def reject_service(uow: UnitOfWork, service_id: str, *, actor: str, reason: str) -> Service:
+    """Refuse a pending service, for *reason* (required): citizens are never asked for it; commit.
+
+    Raise :class:`NotPending` for a service that is not pending (suspend an approved one).
+    """
+    service = get_service(uow, service_id)
+    reason = _check_reason(reason)
+    if service.status != PENDING:
+        raise NotPending(f"The service {service_id!r} is {service.status}: only a pending one is rejected.")
+    now = clock().now()
+    service.status, service.updated_at = REJECTED, now
+    decisions.record(
+        uow, actor=actor, subject_type="service", subject_id=service_id, action="reject", now=now, reason=reason
+    )
+    uow.commit()
+    log.info("relying_parties:service:rejected service=%s actor=%s", service_id, actor)
     return service
 
 

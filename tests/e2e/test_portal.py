@@ -209,7 +209,7 @@ PAGES = [
     PortalPage("history", "/me/history"),
     PortalPage("entry verification", "", reach=verify_an_entry),
     PortalPage("settings", "/me/settings"),
-    PortalPage("operator's organisations", "/operator/organisations", national_id="L200000002"),
+    PortalPage("operator's organisations", "/console/operator/organisations", national_id="L200000002"),
     PortalPage("verify", "", reach=verify_a_document),
 ]
 

@@ -114,6 +114,20 @@ def test_tampering_fails_naming_the_first_bad_seq(platform: Platform, seed: int)
     assert result.stderr.strip() == f"ledger verify: FAILED at seq {changed}: leaf hash does not match the stored entry"
 
 
+def test_each_full_run_keeps_its_result_for_the_operator_console(platform: Platform) -> None:
+    assert platform.mydata("ledger", "verify").returncode == 0
+    platform.sql("DELETE FROM consent_ledger_entry WHERE seq = 123")
+    assert platform.mydata("ledger", "verify").returncode == 1
+    kept = platform.sql("SELECT tree_size, ok, failed_at, problem FROM consent_ledger_verification ORDER BY id")
+    assert kept[0] == (SIZE, 1, None, None)
+    assert kept[1][:3] == (SIZE, 0, "seq 123")
+    assert str(kept[1][3]).startswith("the entry is missing")
+    with platform.app.app_context(), get_db().unit_of_work() as uow:
+        latest = audit.latest_verification(uow)
+        assert latest is not None
+        assert (latest.ok, latest.failed_at) == (False, "seq 123")
+
+
 def test_a_deleted_entry_fails(platform: Platform) -> None:
     platform.sql("DELETE FROM consent_ledger_entry WHERE seq = 123")
     result = platform.mydata("ledger", "verify")

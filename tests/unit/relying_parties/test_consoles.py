@@ -19,7 +19,18 @@ pytestmark = pytest.mark.db
 
 #: Each console's pages (issue 13): every one passes the same door.
 CONSOLE_PAGES = {
-    "operator": ["/console/operator", "/console/operator/statistics", "/console/operator/schemas"],
+    "operator": [
+        "/console/operator",
+        "/console/operator/organisations",
+        "/console/operator/services",
+        "/console/operator/providers",
+        "/console/operator/datasets",
+        "/console/operator/schemas",
+        "/console/operator/decisions",
+        "/console/operator/statistics",
+        "/console/operator/ledger",
+        "/console/operator/keys",
+    ],
     "agency": [
         "/console/agency",
         "/console/agency/providers/new",

@@ -151,39 +151,43 @@ def csrf(page: str) -> str:
     return found.group(1)
 
 
+QUEUE = "/console/operator/organisations"  # the operator console's queue (it replaced /operator/organisations)
+DECISION = f"{QUEUE}/{BANK}/decision"
+
+
 def test_the_page_asks_a_weak_login_to_step_up_and_resumes_the_action_after_a_confirmation(
     eid_app: Flask, client: FlaskClient, operator: str
 ) -> None:
     nhi_login(client)
-    viewed = client.get("/operator/organisations")
+    viewed = client.get(QUEUE)
     assert viewed.status_code == 303
     assert parse_qs(urlsplit(viewed.headers["Location"]).query) == {
-        "next": ["/operator/organisations"],
+        "next": [QUEUE],
         "level": ["high"],
         "prompt": ["login"],
     }
 
     # The form was loaded before (the operator's tab from earlier): its POST is not carried out, but kept.
     token = form_token(client, "/me")
-    posted = client.post(f"/operator/organisations/{BANK}/approve", data={"csrf_token": token})
+    posted = client.post(DECISION, data={"csrf_token": token, "action": "approve"})
     assert posted.status_code == 303
     step_up = posted.headers["Location"]
-    assert parse_qs(urlsplit(step_up).query)["next"] == ["/operator/organisations/confirm"]
+    assert parse_qs(urlsplit(step_up).query)["next"] == ["/console/operator/confirm"]
     assert status(eid_app) == PENDING
 
     logged_in = eid_login(client, step_up)
-    assert logged_in.headers["Location"] == "/operator/organisations/confirm"
+    assert logged_in.headers["Location"] == "/console/operator/confirm"
     assert status(eid_app) == PENDING  # never carried out silently after the login
 
-    page = text(client.get("/operator/organisations/confirm?lang=en"))
-    assert "Approve the organisation Test Bank (test-bank)?" in page
-    assert f'action="/operator/organisations/{BANK}/approve"' in page
-    done = client.post(f"/operator/organisations/{BANK}/approve", data={"csrf_token": csrf(page)})
+    page = text(client.get("/console/operator/confirm?lang=en"))
+    assert "Approve: Test Bank <code>test-bank</code>?" in page
+    assert f'action="{DECISION}"' in page
+    done = client.post(DECISION, data={"csrf_token": csrf(page), "action": "approve"})
     assert done.status_code == 303
-    assert done.headers["Location"] == "/operator/organisations"
+    assert done.headers["Location"] == QUEUE
     assert status(eid_app) == APPROVED
     # Done once: nothing is left to confirm.
-    assert client.get("/operator/organisations/confirm").headers["Location"] == "/operator/organisations"
+    assert client.get("/console/operator/confirm").headers["Location"] == "/console/operator"
 
 
 def test_the_page_with_an_old_login_may_view_but_must_log_in_again_to_act(
@@ -191,59 +195,61 @@ def test_the_page_with_an_old_login_may_view_but_must_log_in_again_to_act(
 ) -> None:
     login_as(OPERATOR, "eid")
     clock.advance(8 * 60)
-    assert client.get("/operator/organisations").status_code == 200
+    assert client.get(QUEUE).status_code == 200
     clock.advance(8 * 60)
-    page = client.get("/operator/organisations?lang=en")
+    page = client.get(f"{QUEUE}?lang=en")
     assert page.status_code == 200
-    posted = client.post(f"/operator/organisations/{BANK}/suspend", data={"csrf_token": csrf(text(page))})
+    posted = client.post(DECISION, data={"csrf_token": csrf(text(page)), "action": "reject", "reason": "Not a bank."})
     assert posted.status_code == 303
     assert parse_qs(urlsplit(posted.headers["Location"]).query)["prompt"] == ["login"]
     assert status(eid_app) == PENDING
 
     assert eid_login(client, posted.headers["Location"]).status_code == 303
-    confirm = text(client.get("/operator/organisations/confirm?lang=en"))
-    assert "Suspend the organisation Test Bank (test-bank)?" in confirm
-    assert client.post(f"/operator/organisations/{BANK}/suspend", data={"csrf_token": csrf(confirm)}).status_code == 303
-    assert status(eid_app) == "suspended"
+    confirm = text(client.get("/console/operator/confirm?lang=en"))
+    assert "Reject: Test Bank <code>test-bank</code>?" in confirm
+    assert ">Not a bank.</textarea>" in confirm
+    data = {"csrf_token": csrf(confirm), "action": "reject", "reason": "Not a bank."}
+    assert client.post(DECISION, data=data).status_code == 303
+    assert status(eid_app) == "rejected"
 
 
 @pytest.mark.parametrize(
-    ("lang", "heading", "approve"), [("en", "Organisations", "Approve organisation"), ("zh_Hant_TW", "機構", "核准")]
+    ("lang", "heading", "approve"), [("en", "Organisations", "Approve"), ("zh_Hant_TW", "機構", "核准")]
 )
 def test_the_page_lists_organisations_with_their_actions(
     eid_app: Flask, client: FlaskClient, operator: str, login_as: LoginAs, lang: str, heading: str, approve: str
 ) -> None:
     login_as(OPERATOR, "eid")
-    response = client.get(f"/operator/organisations?lang={lang}")
+    response = client.get(f"{QUEUE}?lang={lang}")
     assert response.status_code == 200
     page = text(response)
     assert f"<h1>{heading}</h1>" in page
     assert "test-bank" in page
-    assert f'action="/operator/organisations/{BANK}/approve"' in page
-    assert f'action="/operator/organisations/{BANK}/suspend"' in page
-    assert f">{approve}</button>" in page
+    assert f'action="{DECISION}"' in page
+    assert f'value="approve">{approve}</button>' in page
+    assert 'value="reject"' in page
 
 
 def test_the_page_is_for_operators_only(eid_app: Flask, client: FlaskClient, login_as: LoginAs) -> None:
-    assert client.get("/operator/organisations").headers["Location"].startswith("/login?")  # nobody logged in
+    assert client.get(QUEUE).headers["Location"].startswith("/login?")  # nobody logged in
     login_as("A123456789", "eid")
-    assert client.get("/operator/organisations").status_code == 403
+    assert client.get(QUEUE).status_code == 403
 
 
 def test_an_action_kept_for_one_person_is_not_offered_to_another(
     eid_app: Flask, client: FlaskClient, operator: str, login_as: LoginAs, clock: FrozenClock
 ) -> None:
     nhi_login(client)
-    client.post(f"/operator/organisations/{BANK}/approve", data={"csrf_token": form_token(client, "/me")})
+    client.post(DECISION, data={"csrf_token": form_token(client, "/me"), "action": "approve"})
     other = login_as("A123456789", "eid")  # someone else logs in on this browser, and is an operator too
     with eid_app.app_context(), get_db().unit_of_work() as uow:
         grant_role(uow, other.citizen_id, "operator", "platform", clock.now())
-    assert client.get("/operator/organisations/confirm").headers["Location"] == "/operator/organisations"
+    assert client.get("/console/operator/confirm").headers["Location"] == "/console/operator"
 
 
 def test_a_post_without_its_csrf_token_is_refused(
     eid_app: Flask, client: FlaskClient, operator: str, login_as: LoginAs
 ) -> None:
     login_as(OPERATOR, "eid")
-    assert client.post(f"/operator/organisations/{BANK}/approve").status_code == 400
+    assert client.post(DECISION, data={"action": "approve"}).status_code == 400
     assert status(eid_app) == PENDING
