@@ -20,7 +20,6 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.e2e.test_portal import BLOCKING, LANGS, PHONE_WIDTH, no_sideways_scroll, phone
-from tests.factories.chromium import console_problems, headless_chromium
 from tests.factories.live import LivePlatform, serve_platform
 
 pytestmark = pytest.mark.e2e
@@ -32,25 +31,6 @@ DELIVERY = ".opblock-summary-path[data-path='/api/v1/delivery']"
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LivePlatform]:
     with serve_platform(tmp_path_factory.mktemp("e2e-api-reference")) as live:
         yield live
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[WebDriver]:
-    with headless_chromium() as driver:
-        driver.set_script_timeout(60)
-        yield driver
-
-
-@pytest.fixture
-def page(browser: WebDriver, platform: LivePlatform) -> Iterator[WebDriver]:
-    """Give each test a fresh visitor at desktop width, and check the console after (CSP violations included)."""
-    browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
-    browser.get(f"{platform.base}/healthz")
-    browser.delete_all_cookies()
-    browser.get_log("browser")
-    yield browser
-    problems = console_problems(browser)
-    assert not problems, problems
 
 
 def open_reference(driver: WebDriver, base: str, lang: str = "en") -> WebElement:

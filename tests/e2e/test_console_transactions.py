@@ -20,7 +20,7 @@ from identity.services import find_citizen
 from mydata.clock import clock
 from mydata.db import get_db
 from tests.e2e.test_portal import LANGS, log_in, no_sideways_scroll, phone, serious_violations, with_lang
-from tests.factories.chromium import console_problems, headless_chromium
+from tests.factories.chromium import headless_chromium
 from tests.factories.consent import TERMS
 from tests.factories.live import LivePlatform, serve_platform
 
@@ -68,18 +68,6 @@ def cases(platform: LivePlatform) -> dict[str, str]:
 def browser() -> Iterator[WebDriver]:
     with headless_chromium() as driver:
         yield driver
-
-
-@pytest.fixture
-def page(browser: WebDriver, platform: LivePlatform) -> Iterator[WebDriver]:
-    """A fresh session on a phone; no console problems after."""
-    browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
-    browser.get(f"{platform.base}/healthz")
-    browser.delete_all_cookies()
-    browser.get_log("browser")
-    yield browser
-    problems = console_problems(browser)
-    assert not problems, problems
 
 
 def check_page(driver: WebDriver, state: str) -> None:

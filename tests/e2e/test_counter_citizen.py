@@ -23,7 +23,6 @@ from mydata.clock import clock
 from mydata.db import get_db
 from providers.services import fetch_datasets
 from tests.e2e.test_portal import LANGS, log_in, no_sideways_scroll, phone, serious_violations, with_lang
-from tests.factories.chromium import console_problems, headless_chromium
 from tests.factories.live import LivePlatform, serve_platform
 
 pytestmark = pytest.mark.e2e
@@ -38,25 +37,6 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LivePlatform]
     """Serve the sandbox platform with its agencies."""
     with serve_platform(tmp_path_factory.mktemp("e2e-counter-citizen")) as live:
         yield live
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[WebDriver]:
-    with headless_chromium() as driver:
-        driver.set_script_timeout(60)
-        yield driver
-
-
-@pytest.fixture
-def page(browser: WebDriver, platform: LivePlatform) -> Iterator[WebDriver]:
-    """Give each test a new citizen (no cookies) on a phone, and no console problems after."""
-    browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
-    browser.get(f"{platform.base}/healthz")
-    browser.delete_all_cookies()
-    browser.get_log("browser")
-    yield browser
-    problems = console_problems(browser)
-    assert not problems, problems
 
 
 def clerk_of(platform: LivePlatform) -> Clerk:
