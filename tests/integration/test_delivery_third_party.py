@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,7 +84,18 @@ class Delivery:
 class ThirdPartyBank:
     """The bank's client: registered through RFC 7591, Authlib for private_key_jwt, joserfc for the rest."""
 
-    def __init__(self, platform: LivePlatform, clock: ShiftedClock) -> None:
+    def __init__(
+        self,
+        platform: LivePlatform,
+        clock: ShiftedClock,
+        register: Callable[[dict[str, Any]], str] | None = None,
+    ) -> None:
+        """Make the bank's keys and register its client.
+
+        By default the client registers itself through RFC 7591 with the sandbox bank's initial access
+        token; *register*, given the public JWKS, registers it some other way (a developer pasting the
+        keys in the relying-party console) and returns its client id.
+        """
         self.issuer = platform.base
         self.clock = clock
         self.metadata = requests.get(f"{self.issuer}/.well-known/openid-configuration", timeout=10).json()
@@ -94,7 +105,16 @@ class ThirdPartyBank:
             "P-256", parameters={"kid": "third-party-enc", "use": "enc", "alg": "ECDH-ES+A256KW"}
         )
         self.dpop_key = ECKey.generate_key("P-256")
-        # An operator of the sandbox bank hands out the organisation's initial access token.
+        jwks = {"keys": [self.sig_key.as_dict(private=False), self.enc_key.as_dict(private=False)]}
+        self.client_id = register(jwks) if register is not None else self._register(platform, jwks)
+        self.session = OAuth2Session(self.client_id, self.sig_key, token_endpoint_auth_method="private_key_jwt")
+        # FAPI 2.0: the assertion's audience is the issuer identifier.
+        self.session.register_client_auth_method(
+            ShortLivedPrivateKeyJWT(self.issuer, alg="ES256", headers={"kid": "third-party-sig"})
+        )
+
+    def _register(self, platform: LivePlatform, jwks: dict[str, Any]) -> str:
+        """Register through RFC 7591 with the initial access token an operator of the sandbox bank hands out."""
         issued = platform.app.test_cli_runner().invoke(args=["rp", "issue-token", "sandbox-bank"])
         assert issued.exit_code == 0, issued.output
         registered = requests.post(
@@ -103,18 +123,13 @@ class ThirdPartyBank:
                 "client_name": "第三方銀行",
                 "redirect_uris": [REDIRECT_URI],
                 "token_endpoint_auth_method": "private_key_jwt",
-                "jwks": {"keys": [self.sig_key.as_dict(private=False), self.enc_key.as_dict(private=False)]},
+                "jwks": jwks,
             },
             headers={"Authorization": f"Bearer {issued.output.strip()}"},
             timeout=10,
         )
         assert registered.status_code == 201, registered.text
-        self.client_id = registered.json()["client_id"]
-        self.session = OAuth2Session(self.client_id, self.sig_key, token_endpoint_auth_method="private_key_jwt")
-        # FAPI 2.0: the assertion's audience is the issuer identifier.
-        self.session.register_client_auth_method(
-            ShortLivedPrivateKeyJWT(self.issuer, alg="ES256", headers={"kid": "third-party-sig"})
-        )
+        return str(registered.json()["client_id"])
 
     def proof(self, method: str, url: str, access_token: str | None = None) -> str:
         """Make a DPoP proof (RFC 9449 §4.2) at the platform's time."""
