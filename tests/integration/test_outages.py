@@ -19,15 +19,18 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from werkzeug.test import TestResponse
 
+from identity.services import grant_role
+from mydata.clock import FrozenClock
 from mydata.config import Settings
 from mydata.db import get_db
 from mydata.limits import limiter
-from tests.factories.identity import eid_nonce, make_citizen, make_nhi_card, post_form
+from tests.factories.identity import LoginAs, eid_nonce, make_citizen, make_nhi_card, post_form
 from tests.factories.identity import text as page_text
 from tests.factories.live import LivePlatform, ShiftedClock, serve_platform
 from tests.factories.oauth import pkce_pair
 from tests.factories.proxy import TcpProxy
 from tests.integration.test_delivery_third_party import SERVICE, ThirdPartyBank
+from tests.unit.relying_parties.conftest import BANK, catalogue, make_organisation  # noqa: F401 (a fixture)
 
 POSTGRES_URL = os.environ.get("MYDATA_TEST_DATABASE_URL", "")
 REDIS_URL = os.environ.get("MYDATA_TEST_REDIS_URL", "")
@@ -211,4 +214,29 @@ def test_the_nhi_card_lock_holds_while_the_rate_limit_store_is_down(
     locked = log_in("Sandbox-2026")  # the right password, but the card is locked
     assert locked.status_code == 429
     assert "This card is locked" in page_text(locked)
+    assert rate_limits(client) == "degraded"
+
+
+@pytest.mark.db
+@pytest.mark.usefixtures("catalogue")
+def test_the_counter_lock_holds_while_the_rate_limit_store_is_down(
+    app: Flask, client: FlaskClient, clock: FrozenClock, login_as: LoginAs, redis_proxy: TcpProxy
+) -> None:
+    # The lock that protects citizens' counter codes from guessing lives in the database too (decision 0008).
+    with app.app_context(), get_db().unit_of_work() as uow:
+        make_organisation(uow)
+        clerk = make_citizen(uow, "E224680132", clock.now())
+        grant_role(uow, clerk.id, "counter", BANK, clock.now())
+        uow.commit()
+    login_as("E224680132", "eid")
+    redis_proxy.close()
+
+    def enter(code: str) -> TestResponse:
+        return post_form(client, "/counter", {"code": code}, "en")
+
+    assert [enter("ZZZZ-ZZZZ").status_code for _ in range(4)] == [400] * 4
+    fifth = enter("ZZZZ-ZZZZ")
+    assert fifth.status_code == 429
+    assert "locked until" in page_text(fifth)
+    assert enter("ABCD-EFGH").status_code == 429  # any code, while the lock lasts
     assert rate_limits(client) == "degraded"
