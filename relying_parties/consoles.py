@@ -147,12 +147,10 @@ home.register_error_handler(NotAConsoleMember, refused)
 
 @home.get("")
 def index() -> ResponseReturnValue:
-    """List the consoles this account's roles open; 403 if none."""
+    """List the consoles this account's roles open; with none, say so and link the organisation's application."""
     authentication = current_authentication()
     staff.require_staff_session(authentication, action=False)
     assert authentication is not None
     held = {r.role for r in staff_roles(unit_of_work(), authentication.citizen_id)}
     mine = [console for console in CONSOLES if console.role in held]
-    if not mine:
-        raise NotAConsoleMember("staff")
     return render_template("console/home.html", consoles=mine)

@@ -42,6 +42,7 @@ from mydata.models import Decision, StoredKey
 from providers import services as providers_services
 from providers.models import ACTIVE as PROVIDER_ACTIVE
 from providers.models import PENDING as PROVIDER_PENDING
+from providers.models import SCHEMA_PENDING
 from providers.models import SUSPENDED as PROVIDER_SUSPENDED
 from relying_parties import services
 from relying_parties.consoles import console_blueprint, current_member
@@ -203,8 +204,10 @@ def _actor(uow: UnitOfWork) -> str:
 
 @bp.get("")
 def index() -> ResponseReturnValue:
-    """Link each queue with how many items wait in it, the audit list, the ledger and the signing key."""
-    return render_template("console/operator/index.html", waiting=_waiting(unit_of_work()), kinds=KINDS)
+    """Link each queue and the schema versions with what waits in each, the audit list, the ledger and the key."""
+    uow = unit_of_work()
+    schemas = len(providers_services.list_schema_versions(uow, status=SCHEMA_PENDING))
+    return render_template("console/operator/index.html", waiting=_waiting(uow), kinds=KINDS, schemas=schemas)
 
 
 def queue(kind: str) -> ResponseReturnValue:

@@ -5,6 +5,9 @@ logs in with the eID card, applies at the sandbox bank (delivered), has a consen
 school waiting for delivery, and opens the school's consent screen. Each page is saved as a small
 palette PNG in this folder: ``<page>-<zh|en>-<desktop|phone>.png``.
 
+The counter's pages (``counter-*``, docs/counter.md) and the operator console's (``console-*``,
+docs/operators.md) are shot after some activity of their own: ``--only counter``, ``--only console``.
+
     make screenshots, or: PYTHONPATH=. .venv/bin/python docs/screenshots/make.py [--only dashboard]
 """
 
@@ -32,12 +35,14 @@ from consent.consents import ServiceTerms  # noqa: E402
 from identity import services as identity_services  # noqa: E402
 from mydata.clock import clock  # noqa: E402
 from mydata.db import get_db  # noqa: E402
+from providers import services as providers_services  # noqa: E402
 from relying_parties.sandbox.seed import RELYING_PARTIES  # noqa: E402
 from tests.factories.chromium import headless_chromium  # noqa: E402
 from tests.factories.live import EID_PIN, LivePlatform, serve_platform  # noqa: E402
 
 PERSONA = "A123456789"
 CLERK = "E224680132"  # 張雅婷, counter clerk of the sandbox bank
+OPERATOR = "L200000002"  # 趙曉雯, the platform's operator
 LANGS = {"zh": "zh_Hant_TW", "en": "en"}
 #: (name, CSS width, device pixel ratio, mobile, height) of each screen; the phone is 360 CSS px (acceptance 7),
 #: and the most of a long page kept, in CSS px: its top is what a reader of the README needs.
@@ -141,6 +146,77 @@ def counter_desk(base: str) -> None:
         on_phone("shown")
 
 
+def some_activity(driver: WebDriver, live: LivePlatform) -> None:
+    """What an operator finds on a working day: a delivery and a refusal, and something in each queue.
+
+    王小明 applies at the sandbox bank (delivered) and says no to the sandbox school (denied); a new
+    insurer applies, and the bank proposes a service, with the command line (both wait for review);
+    an agency proposes a new schema version; the ledger's tree head is signed and verified.
+    """
+    log_in(driver, live.base)
+    apply_at_the_bank(driver, live.base)
+    open_the_school_consent_screen(driver, live.base)
+    driver.find_element(By.CSS_SELECTOR, "button[name=decision][value=deny]").click()
+    WebDriverWait(driver, 30).until(lambda d: "/sandbox/school/" in d.current_url and "/consent" not in d.current_url)
+    driver.delete_all_cookies()
+    cli = live.app.test_cli_runner()
+    bank = RELYING_PARTIES[0]
+    commands = [
+        ["rp", "apply", "harbour-insurance", "--name-zh", "海港人壽保險", "--name-en", "Harbour Life Insurance",
+         "--type", "other", "--registration-number", "04595257", "--contact-name", "林怡君",
+         "--contact-email", "it@harbour-insurance.example", "--contact-phone", "02-2345-6789"],
+        ["rp", "add-service", f"{bank.id}.mortgages", "--name-zh", "房屋貸款", "--name-en", "Mortgages",
+         "--purpose-zh", "審核房屋貸款申請", "--purpose-en", "To review a mortgage application",
+         "--purpose-code", "067", "--dataset", "household.registration", "--dataset", "tax.income",
+         "--retention-days", "365"],
+        ["ledger", "sign"],
+        ["ledger", "verify"],
+    ]  # fmt: skip
+    for command in commands:
+        result = cli.invoke(args=command)
+        assert result.exit_code == 0, f"mydata {' '.join(command)}: {result.output}"
+    with live.app.app_context(), get_db().unit_of_work() as uow:
+        dataset = providers_services.get_dataset(uow, "labor.insurance")
+        wider = dict(dataset.json_schema)
+        wider["description"] = "勞工保險投保紀錄（新增投保單位統一編號）"
+        providers_services.propose_schema(uow, dataset.id, json_schema=wider, actor="cli")
+
+
+def operator_console(driver: WebDriver, live: LivePlatform) -> None:
+    """The operator console (docs/operators.md): 趙曉雯's pages after some activity, in Chinese, two in English."""
+    base = live.base
+    some_activity(driver, live)
+    log_in(driver, base, OPERATOR)
+    # Two decisions with their reasons, for the audit list; and one key rotation, for the keys page.
+    driver.get(f"{base}/console/operator/datasets?lang=zh_Hant_TW")
+    driver.find_element(By.CSS_SELECTOR, "textarea[name=reason]").send_keys("機關系統維護，暫停至今晚 22 時。")
+    driver.find_element(By.CSS_SELECTOR, "button[name=action][value=suspend]").click()
+    wait_for(driver, "button[name=action][value=reinstate]")
+    driver.find_element(By.CSS_SELECTOR, "button[name=action][value=reinstate]").click()
+    wait_for(driver, "[role=status]")
+    driver.get(f"{base}/console/operator/keys")
+    driver.find_element(By.ID, "confirm-rotate").click()
+    driver.find_element(By.CSS_SELECTOR, "form[action$='/keys/rotate'] button").click()
+    wait_for(driver, "[role=status]")
+    width = SCREENS[0][1]
+    pages = [
+        ("overview", "/console/operator", ("zh", "en")),
+        ("organisations", "/console/operator/organisations", ("zh",)),
+        ("services", "/console/operator/services", ("zh",)),
+        ("schemas", "/console/operator/schemas", ("zh",)),
+        ("decisions", "/console/operator/decisions", ("zh",)),
+        ("statistics", "/console/operator/statistics", ("zh", "en")),
+        ("ledger", "/console/operator/ledger", ("zh",)),
+        ("keys", "/console/operator/keys", ("zh",)),
+    ]
+    screen(driver, width, 1, False)
+    for page, path, langs in pages:
+        for short in langs:
+            driver.get(f"{base}{path}?lang={LANGS[short]}")
+            wait_for(driver, "h1")
+            shoot(driver, HERE / f"console-{page}-{short}-desktop.png", width, 4000)
+
+
 def shoot(driver: WebDriver, path: Path, width: int, max_height: int) -> None:
     """Save the top of the current page at *width* CSS px as a palette PNG."""
     height = min(int(driver.execute_script("return document.documentElement.scrollHeight")), max_height)
@@ -167,7 +243,9 @@ def screen(driver: WebDriver, width: int, ratio: float, mobile: bool) -> None:
 def main() -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per screenshot, not per request
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", help="one page: login, dashboard, consents, consent, data, history or counter")
+    parser.add_argument(
+        "--only", help="one page: login, dashboard, consents, consent, data, history; or counter, or console"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mydata-screens-") as folder, serve_platform(Path(folder)) as live:
         base = live.base
@@ -181,7 +259,10 @@ def main() -> None:
         ]
         if args.only in (None, "counter"):
             counter_desk(base)
-        if args.only == "counter":
+        if args.only in (None, "console"):
+            with headless_chromium() as driver:
+                operator_console(driver, live)
+        if args.only in ("counter", "console"):
             return
         with headless_chromium() as driver:
             for page, visit in pages:

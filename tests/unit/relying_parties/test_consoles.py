@@ -54,6 +54,12 @@ ROLES = {
     "rp": ("rp_developer", BANK),
 }
 OTHER_BANK = "other-bank"
+#: How an account with no role learns to apply as an organisation: the refusal and the console list say it.
+APPLY_LINK = 'href="/console/rp/apply"'
+APPLY_WORDS = {
+    "en": "If you want to receive citizens' data for your organisation",
+    "zh_Hant_TW": "如果您想為您的機構接收民眾的資料",
+}
 
 
 @pytest.fixture
@@ -110,6 +116,8 @@ def test_an_account_without_the_role_is_refused(
         answer = client.get(f"{path}?lang={lang}")
         assert answer.status_code == 403
         assert words in text(answer)
+        assert APPLY_LINK in text(answer)
+        assert APPLY_WORDS[lang] in text(answer)
     as_json = client.get(path, headers={"Accept": "application/json"})
     assert as_json.status_code == 403
     assert as_json.json is not None
@@ -153,9 +161,29 @@ def test_the_console_list_shows_the_consoles_of_the_accounts_roles(
     app: Flask, client: FlaskClient, clock: FrozenClock, login_as: LoginAs, staff: None
 ) -> None:
     login_as("A123456789")
-    assert client.get("/console?lang=en").status_code == 403
     grant(app, clock, "A123456789", "rp_developer", BANK)
     page = client.get("/console?lang=en")
     assert page.status_code == 200
     assert 'href="/console/rp"' in page.get_data(as_text=True)
     assert 'href="/console/operator"' not in page.get_data(as_text=True)
+
+
+def test_the_console_list_of_an_account_with_no_role_says_so_and_links_the_application(
+    client: FlaskClient, login_as: LoginAs, staff: None
+) -> None:
+    # Where a new relying party starts: a page, not a refusal, in both languages.
+    login_as("A123456789")
+    for lang, words in (("en", "has no staff role yet"), ("zh_Hant_TW", "還沒有工作人員角色")):
+        page = client.get(f"/console?lang={lang}")
+        assert page.status_code == 200
+        assert words in text(page)
+        assert APPLY_LINK in text(page)
+        assert APPLY_WORDS[lang] in text(page)
+        assert 'href="/console/operator"' not in text(page)
+        assert 'href="/console/rp"' not in text(page)
+
+
+def test_the_console_list_sends_an_anonymous_visitor_to_log_in(client: FlaskClient, staff: None) -> None:
+    answer = client.get("/console")
+    assert answer.status_code == 303
+    assert urlsplit(answer.headers["Location"]).path == "/login"

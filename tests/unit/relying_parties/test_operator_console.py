@@ -164,6 +164,20 @@ def test_the_index_links_each_queue_with_its_pending_count(
         assert f'href="{path}"' in page
 
 
+def test_the_index_counts_the_schema_versions_waiting_for_review_in_both_languages(
+    eid_app: Flask, client: FlaskClient, operator: str, login_as: LoginAs
+) -> None:
+    login_as(OPERATOR)
+    count = r'href="/console/operator/schemas"><span class="count-label">{}</span> <span class="count">{}</span>'
+    assert re.search(count.format("Schema versions", 0), text(client.get("/console/operator?lang=en")))
+    with eid_app.app_context(), get_db().unit_of_work() as uow:
+        dataset = providers_services.get_dataset(uow, "household.registration")
+        wider = {**dataset.json_schema, "description": "A proposed version."}
+        providers_services.propose_schema(uow, dataset.id, json_schema=wider, actor="officer")
+    assert re.search(count.format("Schema versions", 1), text(client.get("/console/operator?lang=en")))
+    assert re.search(count.format("結構描述版本", 1), text(client.get("/console/operator?lang=zh_Hant_TW")))
+
+
 # -- decisions and their reasons ------------------------------------------------------------------
 
 
