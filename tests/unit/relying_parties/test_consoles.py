@@ -8,11 +8,12 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.routing import AnyConverter, BaseConverter, IntegerConverter
 
 from identity.services import grant_role
 from mydata.clock import FrozenClock
 from mydata.db import get_db
-from tests.factories.identity import LoginAs, make_citizen, text
+from tests.factories.identity import LoginAs, form_token, make_citizen, text
 from tests.unit.relying_parties.conftest import BANK, make_organisation, make_service
 
 pytestmark = pytest.mark.db
@@ -187,3 +188,60 @@ def test_the_console_list_sends_an_anonymous_visitor_to_log_in(client: FlaskClie
     answer = client.get("/console")
     assert answer.status_code == 303
     assert urlsplit(answer.headers["Location"]).path == "/login"
+
+
+# -- every route of every console, whatever its method (acceptance 3) -----------------------------------
+
+#: Console routes with a door of their own: applying as an organisation needs a login but no role yet.
+OWN_DOOR = {"console_home", "console_rp_apply"}
+
+
+def _value(converter: BaseConverter) -> object:
+    """Return a value the converter accepts: one of an ``any``'s words, a number, or a made-up id."""
+    if isinstance(converter, AnyConverter):
+        return sorted(converter.items)[0]
+    return 1 if isinstance(converter, IntegerConverter) else "x"
+
+
+def console_routes(app: Flask) -> list[tuple[str, str, str]]:
+    """Return (console, method, path) for every console route, path parameters filled with a seeded id."""
+    routes = []
+    for rule in app.url_map.iter_rules():
+        blueprint = rule.endpoint.rsplit(".", 1)[0]
+        if not blueprint.startswith("console_") or blueprint in OWN_DOOR:
+            continue
+        console = blueprint.removeprefix("console_").split("_", 1)[0]
+        values = {name: _value(converter) for name, converter in rule._converters.items()}
+        path = app.url_map.bind("localhost").build(rule.endpoint, values, method=next(iter(rule.methods or ())))
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            routes.append((console, method, path))
+    return routes
+
+
+def test_every_console_route_passes_the_door(
+    app: Flask, client: FlaskClient, clock: FrozenClock, login_as: LoginAs, staff: None
+) -> None:
+    routes = console_routes(app)
+    assert {console for console, _, _ in routes} == set(ROLES)
+    assert len(routes) > 30
+    token = form_token(client, "/login")
+
+    def call(method: str, path: str) -> int:
+        data = {"csrf_token": token} if method == "POST" else None
+        return client.open(path, method=method, data=data).status_code
+
+    anonymous = {(method, path): call(method, path) for _, method, path in routes}
+    assert set(anonymous.values()) == {303}, {k: v for k, v in anonymous.items() if v != 303}
+
+    grant(app, clock, "A123456789", "counter", BANK)  # a staff role, of none of these consoles
+    login_as("A123456789")
+    token = form_token(client, "/me")
+    refused = {(method, path): call(method, path) for _, method, path in routes}
+    assert set(refused.values()) == {403}, {k: v for k, v in refused.items() if v != 403}
+
+    login_as("A123456789", method="nhi_card")
+    token = form_token(client, "/me")
+    for console in ROLES:
+        grant(app, clock, "A123456789", *ROLES[console])
+    low = {(method, path): call(method, path) for _, method, path in routes}
+    assert set(low.values()) == {303}, {k: v for k, v in low.items() if v != 303}
