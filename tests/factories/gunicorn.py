@@ -222,15 +222,17 @@ class Gunicorn:
         threads: int = 8,
         graceful_timeout: float = 30,
         log: Path | None = None,
+        log_level: str = "warning",
     ) -> None:
         self.port = port
         self.base = f"http://127.0.0.1:{port}"
+        self.log = log
         self._log = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - closed in stop()
         args = [
             str(Path(sys.executable).with_name("gunicorn")),
             "-w", str(workers), "-k", "gthread", "--threads", str(threads),
             "--graceful-timeout", str(graceful_timeout),
-            "-b", f"127.0.0.1:{port}", "--log-level", "warning",
+            "-b", f"127.0.0.1:{port}", "--log-level", log_level,
             "mydata.app:create_app()",
         ]  # fmt: skip
         self.process = subprocess.Popen(
@@ -269,6 +271,16 @@ class Gunicorn:
                 pass
             time.sleep(0.2)
         raise RuntimeError("gunicorn did not answer in time")
+
+    def wait_for_log(self, words: str, timeout: float = 30) -> bool:
+        """Wait until the log (given to the constructor) has a line with *words*; return whether it has."""
+        assert self.log is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if words in self.log.read_text(errors="replace"):
+                return True
+            time.sleep(0.05)
+        return False
 
     def terminate(self) -> None:
         """Ask for a graceful stop (SIGTERM to the master)."""
