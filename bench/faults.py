@@ -54,7 +54,8 @@ import requests  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from mydata.db import get_db  # noqa: E402
-from tests.factories.gunicorn import (  # noqa: E402
+from tests.factories.proxy import TcpProxy  # noqa: E402
+from tests.factories.served import (  # noqa: E402
     Bank,
     Gunicorn,
     free_port,
@@ -63,7 +64,6 @@ from tests.factories.gunicorn import (  # noqa: E402
     prepare_platform,
     stranded_consents,
 )
-from tests.factories.proxy import TcpProxy  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 DEFAULT_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

@@ -1,7 +1,7 @@
 """A graceful shutdown under load (issue 14 item 6): gunicorn told to stop while transactions run.
 
 The platform runs as in production (gunicorn, gthread workers, PostgreSQL); a bank runs full
-transactions from several threads. The sandbox agencies are served apart (tests.factories.gunicorn),
+transactions from several threads. The sandbox agencies are served apart (tests.factories.served),
 and hold their answers while the test needs a delivery midway: its consent claimed, its agency
 calls out. A SIGTERM then lets every request in flight finish; requests that come after it get no
 answer at all (their connection is refused or reset before any byte of an answer), never half of
@@ -24,7 +24,7 @@ import requests
 
 from mydata.db import get_db
 from relying_parties.sandbox.mydata_client import MyDataError
-from tests.factories.gunicorn import (
+from tests.factories.served import (
     AgencyGate,
     Bank,
     Gunicorn,
