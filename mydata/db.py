@@ -333,8 +333,17 @@ def init_app(app: Flask, settings: Settings) -> Database:
     @app.teardown_appcontext
     def _close_session(_exc: BaseException | None) -> None:
         session = g.pop("mydata_session", None)
-        if session is not None:
+        if session is None:
+            return
+        try:
             session.rollback()
+        except DBAPIError as error:
+            # The connection was lost after the view had answered: the server ends the transaction
+            # itself, and the answer stands (a 500 here would turn a served request into a failure).
+            if not is_outage(error):
+                raise
+            database.note_unreachable(error)
+        finally:
             session.close()
 
     return database

@@ -131,6 +131,41 @@ def test_the_oauth_and_delivery_apis_answer_503_in_an_outage_and_deliver_once_af
     assert bank.deliver(delivery.access_token).json()["error"] == "already_delivered"
 
 
+def test_a_connection_lost_after_the_view_keeps_its_answer_and_logs_no_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The fault bench found it: the database cut after a view had answered, the request's session
+    failed to roll back at teardown, and the answer became a 500 with a traceback."""
+    if not POSTGRES_URL:
+        pytest.skip("MYDATA_TEST_DATABASE_URL is not set (CI sets it): the proxy stands before PostgreSQL")
+    with TcpProxy.to(POSTGRES_URL, 5432) as proxy:
+        settings = Settings(
+            instance_path=tmp_path,
+            sandbox=True,
+            database_url=proxy.url(POSTGRES_URL),
+            master_key="m" * 43,
+            secret_key=secrets.token_urlsafe(48),
+        )
+        from mydata.app import create_app
+        from mydata.db import session
+
+        app = create_app(settings)
+
+        @app.get("/_test/read-then-lose-the-database")
+        def read_then_lose_the_database() -> str:
+            answer = session().execute(text("SELECT 'read'")).scalar_one()
+            proxy.close()  # the connection drops with the request's transaction still open
+            return str(answer)
+
+        caplog.clear()
+        answer = app.test_client().get("/_test/read-then-lose-the-database")
+        assert answer.status_code == 200
+        assert answer.text == "read"
+        assert [r.getMessage() for r in caplog.records if r.exc_info] == []
+        assert len(lines(caplog, "mydata", "database unreachable")) == 1
+        get_db(app).engine.dispose()
+
+
 # -- the rate-limit store ---------------------------------------------------------------------------
 
 
