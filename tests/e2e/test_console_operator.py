@@ -7,8 +7,11 @@ made first so that every page shows what it shows in use (a form error too)."""
 from __future__ import annotations
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.e2e.test_portal import (  # the portal's fixtures and steps
     LANGS,
@@ -48,10 +51,20 @@ def operate(driver: WebDriver, platform: LivePlatform) -> None:
     reason = driver.find_element(By.CSS_SELECTOR, "textarea[name=reason]")
     reason.send_keys("Agency maintenance window.")
     driver.find_element(By.CSS_SELECTOR, "button[name=action][value=suspend]").click()
-    assert "is suspended." in driver.find_element(By.CSS_SELECTOR, "[role=status]").text
+    status = wait_for(driver, "[role=status]")
+    assert "is suspended." in status.text
     driver.find_element(By.CSS_SELECTOR, "button[name=action][value=reinstate]").click()
+    WebDriverWait(driver, 20, ignored_exceptions=[StaleElementReferenceException]).until(
+        lambda d: "is reinstated" in d.find_element(By.TAG_NAME, "main").text
+    )
     result = platform.app.test_cli_runner().invoke(args=["ledger", "verify"])
     assert result.exit_code == 0, result.output
+
+
+def wait_for(driver: WebDriver, css: str) -> WebElement:
+    """Wait for the page a form's button led to, and return its element *css*."""
+    WebDriverWait(driver, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, css))
+    return driver.find_element(By.CSS_SELECTOR, css)
 
 
 def check(driver: WebDriver, where: str) -> None:
@@ -70,12 +83,12 @@ def test_every_operator_page_passes_axe_in_both_languages(page: WebDriver, platf
         # A reason left out: the error is tied to its field.
         page.get(with_lang(f"{platform.base}/console/operator/organisations", lang))
         page.find_element(By.CSS_SELECTOR, "button[name=action][value=suspend]").click()
-        field = page.find_element(By.CSS_SELECTOR, "textarea[aria-invalid=true]")
+        field = wait_for(page, "textarea[aria-invalid=true]")
         assert field.get_attribute("aria-describedby").endswith("-error")
         check(page, f"a form error ({lang})")
         page.get(with_lang(f"{platform.base}/console/operator/keys", lang))
         page.find_element(By.CSS_SELECTOR, "form[action$='/keys/rotate'] button").click()
-        assert page.find_elements(By.CSS_SELECTOR, "input[aria-invalid=true]")
+        assert wait_for(page, "input[aria-invalid=true]")
         check(page, f"the rotation's confirmation error ({lang})")
 
 
