@@ -233,13 +233,7 @@ def reject_provider(uow: UnitOfWork, provider_id: str, *, actor: str, reason: st
 
     Raise :class:`NotPending` for a provider that is not pending (suspend an active one).
     """
-    row = get_provider(uow, provider_id)
-    text = (reason or "").strip()
-    if not text:
-        raise InvalidInput(fields={"reason": ["Say why: a reason is required."]})
-    if row.status != PENDING:
-        raise NotPending(f"The provider {provider_id!r} is {row.status}: only a pending one is rejected.")
-    return _set_status(uow, row, REJECTED, actor, text)
+    return _reject(uow, get_provider(uow, provider_id), actor, reason)
 
 
 def get_provider(uow: UnitOfWork, provider_id: str) -> Provider:
@@ -376,13 +370,7 @@ def reject_dataset(uow: UnitOfWork, dataset_id: str, *, actor: str, reason: str)
 
     Raise :class:`NotPending` for a dataset that is not pending (suspend an active one).
     """
-    row = get_dataset(uow, dataset_id)
-    text = (reason or "").strip()
-    if not text:
-        raise InvalidInput(fields={"reason": ["Say why: a reason is required."]})
-    if row.status != PENDING:
-        raise NotPending(f"The dataset {dataset_id!r} is {row.status}: only a pending one is rejected.")
-    return _set_status(uow, row, REJECTED, actor, text)
+    return _reject(uow, get_dataset(uow, dataset_id), actor, reason)
 
 
 def get_dataset(uow: UnitOfWork, dataset_id: str) -> Dataset:
@@ -792,6 +780,16 @@ def _token_digest(secret: str) -> str:
 
 
 _DECIDED = {SUSPENDED: ("suspend", "suspended"), REJECTED: ("reject", "rejected")}
+
+
+def _reject(uow: UnitOfWork, row: _Row, actor: str, reason: str) -> _Row:
+    text = (reason or "").strip()
+    if not text:
+        raise InvalidInput(fields={"reason": ["Say why: a reason is required."]})
+    if row.status != PENDING:
+        kind = "provider" if isinstance(row, Provider) else "dataset"
+        raise NotPending(f"The {kind} {row.id!r} is {row.status}: only a pending one is rejected.")
+    return _set_status(uow, row, REJECTED, actor, text)
 
 
 def _set_status(uow: UnitOfWork, row: _Row, status: str, actor: str, reason: str | None = None) -> _Row:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from consent.consents import ServiceTerms
 from mydata.db import UnitOfWork
@@ -23,8 +23,14 @@ TERMS = ServiceTerms(
 DATA = {"as_of": "2026-05-01", "insured": {"name": "王小明", "monthly_premium": 990}, "note": "=HYPERLINK()"}
 
 
-def fake_fetcher(outcomes: Mapping[str, Outcome] | None = None):  # type: ignore[no-untyped-def]
-    """Return a fetcher answering every dataset with DATA (or the outcome given), recording each call."""
+def fake_fetcher(  # type: ignore[no-untyped-def]
+    outcomes: Mapping[str, Outcome] | None = None,
+    data: Callable[[str, str], object] | None = None,
+    provider: str = "nhia",
+    generated_at: str = "2026-05-01T08:00:00Z",
+):
+    """Return a fetcher answering every dataset with DATA, or *data*(national_id, dataset), or the outcome
+    given, recording each call."""
     calls: list[dict[str, object]] = []
 
     def fetch(
@@ -37,11 +43,11 @@ def fake_fetcher(outcomes: Mapping[str, Outcome] | None = None):  # type: ignore
             ok = outcome == Outcome.OK
             results[dataset] = FetchResult(
                 dataset=dataset,
-                provider="nhia",
+                provider=provider,
                 outcome=outcome,
                 provider_jws=f"e30.{dataset}.sig" if ok else None,
-                data=DATA if ok else None,
-                generated_at="2026-05-01T08:00:00Z" if ok else None,
+                data=(DATA if data is None else data(national_id, dataset)) if ok else None,
+                generated_at=generated_at if ok else None,
             )
         return results
 

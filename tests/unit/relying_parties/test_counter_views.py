@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,12 +24,13 @@ from consent.downloads import Citizen
 from consent.models import CounterUse
 from identity.services import grant_role
 from mydata.clock import FrozenClock
-from mydata.db import UnitOfWork, get_db
+from mydata.db import get_db
 from mydata.limits import limiter
-from providers.protocol import FetchResult, Outcome
+from providers.protocol import Outcome
 from providers.sandbox.data import dataset_for
 from relying_parties import counter_views, services
 from relying_parties.models import APPROVED, PENDING
+from tests.factories.consent import fake_fetcher
 from tests.factories.identity import LoginAs, make_citizen, text
 from tests.unit.relying_parties.conftest import BANK, make_organisation
 
@@ -43,28 +44,7 @@ TAIPEI = ZoneInfo("Asia/Taipei")
 
 def sandbox_fetcher(outcomes: Mapping[str, Outcome] | None = None):  # type: ignore[no-untyped-def]
     """Return a fetcher that answers with the sandbox agencies' data (or the outcome given), recording calls."""
-    calls: list[dict[str, object]] = []
-
-    def fetch(
-        uow: UnitOfWork, *, national_id: str, datasets: Sequence[str], txn: str, purpose: str
-    ) -> dict[str, FetchResult]:
-        calls.append({"national_id": national_id, "datasets": list(datasets), "txn": txn, "purpose": purpose})
-        results = {}
-        for dataset in datasets:
-            outcome = (outcomes or {}).get(dataset, Outcome.OK)
-            ok = outcome == Outcome.OK
-            results[dataset] = FetchResult(
-                dataset=dataset,
-                provider="sandbox",
-                outcome=outcome,
-                provider_jws=f"e30.{dataset}.sig" if ok else None,
-                data=dataset_for(national_id, dataset) if ok else None,
-                generated_at="2026-12-05T01:00:00Z" if ok else None,
-            )
-        return results
-
-    fetch.calls = calls  # type: ignore[attr-defined]
-    return fetch
+    return fake_fetcher(outcomes, data=dataset_for, provider="sandbox", generated_at="2026-12-05T01:00:00Z")
 
 
 @dataclass
