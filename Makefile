@@ -16,7 +16,7 @@ export PYTHONPATH := $(CURDIR)
 PO := $(wildcard mydata/translations/*/LC_MESSAGES/messages.po)
 MO := $(PO:.po=.mo)
 
-.PHONY: help setup demo test lint fmt translations extract-messages bench screenshots clean
+.PHONY: help setup demo test coverage lint fmt translations extract-messages bench screenshots clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -50,7 +50,10 @@ extract-messages: $(STAMP) ## Extract translatable strings and update the .po fi
 demo: setup ## Migrate, seed and serve the sandbox on http://$(HOST):$(PORT) (SQLite; PORT= to change)
 	MYDATA_CONFIG=$${MYDATA_CONFIG:-config/sandbox.toml} $(BIN)/mydata demo --host $(HOST) --port $(PORT)
 
-test: setup lint ## Run the lint checks and the whole test suite
+test: setup lint ## Run the lint checks and the whole test suite (and name its 15 slowest tests)
+	$(BIN)/pytest --durations=15 $(PYTEST_ARGS)
+
+coverage: setup ## Run the whole test suite with branch coverage (about 40 % slower than `make test`)
 	$(BIN)/pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
 
 lint: setup ## ruff, the layering contracts (import-linter) and mypy

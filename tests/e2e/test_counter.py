@@ -20,9 +20,10 @@ from pypdf import PdfReader
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.e2e.test_portal import LANGS, log_in, no_sideways_scroll, phone, serious_violations, wait_for_path, with_lang
+from tests.e2e.test_portal import LANGS, log_in, no_sideways_scroll, phone, serious_violations, with_lang
 from tests.factories.chromium import console_problems, headless_chromium
 from tests.factories.live import Browser, LivePlatform, form_fields, serve_platform
 
@@ -70,8 +71,23 @@ def accessible(driver: WebDriver, what: str) -> None:
 
 
 def typed(driver: WebDriver, text: str) -> None:
-    """Type into the focused field and press Enter: the clerk's keyboard, no mouse."""
+    """Type into the focused field and press Enter (the clerk's keyboard, no mouse); wait for the next page."""
+    old = driver.find_element(By.TAG_NAME, "html")
     driver.switch_to.active_element.send_keys(text, Keys.ENTER)
+    WebDriverWait(driver, 20).until(expected_conditions.staleness_of(old))
+
+
+def focused(driver: WebDriver, element_id: str) -> None:
+    """The page put the focus in *element_id* (autofocus), so the clerk can type at once."""
+    WebDriverWait(driver, 5).until(lambda d: d.switch_to.active_element.get_attribute("id") == element_id)
+
+
+def verification_code(pages: list[str]) -> str:
+    """Return the verification code a PDF prints on every page (other numbers may look like one)."""
+    shape = r"[2-9A-HJ-NP-Z]{4}-[2-9A-HJ-NP-Z]{4}-[2-9A-HJ-NP-Z]{4}"
+    on_every_page = set.intersection(*(set(re.findall(shape, page)) for page in pages))
+    assert len(on_every_page) == 1, (on_every_page, pages[0][:500])
+    return on_every_page.pop()
 
 
 def cookies_of(driver: WebDriver) -> requests.Session:
@@ -104,11 +120,11 @@ def test_a_citizen_shows_a_clerk_their_data_at_the_counter(
     # The clerk logs in with their eID card and types the code: the focus is already in the field.
     log_in(clerk, platform.base, CLERK, lang)
     clerk.get(with_lang(f"{platform.base}/counter", lang))
-    assert clerk.switch_to.active_element.get_attribute("id") == "counter-code"
+    focused(clerk, "counter-code")
     accessible(clerk, "the clerk's entry")
     typed(clerk, code.lower().replace("-", ""))
     WebDriverWait(clerk, 20).until(lambda d: d.find_elements(By.ID, "confirmation"))
-    assert clerk.switch_to.active_element.get_attribute("id") == "confirmation"
+    focused(clerk, "confirmation")
     offered = clerk.find_element(By.CSS_SELECTOR, ".counter-datasets").text
     assert ("戶籍" if lang != "en" else "Household") in offered
     assert "王小明" not in clerk.page_source  # the datasets, not the data, before the confirmation
@@ -132,14 +148,13 @@ def test_a_citizen_shows_a_clerk_their_data_at_the_counter(
     document = cookies_of(clerk).get(pdf_link, timeout=30)
     assert document.status_code == 200, document.text[:300]
     assert document.content.startswith(b"%PDF")
-    text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(document.content)).pages)
-    assert "王小明" in text
-    printed = re.search(r"[2-9A-HJ-NP-Z]{4}-[2-9A-HJ-NP-Z]{4}-[2-9A-HJ-NP-Z]{4}", text)
-    assert printed is not None, text[:500]
+    pages = [page.extract_text() for page in PdfReader(io.BytesIO(document.content)).pages]
+    assert "王小明" in "\n".join(pages)
+    printed = verification_code(pages)
     verifier = Browser(platform.base)  # anyone else, not logged in: the file matches its record
-    fields = form_fields(verifier.get(f"/verify/{printed.group(0)}").text, f"/verify/{printed.group(0)}")
+    fields = form_fields(verifier.get(f"/verify/{printed}").text, f"/verify/{printed}")
     checked = verifier.http.post(
-        f"{platform.base}/verify/{printed.group(0)}",
+        f"{platform.base}/verify/{printed}",
         data={"csrf_token": fields["csrf_token"]},
         files={"file": ("counter.pdf", document.content, "application/pdf")},
         timeout=30,
@@ -170,11 +185,10 @@ def test_the_code_and_the_lock_refuse_with_clear_messages(clerk_browser: WebDriv
     clerk.get(with_lang(f"{platform.base}/counter", "en"))
     for _ in range(4):
         typed(clerk, "ZZZZ-ZZZZ")
-        wait_for_path(clerk, "/counter")
         error = clerk.find_element(By.ID, "counter-code-error").text
         assert "tries left" in error or "try left" in error
-        assert clerk.switch_to.active_element.get_attribute("id") == "counter-code"
+        focused(clerk, "counter-code")
     accessible(clerk, "a refused code")
     typed(clerk, "ZZZZ-ZZZZ")
-    WebDriverWait(clerk, 10).until(lambda d: "locked until" in d.find_element(By.TAG_NAME, "main").text)
+    assert "locked until" in clerk.find_element(By.TAG_NAME, "main").text
     accessible(clerk, "a locked entry")
