@@ -185,11 +185,10 @@ class DatasetUpdateSchema(Schema):
     citizen_downloadable = fields.Boolean()
 
 
-class DatasetSchema(Schema):
-    """A registered dataset."""
+class DatasetTextsSchema(Schema):
+    """A dataset's id and what citizens read of it, in both languages (registered and catalogue alike)."""
 
     id = fields.String(required=True, metadata={"example": "company.registration"})
-    provider = fields.String(required=True, attribute="provider_id", metadata={"example": "moea-commerce"})
     title_zh = fields.String(required=True, metadata={"example": "公司登記資料"})
     title_en = fields.String(required=True, metadata={"example": "Company registration"})
     description_zh = fields.String(
@@ -205,6 +204,12 @@ class DatasetSchema(Schema):
             )
         },
     )
+
+
+class DatasetSchema(DatasetTextsSchema):
+    """A registered dataset."""
+
+    provider = fields.String(required=True, attribute="provider_id", metadata={"example": "moea-commerce"})
     min_level = fields.String(required=True, validate=validate.OneOf(LEVELS))
     citizen_downloadable = fields.Boolean(required=True)
     status = fields.String(required=True, validate=validate.OneOf(STATUSES))
@@ -231,25 +236,9 @@ class DatasetListSchema(Schema):
 # -- the public catalogue -------------------------------------------------------------------------
 
 
-class CatalogueDatasetSchema(Schema):
+class CatalogueDatasetSchema(DatasetTextsSchema):
     """An active dataset of the public catalogue."""
 
-    id = fields.String(required=True, metadata={"example": "company.registration"})
-    title_zh = fields.String(required=True, metadata={"example": "公司登記資料"})
-    title_en = fields.String(required=True, metadata={"example": "Company registration"})
-    description_zh = fields.String(
-        required=True,
-        metadata={"example": "您擔任負責人或董事的公司：統一編號、公司名稱、登記地址、資本額及職稱。"},
-    )
-    description_en = fields.String(
-        required=True,
-        metadata={
-            "example": (
-                "The companies you represent or direct: business number, name, registered address, capital "
-                "and your position."
-            )
-        },
-    )
     provider = fields.String(required=True, metadata={"example": "moea-commerce"})
     agency = fields.String(required=True, metadata={"example": "moea-commerce"})
     min_level = fields.String(required=True, validate=validate.OneOf(LEVELS))
