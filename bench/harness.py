@@ -140,11 +140,11 @@ def server_command(factory: str, port: int, args: argparse.Namespace) -> list[st
                 "--blocking-threads", threads, "--runtime-threads", "1", "--host", "127.0.0.1",
                 "--port", str(port), "--log-level", "warning", "--no-ws", "--http", "1", factory]  # fmt: skip
     # uWSGI: keep-alive HTTP/1.1 on the socket itself (no router process), the app built in each
-    # worker after the fork (--lazy-apps, as gunicorn and granian do), SIGTERM stops it.
+    # worker after the fork (--lazy-apps, as gunicorn and granian do), SIGTERM a graceful stop.
     return [str(bin_dir / "uwsgi"), "--master", "--processes", workers, "--threads", threads,
-            "--http11-socket", f"127.0.0.1:{port}", "--lazy-apps", "--need-app", "--die-on-term",
-            "--disable-logging", "--log-4xx", "--log-5xx", "--listen", "1024",
-            "--single-interpreter", "--module", "wsgi_factory:application"]  # fmt: skip
+            "--http11-socket", f"127.0.0.1:{port}", "--lazy-apps", "--need-app", "--single-interpreter",
+            "--hook-master-start", "unix_signal:15 gracefully_kill_them_all", "--listen", "1024",
+            "--disable-logging", "--log-4xx", "--log-5xx", "--module", f"{factory}()"]  # fmt: skip
 
 
 @contextmanager
@@ -152,7 +152,7 @@ def serve(factory: str, port: int, args: argparse.Namespace, env: dict[str, str]
     """Serve the app of *factory* with ``args.server`` on *port*; yield the main pid once every worker answers."""
     process = subprocess.Popen(
         server_command(factory, port, args),
-        env={**os.environ, **env, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'bench'}", "MYDATA_WSGI_FACTORY": factory},
+        env={**os.environ, **env, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'bench'}"},
         cwd=ROOT,
     )
     try:
