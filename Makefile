@@ -73,6 +73,8 @@ REFERENCE := bench/reference/oidc-provider
 SERVER ?=
 
 $(REFERENCE)/node_modules/.package-lock.json: $(REFERENCE)/package-lock.json
+	@command -v npm >/dev/null && command -v redis-server >/dev/null || \
+	  { echo "make bench needs Node.js 20+ with npm, and redis-server, for the reference ($(REFERENCE))"; exit 1; }
 	cd $(REFERENCE) && npm ci --no-audit --no-fund
 
 bench: setup $(REFERENCE)/node_modules/.package-lock.json ## Run every benchmark, then one table against the targets (SERVER= to choose)
