@@ -168,6 +168,8 @@ def serve(factory: str, port: int, args: argparse.Namespace, env: dict[str, str]
             except requests.RequestException:
                 pass
             time.sleep(0.2)
+        else:
+            raise RuntimeError(f"{args.server} did not answer with {args.workers} workers within 60 s")
         yield process.pid
     finally:
         process.terminate()
