@@ -66,8 +66,27 @@ fmt: setup ## Format the code and fix what ruff can fix
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: setup ## Run the benchmarks (figures go to bench/results/)
-	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+# The benches, in the order `make bench` runs them (bench/report.py prints them against their targets).
+BENCHES := oidc_flow transaction fetch_parallel ledger pdf eid_revocation malformed_input faults
+REFERENCE := bench/reference/oidc-provider
+# The WSGI server of the benches that serve the platform (gunicorn, granian or uwsgi).
+SERVER ?=
+
+$(REFERENCE)/node_modules/.package-lock.json: $(REFERENCE)/package-lock.json
+	@command -v npm >/dev/null && command -v redis-server >/dev/null || \
+	  { echo "make bench needs Node.js 20+ with npm, and redis-server, for the reference ($(REFERENCE))"; exit 1; }
+	cd $(REFERENCE) && npm ci --no-audit --no-fund
+
+bench: setup $(REFERENCE)/node_modules/.package-lock.json ## Run every benchmark, then one table against the targets (SERVER= to choose)
+	@failed=""; for b in $(BENCHES); do \
+	  args=""; \
+	  case $$b in oidc_flow) args="--reference";; esac; \
+	  case $$b in oidc_flow|transaction) [ -n "$(SERVER)" ] && args="$$args --server $(SERVER)";; esac; \
+	  echo "== bench/$$b.py $$args"; \
+	  $(BIN)/python bench/$$b.py $$args || failed="$$failed $$b"; \
+	done; \
+	echo; $(BIN)/python bench/report.py $(BENCHES); \
+	if [ -n "$$failed" ]; then echo "exited non-zero:$$failed"; exit 1; fi
 
 screenshots: setup ## Screenshot the portal (both languages, desktop and 360 px phone) into docs/screenshots/
 	$(BIN)/python docs/screenshots/make.py

@@ -1,13 +1,14 @@
-"""Fault bench: full transactions against two gunicorn nodes while their parts are broken (issue 14).
+"""Fault bench: full transactions against two platform nodes while their parts are broken (issue 14).
 
-Two platform nodes (`gunicorn -k gthread`, the same command as bench/transaction.py) share one
+Two platform nodes (the production server, gunicorn with gthread workers, as
+tests/factories/served.py runs it; `--server uwsgi|granian` for the others) share one
 PostgreSQL database and one Redis (the rate-limit store), each reached through a TCP proxy
 (tests/factories/proxy.py), behind a round-robin TCP balancer whose address is the issuer. 4 load
 threads run complete transactions (PAR, login with the eID card, consent, token, delivery of three
 datasets from the sandbox agencies mounted in the nodes, package decrypted and verified) for
 ``--duration`` seconds while the bench:
 
-* kills a worker with SIGKILL three times (nodes 1, 2, 1; gunicorn's master starts another);
+* kills a worker with SIGKILL three times (nodes 1, 2, 1; the server's main process starts another);
 * cuts the database for 5 s (the proxy drops every connection and refuses new ones);
 * stops the rate-limit store for 10 s (the same, in front of Redis).
 
@@ -22,7 +23,7 @@ logs, and worker RSS at the start and the end.
 The bar: no 500 at all, no gap, no double delivery, no stranded consent, recovery within 5 s of each
 fault's end.
 
-    python bench/faults.py [--duration 180] [--quick]
+    python bench/faults.py [--duration 180] [--quick] [--server gunicorn|uwsgi|granian]
 
 Writes bench/results/faults.json. MYDATA_BENCH_DATABASE_URL names another PostgreSQL server (a
 database mydata_bench_faults is dropped and recreated there), MYDATA_BENCH_REDIS_URL another Redis
@@ -56,8 +57,9 @@ from sqlalchemy.engine import make_url  # noqa: E402
 from mydata.db import get_db  # noqa: E402
 from tests.factories.proxy import TcpProxy  # noqa: E402
 from tests.factories.served import (  # noqa: E402
+    PRODUCTION_SERVER,
+    AppServer,
     Bank,
-    Gunicorn,
     free_port,
     fresh_database,
     ledger_facts,
@@ -244,7 +246,7 @@ class Load:
         return round(min(ends) - fault.ended, 2) if ends else None
 
 
-def worker_rss_mb(node: Gunicorn) -> list[float]:
+def worker_rss_mb(node: AppServer) -> list[float]:
     """Return the resident memory of each of a node's workers, in MB."""
     sizes = []
     for pid in node.workers():
@@ -285,6 +287,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--server", choices=("gunicorn", "uwsgi", "granian"), default=PRODUCTION_SERVER)
     args = parser.parse_args()
     duration = 40.0 if args.quick else args.duration
 
@@ -308,7 +311,7 @@ def main() -> None:
         get_db(prepared.app).engine.dispose()
         logs = [Path(folder) / f"node{n + 1}.log" for n in range(2)]
         nodes = [
-            Gunicorn(port, prepared.env, workers=args.workers, threads=args.threads, log=log)
+            AppServer(port, prepared.env, server=args.server, workers=args.workers, threads=args.threads, log=log)
             for port, log in zip(ports, logs, strict=True)
         ]
         for node in nodes:
@@ -384,7 +387,7 @@ def main() -> None:
         "bench": "faults",
         "duration_s": round(ran, 1),
         "clients": args.clients,
-        "nodes": f"2 x gunicorn {args.workers} workers x {args.threads} threads (gthread), round-robin balancer",
+        "nodes": f"2 x {args.server} {args.workers} workers x {args.threads} threads, round-robin balancer",
         "transactions": {"ok": ok, "failed": sum(failed.values()), "per_second": round(ok / ran, 2)},
         "failed_by_cause": dict(failed.most_common()),
         "error_answers_seen": dict(load.statuses.most_common()),

@@ -1,7 +1,10 @@
-"""What the gunicorn benchmarks share: a fresh PostgreSQL database, a served app, CPU and memory from /proc.
+"""What the served benchmarks share: a fresh PostgreSQL database, a served app, CPU and memory from /proc.
 
-Server CPU is user + system time of gunicorn's master and workers, read from /proc before and after
-the measured work: it counts what the server spent, not the load generator on the same machine.
+The app is served by one of three WSGI servers (`--server`, see :func:`add_server_options`): gunicorn
+with gthread workers, granian (WSGI interface) or uWSGI (pyuwsgi), each with the same number of
+worker processes and threads per worker. Server CPU is user + system time of the server's main
+process and all its descendants (workers), read from /proc before and after the measured work: it
+counts what the server spent, not the load generator on the same machine.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import platform
 import socket
 import statistics
 import subprocess
@@ -28,7 +32,12 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def fresh_database(server_url: str, name: str) -> str:
-    """Drop and create database *name* on the server; return its URL."""
+    """Drop and create database *name* on the server; return its URL.
+
+    ``MYDATA_BENCH_DATABASE_SUFFIX`` is appended to the name, so that benches run by several people
+    on one PostgreSQL server at once do not drop each other's database.
+    """
+    name += os.environ.get("MYDATA_BENCH_DATABASE_SUFFIX", "")
     admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -44,23 +53,47 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+SERVERS = ("gunicorn", "granian", "uwsgi")
+DEFAULT_SERVER = "gunicorn"
+
+
+def children_of(pid: int) -> list[int]:
+    """Return the direct children of *pid* (all its threads' children)."""
+    found: list[int] = []
+    with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                found += [int(p) for p in (task / "children").read_text().split()]
+    return found
+
+
 def server_pids(master_pid: int) -> list[int]:
-    """Return gunicorn's master and its workers."""
-    children = Path(f"/proc/{master_pid}/task/{master_pid}/children")
-    return [master_pid] + ([int(p) for p in children.read_text().split()] if children.exists() else [])
+    """Return the server's main process and all its descendants (its workers)."""
+    pids, queue = [], [master_pid]
+    while queue:
+        pid = queue.pop()
+        pids.append(pid)
+        queue += children_of(pid)
+    return pids
+
+
+def worker_pids(master_pid: int) -> list[int]:
+    """Return the server's descendants (its workers)."""
+    return server_pids(master_pid)[1:]
 
 
 def server_cpu_seconds(master_pid: int) -> float:
-    """Return user + system CPU seconds of gunicorn's master and workers so far."""
+    """Return user + system CPU seconds of the server's main process and workers so far."""
     total = 0
     for pid in server_pids(master_pid):
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
     return total / CLOCK_TICKS
 
 
 def server_cpu_ns(master_pid: int) -> int:
-    """Return the CPU time of gunicorn's master and workers so far, in ns (precise: /proc schedstat)."""
+    """Return the CPU time of the server's main process and workers so far, in ns (precise: /proc schedstat)."""
     total = 0
     for pid in server_pids(master_pid):
         for task in Path(f"/proc/{pid}/task").iterdir():
@@ -71,35 +104,106 @@ def server_cpu_ns(master_pid: int) -> int:
 
 def worker_rss_mb(master_pid: int) -> float:
     """Return the largest resident memory of a worker, in MB."""
-    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
     sizes = []
-    for pid in children:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                sizes.append(int(line.split()[1]) / 1024)
+    for pid in worker_pids(master_pid):
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    sizes.append(int(line.split()[1]) / 1024)
     return max(sizes) if sizes else 0.0
 
 
+def add_server_options(parser: argparse.ArgumentParser, threads: int) -> None:
+    """Add the options that choose and size the WSGI server: --server, --workers, --threads."""
+    parser.add_argument(
+        "--server", choices=SERVERS, default=DEFAULT_SERVER, help="the WSGI server (default: %(default)s)"
+    )
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=threads, help="threads per worker (default: %(default)s)")
+
+
+def describe_server(args: argparse.Namespace) -> str:
+    """Return the server and its shape in words, for the results."""
+    kind = {"gunicorn": "gunicorn (gthread)", "granian": "granian (WSGI)", "uwsgi": "uWSGI (pyuwsgi)"}[args.server]
+    return f"{kind}, {args.workers} workers x {args.threads} threads"
+
+
+def server_command(factory: str, port: int, args: argparse.Namespace) -> list[str]:
+    """Return the command that serves the WSGI app built by *factory* ("module:function") on *port*."""
+    bin_dir = Path(sys.executable).parent
+    workers, threads = str(args.workers), str(args.threads)
+    if args.server == "gunicorn":
+        return [str(bin_dir / "gunicorn"), "-w", workers, "-k", "gthread", "--threads", threads,
+                "-b", f"127.0.0.1:{port}", "--log-level", "warning", f"{factory}()"]  # fmt: skip
+    if args.server == "granian":
+        return [str(bin_dir / "granian"), "--interface", "wsgi", "--factory", "--workers", workers,
+                "--blocking-threads", threads, "--runtime-threads", "1", "--host", "127.0.0.1",
+                "--port", str(port), "--log-level", "warning", "--no-ws", "--http", "1", factory]  # fmt: skip
+    # uWSGI: keep-alive HTTP/1.1 on the socket itself (no router process), the app built in each
+    # worker after the fork (--lazy-apps, as gunicorn and granian do), SIGTERM a graceful stop.
+    return [str(bin_dir / "uwsgi"), "--master", "--processes", workers, "--threads", threads,
+            "--http11-socket", f"127.0.0.1:{port}", "--lazy-apps", "--need-app", "--single-interpreter",
+            "--hook-master-start", "unix_signal:15 gracefully_kill_them_all", "--listen", "1024",
+            "--disable-logging", "--log-4xx", "--log-5xx", "--module", f"{factory}()"]  # fmt: skip
+
+
 @contextmanager
-def gunicorn(app: str, port: int, args: argparse.Namespace, env: dict[str, str]) -> Iterator[int]:
-    """Serve *app* with gunicorn (gthread) on *port*; yield the master's pid once it answers."""
+def serve(factory: str, port: int, args: argparse.Namespace, env: dict[str, str]) -> Iterator[int]:
+    """Serve the app of *factory* with ``args.server`` on *port*; yield the main pid once every worker answers."""
     process = subprocess.Popen(
-        [str(Path(sys.executable).with_name("gunicorn")), "-w", str(args.workers), "-k", "gthread",
-         "--threads", str(args.threads), "-b", f"127.0.0.1:{port}", "--log-level", "warning", app],
+        server_command(factory, port, args),
         env={**os.environ, **env, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'bench'}"},
         cwd=ROOT,
-    )  # fmt: skip
+    )
     try:
-        for _ in range(150):
+        http = requests.Session()
+        http.trust_env = False
+        for _ in range(300):
+            if process.poll() is not None:
+                raise RuntimeError(f"{args.server} exited with status {process.returncode}")
             try:
-                requests.get(f"http://127.0.0.1:{port}/", timeout=5)
-                break
+                http.get(f"http://127.0.0.1:{port}/", timeout=5)
+                if len(worker_pids(process.pid)) >= args.workers:
+                    break
             except requests.RequestException:
-                time.sleep(0.2)
+                pass
+            time.sleep(0.2)
+        else:
+            raise RuntimeError(f"{args.server} did not answer with {args.workers} workers within 60 s")
         yield process.pid
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def warm_up(work: Callable[[object], float], count: int, concurrency: int) -> None:
+    """Run *count* units of *work*, *concurrency* at a time, and forget their figures."""
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(work, range(count)))
+
+
+def machine() -> dict[str, object]:
+    """Return what the figures were measured on: CPU model, CPUs, memory, Python, OS, load."""
+    model = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")),
+        platform.processor(),
+    )  # fmt: skip
+    memory = next(
+        line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
+    )
+    return {
+        "cpu_model": model,
+        "nproc": len(os.sched_getaffinity(0)),
+        "memory_gib": round(int(memory) / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
 
 
 def measure(pid: int, work: Callable[[object], float], count: int, warmup: int, concurrency: int) -> dict[str, float]:

@@ -1,16 +1,26 @@
-"""Benchmark: complete OpenID Connect flows against gunicorn with PostgreSQL (DESIGN §10).
+"""Benchmark: complete OpenID Connect flows against the WSGI server with PostgreSQL (DESIGN §10).
 
 One flow is what a bank's customer does: the bank pushes the request (PAR, private_key_jwt, DPoP),
 the browser is sent to authorize, logs in with the eID card (a card-reader component on the
 citizen's side signs the nonce with the sandbox card; the platform verifies), approves, the bank
 redeems the code (private_key_jwt + DPoP) and calls userinfo. The load generator runs on the same
-machine; the server's CPU time is read from /proc for the gunicorn master and its workers.
+machine; the server's CPU time is read from /proc for the server's main process and its workers.
+The server is warmed up (`--warmup` flows, 200 by default) before the measured flows.
 
-    python bench/oidc_flow.py [--flows 200] [--concurrency 4] [--workers 2] [--breakdown]
+    python bench/oidc_flow.py [--reference] [--flows 200] [--runs 3] [--warmup 200] [--concurrency 4]
+                              [--server gunicorn|granian|uwsgi] [--workers 2] [--threads 4] [--breakdown]
 
-Prints one summary line and writes bench/results/oidc_flow.json. Target: at most 8 ms of server CPU
-per flow. Set MYDATA_BENCH_DATABASE_URL to use another PostgreSQL server (a database named
-mydata_bench_oidc is dropped and recreated there).
+`--reference` also runs the certified Node.js provider (bench/reference/oidc-provider: `node
+bench.mjs --adapter redis --workers 2`, the same flow count and concurrency, warmed up with
+`--reference-warmup` flows, 2,000 by default) in the same invocation on the same machine, its runs
+alternating with ours so that the load of the shared machine weighs on both, and prints both
+figures (medians of `--runs` runs, 3 by default with `--reference`) and their ratio: our server CPU
+per flow / the reference's (PostgreSQL's and Redis's CPU left out of both). It needs Node.js 20+,
+`redis-server` and `npm ci` in bench/reference/oidc-provider.
+
+Prints one summary line and writes bench/results/oidc_flow.json. Target (DESIGN §10, issue 15):
+ratio <= 1.25 (goal 1.0). Set MYDATA_BENCH_DATABASE_URL to use another PostgreSQL server (a
+database named mydata_bench_oidc is dropped and recreated there).
 """
 
 from __future__ import annotations
@@ -19,9 +29,11 @@ import argparse
 import base64
 import json
 import os
-import platform
 import re
 import secrets
+import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +48,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
-from harness import free_port, fresh_database, gunicorn, measure, server_cpu_ns, worker_rss_mb  # noqa: E402
+from harness import (  # noqa: E402
+    add_server_options,
+    describe_server,
+    free_port,
+    fresh_database,
+    machine,
+    measure,
+    serve,
+    server_cpu_ns,
+    warm_up,
+    worker_rss_mb,
+)
 
 from mydata import cli  # noqa: E402
 from mydata.app import create_app  # noqa: E402
@@ -49,6 +72,9 @@ RESULTS = ROOT / "bench" / "results"
 DEFAULT_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 REDIRECT_URI = "https://bench-bank.example/callback"
 PERSONA = "A123456789"
+REFERENCE = ROOT / "bench" / "reference" / "oidc-provider"
+TARGET_RATIO = 1.25
+GOAL_RATIO = 1.0
 
 
 def prepare(database_url: str, folder: Path, issuer: str) -> tuple[dict[str, str], TestRelyingParty]:
@@ -160,57 +186,136 @@ def breakdown(issuer: str, rp: TestRelyingParty, card: SandboxCard, pid: int, fl
     return {endpoint: round(sum(values) / flows / 1e6, 2) for endpoint, values in ordered}
 
 
+def reference_run(flows: int, warmup: int, concurrency: int, workers: int) -> dict[str, Any]:
+    """Run the Node.js reference once (its own server, warmed up, then *flows* measured); return its figures."""
+    node = shutil.which("node")
+    if node is None or not (REFERENCE / "node_modules" / "oidc-provider").is_dir():
+        raise SystemExit(f"--reference needs Node.js 20+ and `npm ci` in {REFERENCE.relative_to(ROOT)}")
+    if shutil.which("redis-server") is None:
+        raise SystemExit("--reference needs redis-server (the reference's workers share Redis)")
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        command = [node, "bench.mjs", "--adapter", "redis", "--workers", str(workers), "--flows", str(flows),
+                   "--warmup", str(warmup), "--concurrency", str(concurrency), "--json", out.name]  # fmt: skip
+        done = subprocess.run(command, cwd=REFERENCE, capture_output=True, text=True, timeout=1800, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"the reference failed ({done.returncode}): {done.stderr[-2000:]}")
+        report = json.loads(Path(out.name).read_text())
+    run: dict[str, Any] = report["results"][0]
+    return {**run, "oidc_provider": report["oidc_provider"], "node": report["node"], "warmup": warmup}
+
+
 def main() -> None:
     """Run the benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--flows", type=int, default=200)
-    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=200, help="our flows before the measured ones")
+    parser.add_argument("--runs", type=int, help="measured runs (default: 3 with --reference, else 1)")
     parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=4)
+    add_server_options(parser, threads=4)
+    parser.add_argument("--reference", action="store_true", help="also run the Node.js reference; print the ratio")
+    parser.add_argument("--reference-warmup", type=int, default=2000, help="the reference's warm-up flows")
     parser.add_argument(
         "--breakdown", action="store_true", help="also: CPU per endpoint, flows one at a time on 1 worker, 1 thread"
     )
     args = parser.parse_args()
+    runs = args.runs or (3 if args.reference else 1)
 
     server_url = os.environ.get("MYDATA_BENCH_DATABASE_URL", DEFAULT_SERVER)
     database_url = fresh_database(server_url, "mydata_bench_oidc")
     port = free_port()
     issuer = f"http://127.0.0.1:{port}"
+    ours: list[dict[str, float]] = []
+    theirs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as folder:
         env, rp = prepare(database_url, Path(folder), issuer)
-        with gunicorn("mydata.app:create_app()", port, args, env) as pid:
-            card = SandboxCard.of(Path(folder), PERSONA)
-            figures = measure(pid, lambda _: one_flow(issuer, rp, card), args.flows, args.warmup, args.concurrency)
+        card = SandboxCard.of(Path(folder), PERSONA)
+        with serve("mydata.app:create_app", port, args, env) as pid:
+            warm_up(lambda _: one_flow(issuer, rp, card), args.warmup, args.concurrency)
+            for run in range(1, runs + 1):
+                ours.append(measure(pid, lambda _: one_flow(issuer, rp, card), args.flows, 0, args.concurrency))
+                line = f"  run {run}: ours {ours[-1]['cpu_per_unit'] * 1000:.2f} ms/flow"
+                if args.reference:
+                    theirs.append(reference_run(args.flows, args.reference_warmup, args.concurrency, args.workers))
+                    line += f", reference {theirs[-1]['server_cpu_ms_per_flow']:.2f} ms/flow"
+                print(line, file=sys.stderr, flush=True)
             rss = worker_rss_mb(pid)
         per_endpoint = None
         if args.breakdown:
-            single = argparse.Namespace(workers=1, threads=1)
-            with gunicorn("mydata.app:create_app()", port, single, env) as pid:
+            single = argparse.Namespace(server=args.server, workers=1, threads=1)
+            with serve("mydata.app:create_app", port, single, env) as pid:
                 per_endpoint = breakdown(issuer, rp, card, pid, min(args.flows, 100))
 
-    result = {
+    def median(key: str) -> float:
+        return statistics.median(run[key] for run in ours)
+
+    cpu_ms = median("cpu_per_unit") * 1000
+    result: dict[str, Any] = {
         "bench": "oidc_flow",
         "flows": args.flows,
+        "warmup": args.warmup,
+        "runs": runs,
         "concurrency": args.concurrency,
-        "gunicorn": f"{args.workers} workers x {args.threads} threads (gthread)",
-        "flows_per_second": round(figures["per_second"], 1),
-        "latency_ms": {name: round(figures[name] * 1000, 1) for name in ("p50", "p95", "p99")},
-        "server_cpu_ms_per_flow": round(figures["cpu_per_unit"] * 1000, 2),
-        "target_server_cpu_ms_per_flow": 8,
+        "server": args.server,
+        "server_settings": describe_server(args),
+        "flows_per_second": round(median("per_second"), 1),
+        "latency_ms": {name: round(median(name) * 1000, 1) for name in ("p50", "p95", "p99")},
+        "server_cpu_ms_per_flow": round(cpu_ms, 2),
+        "all_runs": [
+            {
+                "run": number,
+                "server_cpu_ms_per_flow": round(run["cpu_per_unit"] * 1000, 2),
+                "flows_per_second": round(run["per_second"], 1),
+                "latency_ms_p50": round(run["p50"] * 1000, 1),
+            }
+            for number, run in enumerate(ours, 1)
+        ],
         "worker_rss_mb": round(rss, 1),
         "server_cpu_ms_per_flow_by_endpoint": per_endpoint,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "date": time.strftime("%Y-%m-%d"),
+        "target_ratio_to_reference": TARGET_RATIO,
+        "goal_ratio_to_reference": GOAL_RATIO,
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
+    if theirs:
+        reference_ms = statistics.median(run["server_cpu_ms_per_flow"] for run in theirs)
+        ratio = cpu_ms / reference_ms
+        result["reference"] = {
+            "what": f"oidc-provider {theirs[0]['oidc_provider']} on Node.js {theirs[0]['node']}, "
+            f"{args.workers} workers sharing Redis (bench/reference/oidc-provider)",
+            "warmup": args.reference_warmup,
+            "server_cpu_ms_per_flow": round(reference_ms, 2),
+            "redis_cpu_ms_per_flow": statistics.median(run.get("redis_cpu_ms_per_flow", 0) for run in theirs),
+            "flows_per_second": statistics.median(run["flows_per_second"] for run in theirs),
+            "all_runs": theirs,
+        }
+        result["ratio_to_reference"] = round(ratio, 2)
+        result["summary"] = {
+            "figure": f"{ratio:.2f} x the reference ({cpu_ms:.1f} / {reference_ms:.1f} ms/flow, {args.server})",
+            "target": f"<= {TARGET_RATIO} x (goal {GOAL_RATIO} x)",
+            "met": ratio <= TARGET_RATIO,
+        }
+    else:
+        result["summary"] = {
+            "figure": f"{cpu_ms:.1f} ms/flow ({args.server}; no reference run)",
+            "target": f"<= {TARGET_RATIO} x the reference (--reference)",
+            "met": None,
+        }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "oidc_flow.json").write_text(json.dumps(result, indent=2) + "\n")
     latency = result["latency_ms"]
     print(
-        f"oidc_flow: {result['flows_per_second']} flows/s, p50 {latency['p50']} ms, p95 {latency['p95']} ms, "
-        f"p99 {latency['p99']} ms, server CPU {result['server_cpu_ms_per_flow']} ms/flow (target <= 8), "
-        f"worker RSS {result['worker_rss_mb']} MB"
+        f"oidc_flow ({result['server_settings']}, median of {runs}): {result['flows_per_second']} flows/s, "
+        f"p50 {latency['p50']} ms, p95 {latency['p95']} ms, p99 {latency['p99']} ms, "
+        f"server CPU {result['server_cpu_ms_per_flow']} ms/flow, worker RSS {result['worker_rss_mb']} MB"
     )
+    if theirs:
+        reference = result["reference"]
+        print(
+            f"oidc_flow reference ({reference['what']}, warm-up {reference['warmup']} flows, median of {runs}): "
+            f"server CPU {reference['server_cpu_ms_per_flow']} ms/flow (+ Redis {reference['redis_cpu_ms_per_flow']} "
+            f"ms); ratio ours / reference = {result['ratio_to_reference']} "
+            f"(target <= {TARGET_RATIO}, goal {GOAL_RATIO})"
+        )
     if per_endpoint:
         print(f"  by endpoint (flows one at a time): {sum(per_endpoint.values()):.1f} ms per flow")
         for endpoint, ms in per_endpoint.items():

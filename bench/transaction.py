@@ -1,4 +1,4 @@
-"""Benchmark: full one-shot transactions against gunicorn with PostgreSQL (DESIGN §10).
+"""Benchmark: full one-shot transactions against the WSGI server with PostgreSQL (DESIGN §10).
 
 One transaction is what a bank's "apply with MyData" costs the platform: the bank pushes the request
 (PAR with private_key_jwt, PKCE, DPoP and `authorization_details` for the sandbox bank's credit-card
@@ -6,20 +6,25 @@ service), the browser follows /oauth/authorize, logs in with the eID card (a car
 on the citizen's side signs the nonce with the sandbox card; the platform verifies), approves on the
 consent screen, the bank redeems the code (private_key_jwt + DPoP) and collects the package: the
 platform fetches household registration, income and labour insurance from the sandbox agencies over
-HTTP (mounted in the same gunicorn, hence gthread workers), verifies the agencies' signatures and
+HTTP (mounted in the same server, hence threaded workers), verifies the agencies' signatures and
 schemas, signs (JWS) and encrypts (JWE) the package, and records the ledger entries. The bank side
 is the sandbox relying parties' client (relying_parties/sandbox/mydata_client.py), which decrypts
 and verifies every package.
 
 The ratio compares the server CPU of one transaction with that of one bare Flask request (a view
-returning a short text) served by the same gunicorn settings; the load generator keeps its
-connections open for the bare requests, which makes them as cheap as they can be.
+returning a short text, bench/bare.py) served by the same server with the same settings (`--server`,
+`--workers`, `--threads`); the load generator keeps its connections open for the bare requests,
+which makes them as cheap as they can be. Both servers run side by side, warmed up, and their
+measured runs alternate (transactions, bare requests, transactions, ...) so that the load of the
+shared machine weighs on both; each figure is the median of `--runs` runs.
 
-    python bench/transaction.py [--transactions 100] [--concurrency 4] [--workers 2] [--threads 8]
+    python bench/transaction.py [--transactions 100] [--runs 3] [--concurrency 4]
+                                [--server gunicorn|granian|uwsgi] [--workers 2] [--threads 8]
 
-Prints one summary line and writes bench/results/transaction.json. Target: server CPU per
-transaction at most 25 x that of a bare request. Set MYDATA_BENCH_DATABASE_URL to use another
-PostgreSQL server (a database named mydata_bench_transaction is dropped and recreated there).
+Prints one summary line and writes bench/results/transaction.json. Target (DESIGN §10, issue 15):
+server CPU per transaction at most 60 x that of a bare request (goal: 40 x). Set
+MYDATA_BENCH_DATABASE_URL to use another PostgreSQL server (a database named
+mydata_bench_transaction is dropped and recreated there).
 """
 
 from __future__ import annotations
@@ -28,8 +33,8 @@ import argparse
 import base64
 import json
 import os
-import platform
 import secrets
+import statistics
 import sys
 import tempfile
 import threading
@@ -42,8 +47,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
-from flask import Flask  # noqa: E402
-from harness import free_port, fresh_database, gunicorn, measure, worker_rss_mb  # noqa: E402
+from harness import (  # noqa: E402
+    add_server_options,
+    describe_server,
+    free_port,
+    fresh_database,
+    machine,
+    measure,
+    serve,
+    warm_up,
+    worker_rss_mb,
+)
 from joserfc.jwk import ECKey, KeySet  # noqa: E402
 
 from mydata import cli  # noqa: E402
@@ -60,17 +74,8 @@ CLIENT_ID = "bench-bank-web"
 SERVICE = "sandbox-bank.credit-card"
 DATASETS = {"household.registration", "tax.income", "labor.insurance"}
 PERSONA = "A123456789"
-
-
-def bare_app() -> Flask:
-    """Return the bare Flask app the transaction is compared with: one view, a short text."""
-    app = Flask("bare")
-
-    @app.get("/")
-    def index() -> str:
-        return "ok"
-
-    return app
+TARGET_RATIO = 60
+GOAL_RATIO = 40
 
 
 def prepare(database_url: str, folder: Path, issuer: str) -> tuple[dict[str, str], KeySet]:
@@ -159,58 +164,93 @@ def main() -> None:
     """Run the benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--transactions", type=int, default=100)
-    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=20, help="transactions before the measured runs")
     parser.add_argument("--bare-requests", type=int, default=3000)
+    parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--workers", type=int, default=2)
     # Each delivery holds a thread while the platform calls its three agencies, served by the same
-    # gunicorn: enough threads for every concurrent transaction and its agency calls.
-    parser.add_argument("--threads", type=int, default=8)
+    # server: enough threads for every concurrent transaction and its agency calls.
+    add_server_options(parser, threads=8)
     args = parser.parse_args()
 
     server_url = os.environ.get("MYDATA_BENCH_DATABASE_URL", DEFAULT_SERVER)
     database_url = fresh_database(server_url, "mydata_bench_transaction")
-    port = free_port()
+    port, bare_port = free_port(), free_port()
     issuer = f"http://127.0.0.1:{port}"
+    runs: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory() as folder:
         env, keys = prepare(database_url, Path(folder), issuer)
         bank = Bank(issuer, keys, SandboxCard.of(Path(folder), PERSONA))
-        with gunicorn("mydata.app:create_app()", port, args, env) as pid:
-            tx = measure(pid, lambda _: bank.transaction(), args.transactions, args.warmup, args.concurrency)
+        with (
+            serve("mydata.app:create_app", port, args, env) as pid,
+            serve("bare:bare_app", bare_port, args, {}) as bare_pid,
+        ):
+            bare_work = bare_requests(bare_port)
+            warm_up(lambda _: bank.transaction(), args.warmup, args.concurrency)
+            warm_up(bare_work, 200, args.concurrency)
+            for run in range(1, args.runs + 1):
+                tx = measure(pid, lambda _: bank.transaction(), args.transactions, 0, args.concurrency)
+                bare = measure(bare_pid, bare_work, args.bare_requests, 0, args.concurrency)
+                runs.append({"run": run, **{f"tx_{k}": v for k, v in tx.items()},
+                             **{f"bare_{k}": v for k, v in bare.items()},
+                             "ratio": tx["cpu_per_unit"] / bare["cpu_per_unit"]})  # fmt: skip
+                print(
+                    f"  run {run}: {tx['cpu_per_unit'] * 1000:.2f} ms/tx, bare {bare['cpu_per_unit'] * 1000:.3f} ms, "
+                    f"ratio {runs[-1]['ratio']:.1f}",
+                    file=sys.stderr,
+                )
             rss = worker_rss_mb(pid)
-    bare_port = free_port()
-    with gunicorn("transaction:bare_app()", bare_port, args, {}) as pid:
-        bare = measure(pid, bare_requests(bare_port), args.bare_requests, 200, args.concurrency)
 
-    ratio = tx["cpu_per_unit"] / bare["cpu_per_unit"]
+    def median(key: str) -> float:
+        return statistics.median(run[key] for run in runs)
+
+    ratio = median("ratio")
     result = {
         "bench": "transaction",
         "transactions": args.transactions,
+        "runs": args.runs,
         "concurrency": args.concurrency,
-        "gunicorn": f"{args.workers} workers x {args.threads} threads (gthread)",
-        "transactions_per_second": round(tx["per_second"], 2),
-        "latency_ms": {k: round(tx[k] * 1000, 1) for k in ("p50", "p95", "p99")},
-        "server_cpu_ms_per_transaction": round(tx["cpu_per_unit"] * 1000, 2),
+        "server": args.server,
+        "server_settings": describe_server(args),
+        "transactions_per_second": round(median("tx_per_second"), 2),
+        "latency_ms": {k: round(median(f"tx_{k}") * 1000, 1) for k in ("p50", "p95", "p99")},
+        "server_cpu_ms_per_transaction": round(median("tx_cpu_per_unit") * 1000, 2),
         "bare_request": {
             "requests": args.bare_requests,
-            "requests_per_second": round(bare["per_second"], 1),
-            "server_cpu_ms_per_request": round(bare["cpu_per_unit"] * 1000, 3),
-            "latency_ms_p50": round(bare["p50"] * 1000, 2),
+            "requests_per_second": round(median("bare_per_second"), 1),
+            "server_cpu_ms_per_request": round(median("bare_cpu_per_unit") * 1000, 3),
+            "latency_ms_p50": round(median("bare_p50") * 1000, 2),
         },
         "ratio_to_bare_request": round(ratio, 1),
-        "target_ratio": 25,
+        "target_ratio": TARGET_RATIO,
+        "goal_ratio": GOAL_RATIO,
         "worker_rss_mb": round(rss, 1),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "date": time.strftime("%Y-%m-%d"),
+        "all_runs": [
+            {
+                "run": r["run"],
+                "server_cpu_ms_per_transaction": round(r["tx_cpu_per_unit"] * 1000, 2),
+                "transactions_per_second": round(r["tx_per_second"], 2),
+                "bare_server_cpu_ms_per_request": round(r["bare_cpu_per_unit"] * 1000, 3),
+                "ratio": round(r["ratio"], 1),
+            }
+            for r in runs
+        ],
+        "summary": {
+            "figure": f"{ratio:.1f} x a bare request ({median('tx_cpu_per_unit') * 1000:.1f} ms/tx, {args.server})",
+            "target": f"<= {TARGET_RATIO} x (goal {GOAL_RATIO} x)",
+            "met": ratio <= TARGET_RATIO,
+        },
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "transaction.json").write_text(json.dumps(result, indent=2) + "\n")
     latency = result["latency_ms"]
     print(
-        f"transaction: {result['transactions_per_second']} tx/s, p50 {latency['p50']} ms, p95 {latency['p95']} ms, "
-        f"p99 {latency['p99']} ms, server CPU {result['server_cpu_ms_per_transaction']} ms/tx = "
-        f"{result['ratio_to_bare_request']} x a bare Flask request "
-        f"({result['bare_request']['server_cpu_ms_per_request']} ms; target <= 25 x), "
+        f"transaction ({result['server_settings']}, median of {args.runs}): {result['transactions_per_second']} tx/s, "
+        f"p50 {latency['p50']} ms, p95 {latency['p95']} ms, p99 {latency['p99']} ms, "
+        f"server CPU {result['server_cpu_ms_per_transaction']} ms/tx = {result['ratio_to_bare_request']} x a bare "
+        f"Flask request ({result['bare_request']['server_cpu_ms_per_request']} ms; target <= {TARGET_RATIO} x), "
         f"worker RSS {result['worker_rss_mb']} MB"
     )
 

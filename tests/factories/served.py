@@ -1,8 +1,8 @@
-"""The platform served by gunicorn as in production, for tests and benches that stop or kill its processes.
+"""The platform served by its WSGI server as in production, for tests and benches that stop or kill its processes.
 
 A fresh PostgreSQL database, migrated and seeded, with a registered bank client (:class:`Bank`:
 the sandbox relying parties' client, one per thread, running full transactions), and the sandbox
-agencies on a server of their own in this process (:func:`serve_agencies`): gunicorn's workers
+agencies on a server of their own in this process (:func:`serve_agencies`): the server's workers
 stop accepting connections when told to stop, so agencies mounted in the platform's own process
 would be out of reach of the very deliveries the workers are finishing. :class:`AgencyGate` holds
 the agencies' answers, to stop a delivery midway (its consent claimed) for as long as a test needs.
@@ -76,7 +76,7 @@ def free_port() -> int:
 
 @dataclass
 class Prepared:
-    """A migrated, seeded platform not yet served: its environment for gunicorn, the bank's keys, the app."""
+    """A migrated, seeded platform not yet served: its environment for the server, the bank's keys, the app."""
 
     issuer: str
     env: dict[str, str]
@@ -210,14 +210,24 @@ def serve_agencies(prepared: Prepared) -> Iterator[tuple[str, AgencyGate]]:
         agencies.extensions["sandbox.agency"].stop()
 
 
-class Gunicorn:
-    """gunicorn (gthread workers) serving the platform, as docs/operations.md runs it."""
+# The production WSGI server (docs/operations.md, docs/decisions/0010-wsgi-server.md). The others are
+# here to compare them: both failed the graceful shutdown test there (see the decision).
+PRODUCTION_SERVER = "gunicorn"
+
+
+class AppServer:
+    """The platform served as docs/operations.md runs it (gunicorn, gthread workers), or by uWSGI or granian.
+
+    ``stopping_logged`` is the line the server logs (at log level info) when SIGTERM reaches it,
+    ``killed_logged`` the line it logs when it kills a worker still busy at the graceful timeout.
+    """
 
     def __init__(
         self,
         port: int,
         env: dict[str, str],
         *,
+        server: str = PRODUCTION_SERVER,
         workers: int = 2,
         threads: int = 8,
         graceful_timeout: float = 30,
@@ -225,16 +235,43 @@ class Gunicorn:
         log_level: str = "warning",
     ) -> None:
         self.port = port
+        self.kind = server
         self.base = f"http://127.0.0.1:{port}"
         self.log = log
         self._log = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - closed in stop()
-        args = [
-            str(Path(sys.executable).with_name("gunicorn")),
-            "-w", str(workers), "-k", "gthread", "--threads", str(threads),
-            "--graceful-timeout", str(graceful_timeout),
-            "-b", f"127.0.0.1:{port}", "--log-level", log_level,
-            "mydata.app:create_app()",
-        ]  # fmt: skip
+        if server == "uwsgi":
+            # uWSGI (pyuwsgi): SIGTERM a graceful stop (uWSGI 2.0's own meaning of SIGTERM is a brutal
+            # reload), each worker builds the app after the fork, as gunicorn's do.
+            args = [
+                str(Path(sys.executable).with_name("uwsgi")),
+                "--master", "--processes", str(workers), "--threads", str(threads),
+                "--http11-socket", f"127.0.0.1:{port}", "--lazy-apps", "--need-app", "--single-interpreter",
+                "--hook-master-start", "unix_signal:15 gracefully_kill_them_all",
+                "--worker-reload-mercy", str(graceful_timeout), "--reload-mercy", str(graceful_timeout),
+                "--disable-logging", "--log-4xx", "--log-5xx",
+                "--module", "mydata.app:create_app()",
+            ]  # fmt: skip
+            self.stopping_logged, self.killed_logged = "graceful shutdown triggered", "NO MERCY"
+        elif server == "granian":
+            args = [
+                str(Path(sys.executable).with_name("granian")),
+                "--interface", "wsgi", "--factory", "--workers", str(workers), "--blocking-threads", str(threads),
+                "--workers-kill-timeout", str(graceful_timeout), "--respawn-failed-workers",
+                "--host", "127.0.0.1", "--port", str(port), "--log-level", log_level, "--no-ws",
+                "mydata.app:create_app",
+            ]  # fmt: skip
+            self.stopping_logged, self.killed_logged = "Shutting down granian", "after it refused to gracefully stop"
+        elif server == "gunicorn":
+            args = [
+                str(Path(sys.executable).with_name("gunicorn")),
+                "-w", str(workers), "-k", "gthread", "--threads", str(threads),
+                "--graceful-timeout", str(graceful_timeout),
+                "-b", f"127.0.0.1:{port}", "--log-level", log_level,
+                "mydata.app:create_app()",
+            ]  # fmt: skip
+            self.stopping_logged, self.killed_logged = "Handling signal: term", "was sent SIGKILL"
+        else:
+            raise ValueError(f"unknown server {server!r}")
         self.process = subprocess.Popen(
             args,
             env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
@@ -245,7 +282,7 @@ class Gunicorn:
 
     @property
     def pid(self) -> int:
-        """Return the master's pid."""
+        """Return the main process's pid."""
         return self.process.pid
 
     def workers(self) -> list[int]:
@@ -263,14 +300,14 @@ class Gunicorn:
         http.trust_env = False
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with status {self.process.returncode}")
+                raise RuntimeError(f"{self.kind} exited with status {self.process.returncode}")
             try:
                 if http.get(f"{self.base}/healthz", timeout=5).status_code < 500 and len(self.workers()) >= workers:
                     return
             except requests.RequestException:
                 pass
             time.sleep(0.2)
-        raise RuntimeError("gunicorn did not answer in time")
+        raise RuntimeError(f"{self.kind} did not answer in time")
 
     def wait_for_log(self, words: str, timeout: float = 30) -> bool:
         """Wait until the log (given to the constructor) has a line with *words*; return whether it has."""
@@ -283,7 +320,7 @@ class Gunicorn:
         return False
 
     def terminate(self) -> None:
-        """Ask for a graceful stop (SIGTERM to the master)."""
+        """Ask for a graceful stop (SIGTERM to the main process)."""
         self.process.send_signal(signal.SIGTERM)
 
     def stop(self, timeout: float = 60) -> int:
