@@ -139,11 +139,15 @@ _REMEMBER_ONCE = text(
 )
 
 
-def remember_once(uow: UnitOfWork, key: str, expires_at: int, now: int) -> bool:
+def remember_once(uow: UnitOfWork, key: str, expires_at: int, now: int, *, commit: bool = False) -> bool:
     """Record a one-time identifier; return False if it was already recorded (a replay).
 
     One statement, safe between concurrent requests on every node: an insert that does nothing
     when the identifier is known, unless the known one has expired (its proof is stale anyway).
+    With *commit* the record is durable at once (with anything *uow* did before): on PostgreSQL,
+    with nothing pending, that is the one statement in autocommit, one round trip.
     """
-    found = uow.session.execute(_REMEMBER_ONCE, {"key": key, "expires_at": expires_at, "now": now})
-    return found.first() is not None
+    params = {"key": key, "expires_at": expires_at, "now": now}
+    if commit:
+        return bool(uow.run_alone(_REMEMBER_ONCE, params))
+    return uow.run(_REMEMBER_ONCE, params).first() is not None

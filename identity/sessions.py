@@ -20,7 +20,7 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, g, request, url_for
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, bindparam, select, update
 
 from identity.interfaces import LevelTooLow
 from identity.models import Citizen, LoginSession
@@ -43,6 +43,16 @@ ABSOLUTE_LIFETIME = dt.timedelta(hours=8)
 # recorded time can only lag, so a session may end up to a minute early, never late.
 TOUCH_INTERVAL = dt.timedelta(seconds=60)
 DEFAULT_NEXT = "/me"
+# Built once: this runs on every request of a logged-in browser.
+_FIND_SESSION = (
+    select(
+        _SESSION.c.id, _SESSION.c.citizen_id, _SESSION.c.method, _SESSION.c.level, _SESSION.c.amr,
+        _SESSION.c.auth_time, _SESSION.c.created_at, _SESSION.c.last_seen_at,
+        _CITIZEN.c.national_id, _CITIZEN.c.name,
+    )
+    .join(_CITIZEN, _CITIZEN.c.id == _SESSION.c.citizen_id)
+    .where(_SESSION.c.secret_hash == bindparam("hash"), _SESSION.c.ended_at.is_(None))
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -199,16 +209,7 @@ class _Found:
 
 
 def _find_session(uow: UnitOfWork, secret: str) -> _Found | None:
-    # A Core statement: this runs on every request of a logged-in browser.
-    found = uow.session.execute(
-        select(
-            _SESSION.c.id, _SESSION.c.citizen_id, _SESSION.c.method, _SESSION.c.level, _SESSION.c.amr,
-            _SESSION.c.auth_time, _SESSION.c.created_at, _SESSION.c.last_seen_at,
-            _CITIZEN.c.national_id, _CITIZEN.c.name,
-        )
-        .join(_CITIZEN, _CITIZEN.c.id == _SESSION.c.citizen_id)
-        .where(_SESSION.c.secret_hash == _hash(secret), _SESSION.c.ended_at.is_(None))
-    ).first()  # fmt: skip
+    found = uow.read(_FIND_SESSION, {"hash": _hash(secret)}).first()
     if found is None:
         return None
     authentication = _authentication(
@@ -274,7 +275,7 @@ def current_authentication() -> Authentication | None:
     secret = request.cookies.get(cookie_name())
     if secret:
         request_uow = unit_of_work()
-        if request_uow.session.in_transaction():
+        if request_uow.pending():
             with get_db().unit_of_work() as uow:
                 authentication = resume_session(uow, secret, clock().now())
         else:

@@ -27,9 +27,10 @@ from typing import Any
 
 from flask import Flask, Response, current_app, g, has_request_context, request
 from sqlalchemy import DateTime, MetaData, create_engine, event, text
-from sqlalchemy.engine import Connection, Dialect, Engine, make_url
+from sqlalchemy.engine import Connection, CursorResult, Dialect, Engine, Row, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.sql import Executable
 from sqlalchemy.types import TypeDecorator
 
 from mydata import errors
@@ -232,9 +233,86 @@ class UnitOfWork:
         """Make every change of this unit of work durable."""
         self.session.commit()
 
+    def pending(self) -> bool:
+        """Tell whether a transaction is open that this unit of work has not committed yet."""
+        if not self.session.in_transaction():
+            return False
+        connection = self.session.connection()
+        if connection.dialect.name != "postgresql":
+            return True
+        driver = connection.connection.driver_connection
+        return driver is not None and driver.info.transaction_status != _IDLE
+
+    # Statements on the hot path (built once, at import, with bind parameters) run on the session's
+    # connection: SQLAlchemy Core without the ORM's per-statement work, and with no transaction when
+    # the statement needs none. Decision 0007 says which statements, and what each saves.
+
+    def run(self, statement: Executable, params: dict[str, Any] | None = None) -> CursorResult[Any]:
+        """Run *statement* in this unit of work's transaction (committed by :meth:`commit`)."""
+        return self.session.connection().execute(statement, params)
+
+    def read(self, statement: Executable, params: dict[str, Any] | None = None) -> CursorResult[Any]:
+        """Run a statement that only reads, outside any transaction when none is open (PostgreSQL).
+
+        One statement reads one consistent snapshot on its own (PostgreSQL's READ COMMITTED gives
+        each statement its own snapshot even inside a transaction), so a read that begins a request
+        needs no BEGIN and no ROLLBACK round trip. Inside a transaction it reads in it, and sees
+        what the transaction wrote.
+        """
+        connection = self._autocommit_connection()
+        if connection is None:
+            return self.session.connection().execute(statement, params)
+        try:
+            return connection.execute(statement, params)
+        finally:
+            self._end_autocommit(connection)
+
+    def run_alone(self, statement: Executable, params: dict[str, Any] | None = None) -> list[Row[Any]]:
+        """Run *statement* and make it durable at once, with everything this unit of work did before.
+
+        When nothing is pending (PostgreSQL, no transaction open) the statement is its own
+        transaction (autocommit: one round trip instead of BEGIN, the statement and COMMIT);
+        otherwise it runs in the open transaction, which is then committed. Returns the rows it
+        returned (read before the commit).
+        """
+        connection = self._autocommit_connection()
+        if connection is None:
+            rows = _rows(self.session.connection().execute(statement, params))
+            self.commit()
+            return rows
+        try:
+            return _rows(connection.execute(statement, params))
+        finally:
+            self._end_autocommit(connection)
+
+    def _autocommit_connection(self) -> Connection | None:
+        """Return the session's connection switched to autocommit, or None when a transaction is open (or on SQLite)."""
+        connection = self.session.connection()
+        if connection.dialect.name != "postgresql":
+            return None
+        driver = connection.connection.driver_connection
+        if driver is None or driver.info.transaction_status != _IDLE:
+            return None
+        driver.autocommit = True
+        return connection
+
+    @staticmethod
+    def _end_autocommit(connection: Connection) -> None:
+        driver = connection.connection.driver_connection if not connection.invalidated else None
+        if driver is not None and not driver.closed:  # a lost connection is renewed by the pool
+            driver.autocommit = False
+
     def rollback(self) -> None:
         """Discard every change not yet committed."""
         self.session.rollback()
+
+
+def _rows(result: CursorResult[Any]) -> list[Row[Any]]:
+    return list(result.all()) if result.returns_rows else []
+
+
+#: libpq's PQTRANS_IDLE: the connection is not in a transaction (psycopg's ``info.transaction_status``).
+_IDLE = 0
 
 
 #: PostgreSQL errors of a server that cannot serve: class 08 (connection exception), and the server
