@@ -20,8 +20,9 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, g, request, url_for
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 
+from identity import services
 from identity.interfaces import LevelTooLow
 from identity.models import Citizen, LoginSession
 from mydata.clock import clock
@@ -53,6 +54,7 @@ _FIND_SESSION = (
     .join(_CITIZEN, _CITIZEN.c.id == _SESSION.c.citizen_id)
     .where(_SESSION.c.secret_hash == bindparam("hash"), _SESSION.c.ended_at.is_(None))
 )  # fmt: skip
+_INSERT_SESSION = insert(_SESSION)
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,12 @@ def _authentication(
 
 
 def open_session(
-    uow: UnitOfWork, citizen_id: str, method: str, now: dt.datetime, previous: Authentication | None = None
+    uow: UnitOfWork,
+    citizen_id: str,
+    method: str,
+    now: dt.datetime,
+    previous: Authentication | None = None,
+    account: services.Account | None = None,
 ) -> tuple[Authentication, str]:
     """Record a successful authentication; return the session and the browser's new secret.
 
@@ -177,26 +184,31 @@ def open_session(
             if row.ended_at is None:
                 row.ended_at, row.end_reason = now, "replaced"
             row = None
+    if account is None or account.id != citizen_id:  # the login that just read it may pass it
+        account = services.account(uow, citizen_id)
+    assert account is not None
     if row is None:
-        row = LoginSession(
-            id=secrets.token_hex(16),
-            citizen_id=citizen_id,
-            method=chosen.id,
-            level=chosen.level,
-            amr=list(chosen.amr),
-            auth_time=now,
-            created_at=now,
+        # A new session (most logins): one Core insert, without the ORM's unit of work.
+        session_id, amr = secrets.token_hex(16), list(chosen.amr)
+        uow.session.flush()  # a replaced session's end, before the new one
+        uow.run(
+            _INSERT_SESSION,
+            {
+                "id": session_id, "secret_hash": _hash(secret), "citizen_id": citizen_id, "method": chosen.id,
+                "level": chosen.level, "amr": amr, "auth_time": now, "created_at": now, "last_seen_at": now,
+            },
+        )  # fmt: skip
+        uow.commit()
+        authentication = _authentication(
+            session_id, account.id, account.national_id, account.name, chosen.level, amr, now, chosen.id
         )
-        uow.session.add(row)
-    else:
-        row.method, row.level, row.amr, row.auth_time = chosen.id, chosen.level, list(chosen.amr), now
+        return authentication, secret
+    row.method, row.level, row.amr, row.auth_time = chosen.id, chosen.level, list(chosen.amr), now
     row.secret_hash = _hash(secret)
     row.last_seen_at = now
-    citizen = uow.session.get(Citizen, citizen_id)
-    assert citizen is not None
     uow.commit()
     authentication = _authentication(
-        row.id, citizen.id, citizen.national_id, citizen.name, row.level, row.amr, row.auth_time, row.method
+        row.id, account.id, account.national_id, account.name, row.level, row.amr, row.auth_time, row.method
     )
     return authentication, secret
 
