@@ -207,7 +207,11 @@ class LocalizedEnvironment(Environment):
     def _for_language(self) -> Environment:
         if self.constant_translations is not None or not has_app_context():
             return self  # an overlay already (or no language to compile for)
-        locale = str(get_locale() or current_app.config["MYDATA_DEFAULT_LOCALE"])
+        try:
+            chosen = get_locale()
+        except RuntimeError:  # outside a request, no language forced: translated at run time, as ever
+            return self
+        locale = str(chosen or current_app.config["MYDATA_DEFAULT_LOCALE"])
         overlays = self._overlays
         if overlays is not None and locale in overlays:
             return overlays[locale]
