@@ -246,7 +246,7 @@ class UnitOfWork:
 
     # Statements on the hot path are built once, at import, with bind parameters. On PostgreSQL they
     # run through psycopg directly (compiled once by SQLAlchemy, see _DriverStatement), and with no
-    # transaction when they need none; elsewhere through SQLAlchemy Core. Decision 0007.
+    # transaction when they need none; elsewhere through SQLAlchemy Core. Decision 0010.
 
     def run(self, statement: Executable, params: dict[str, Any] | None = None) -> Rows:
         """Run *statement* in this unit of work's transaction (committed by :meth:`commit`)."""
@@ -330,8 +330,9 @@ class _DriverStatement:
     written with the models' tables and compiled by SQLAlchemy (same SQL, same casts); what is left
     out is its per-execution work, which these statements do not need: only statements whose
     parameters and columns need no conversion (strings, integers, JSON, which psycopg converts
-    itself, and aware UTC times) are run this way, and errors are raised as SQLAlchemy's, with a
-    lost connection invalidated, as SQLAlchemy does.
+    itself, and aware times: psycopg gives them in the connection's time zone, where UTCDateTime
+    would move them to UTC, the same instant) are run this way, and errors are raised as
+    SQLAlchemy's, with a lost connection invalidated, as SQLAlchemy does.
     """
 
     #: (id of the statement, parameter names of an insert) -> (the statement, kept so that its id
