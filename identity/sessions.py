@@ -184,13 +184,15 @@ def open_session(
             if row.ended_at is None:
                 row.ended_at, row.end_reason = now, "replaced"
             row = None
+    # What the ORM holds (a replaced session's end, an account created by this login) is written
+    # first: the Core statements below read and write beside it.
+    uow.session.flush()
     if account is None or account.id != citizen_id:  # the login that just read it may pass it
         account = services.account(uow, citizen_id)
     assert account is not None
     if row is None:
         # A new session (most logins): one Core insert, without the ORM's unit of work.
         session_id, amr = secrets.token_hex(16), list(chosen.amr)
-        uow.session.flush()  # a replaced session's end, before the new one
         uow.run(
             _INSERT_SESSION,
             {
