@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from flask_babel import force_locale, gettext
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 
 from identity.models import AccountSettings, Citizen, EmailConfirmation
 from mydata import mail
@@ -184,9 +184,14 @@ def notification_contact(uow: UnitOfWork, citizen_id: str, kind: str | None) -> 
     return Contact(email=stored.email, language=stored.language, name=name)
 
 
+# Built once: every login reads it (decision 0010).
+_PREFERRED_LANGUAGE = select(AccountSettings.language).where(AccountSettings.citizen_id == bindparam("citizen_id"))
+
+
 def preferred_language(uow: UnitOfWork, citizen_id: str) -> str | None:
     """Return the language a citizen chose in their settings, if they chose one."""
-    return uow.session.scalars(select(AccountSettings.language).where(AccountSettings.citizen_id == citizen_id)).first()
+    found = uow.read(_PREFERRED_LANGUAGE, {"citizen_id": citizen_id}).first()
+    return None if found is None else str(found.language)
 
 
 def _settings_row(uow: UnitOfWork, citizen_id: str, now: dt.datetime) -> AccountSettings:

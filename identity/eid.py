@@ -34,7 +34,6 @@ from cryptography.x509.verification import Criticality, ExtensionPolicy, PolicyB
 from identity import national_id as nid
 from identity import services
 from identity.interfaces import CardSignature, CertificateRejected, EidNonceInvalid, EidNotConfigured
-from identity.models import Citizen
 from identity.revocation import RevocationChecker
 from mydata.db import UnitOfWork
 
@@ -306,7 +305,7 @@ def verify_card(
 
 def log_in(
     uow: UnitOfWork, card: CardSignature, nonce: str, nonce_secret: bytes, trust: EidTrust, now: dt.datetime
-) -> Citizen:
+) -> services.Account:
     """Check an eID card's answer to *nonce*; return the citizen, creating the account on first use.
 
     The nonce is used up whatever the outcome, so that no answer can be tried twice: a refusal
@@ -324,4 +323,4 @@ def log_in(
         uow.commit()
         raise
     consume_nonce(uow, nonce_secret, nonce, now)
-    return services.register_citizen(uow, verified.national_id, verified.name, now, commit=False)
+    return services.account_for_login(uow, verified.national_id, verified.name, now)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import select, text
+from sqlalchemy import Table, bindparam, select, text
 
 from identity import national_id as nid
 from identity.interfaces import InvalidNationalId
@@ -25,6 +27,42 @@ def find_citizen(uow: UnitOfWork, national_id: str) -> Citizen | None:
 def get_citizen(uow: UnitOfWork, citizen_id: str) -> Citizen | None:
     """Return the account with id *citizen_id*, if there is one."""
     return uow.session.get(Citizen, citizen_id)
+
+
+@dataclass(frozen=True)
+class Account:
+    """Who an account is, as a login needs it: its id, national ID number and name."""
+
+    id: str
+    national_id: str
+    name: str
+
+
+_CITIZEN = cast(Table, Citizen.__table__)
+# Built once: every login reads the account (decision 0010).
+_ACCOUNT_BY_NATIONAL_ID = select(_CITIZEN.c.id, _CITIZEN.c.national_id, _CITIZEN.c.name).where(
+    _CITIZEN.c.national_id == bindparam("national_id")
+)
+_ACCOUNT_BY_ID = select(_CITIZEN.c.id, _CITIZEN.c.national_id, _CITIZEN.c.name).where(_CITIZEN.c.id == bindparam("id"))
+
+
+def account_for_login(uow: UnitOfWork, national_id: str, name: str, now: dt.datetime) -> Account:
+    """Return the account a login proves, creating it on the first login (left in *uow*, not committed)."""
+    national_id = nid.normalize(national_id)
+    if not nid.checksum_ok(national_id):
+        raise InvalidNationalId()
+    found = uow.run(_ACCOUNT_BY_NATIONAL_ID, {"national_id": national_id}).first()
+    if found is not None:
+        return Account(found.id, found.national_id, found.name)
+    citizen = register_citizen(uow, national_id, name, now, commit=False)
+    uow.session.flush()  # the login session about to be written refers to it
+    return Account(citizen.id, citizen.national_id, citizen.name)
+
+
+def account(uow: UnitOfWork, citizen_id: str) -> Account | None:
+    """Return the account with id *citizen_id*, if there is one."""
+    found = uow.run(_ACCOUNT_BY_ID, {"id": citizen_id}).first()
+    return None if found is None else Account(found.id, found.national_id, found.name)
 
 
 def register_citizen(
@@ -139,11 +177,15 @@ _REMEMBER_ONCE = text(
 )
 
 
-def remember_once(uow: UnitOfWork, key: str, expires_at: int, now: int) -> bool:
+def remember_once(uow: UnitOfWork, key: str, expires_at: int, now: int, *, commit: bool = False) -> bool:
     """Record a one-time identifier; return False if it was already recorded (a replay).
 
     One statement, safe between concurrent requests on every node: an insert that does nothing
     when the identifier is known, unless the known one has expired (its proof is stale anyway).
+    With *commit* the record is durable at once (with anything *uow* did before): on PostgreSQL,
+    with nothing pending, that is the one statement in autocommit, one round trip.
     """
-    found = uow.session.execute(_REMEMBER_ONCE, {"key": key, "expires_at": expires_at, "now": now})
-    return found.first() is not None
+    params = {"key": key, "expires_at": expires_at, "now": now}
+    if commit:
+        return bool(uow.run_alone(_REMEMBER_ONCE, params))
+    return uow.run(_REMEMBER_ONCE, params).first() is not None

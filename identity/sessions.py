@@ -20,8 +20,9 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, g, request, url_for
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 
+from identity import services
 from identity.interfaces import LevelTooLow
 from identity.models import Citizen, LoginSession
 from mydata.clock import clock
@@ -43,6 +44,17 @@ ABSOLUTE_LIFETIME = dt.timedelta(hours=8)
 # recorded time can only lag, so a session may end up to a minute early, never late.
 TOUCH_INTERVAL = dt.timedelta(seconds=60)
 DEFAULT_NEXT = "/me"
+# Built once: this runs on every request of a logged-in browser.
+_FIND_SESSION = (
+    select(
+        _SESSION.c.id, _SESSION.c.citizen_id, _SESSION.c.method, _SESSION.c.level, _SESSION.c.amr,
+        _SESSION.c.auth_time, _SESSION.c.created_at, _SESSION.c.last_seen_at,
+        _CITIZEN.c.national_id, _CITIZEN.c.name,
+    )
+    .join(_CITIZEN, _CITIZEN.c.id == _SESSION.c.citizen_id)
+    .where(_SESSION.c.secret_hash == bindparam("hash"), _SESSION.c.ended_at.is_(None))
+)  # fmt: skip
+_INSERT_SESSION = insert(_SESSION)
 
 
 @dataclass(frozen=True)
@@ -148,7 +160,12 @@ def _authentication(
 
 
 def open_session(
-    uow: UnitOfWork, citizen_id: str, method: str, now: dt.datetime, previous: Authentication | None = None
+    uow: UnitOfWork,
+    citizen_id: str,
+    method: str,
+    now: dt.datetime,
+    previous: Authentication | None = None,
+    account: services.Account | None = None,
 ) -> tuple[Authentication, str]:
     """Record a successful authentication; return the session and the browser's new secret.
 
@@ -167,26 +184,33 @@ def open_session(
             if row.ended_at is None:
                 row.ended_at, row.end_reason = now, "replaced"
             row = None
+    # What the ORM holds (a replaced session's end, an account created by this login) is written
+    # first: the Core statements below read and write beside it.
+    uow.session.flush()
+    if account is None or account.id != citizen_id:  # the login that just read it may pass it
+        account = services.account(uow, citizen_id)
+    assert account is not None
     if row is None:
-        row = LoginSession(
-            id=secrets.token_hex(16),
-            citizen_id=citizen_id,
-            method=chosen.id,
-            level=chosen.level,
-            amr=list(chosen.amr),
-            auth_time=now,
-            created_at=now,
+        # A new session (most logins): one Core insert, without the ORM's unit of work.
+        session_id, amr = secrets.token_hex(16), list(chosen.amr)
+        uow.run(
+            _INSERT_SESSION,
+            {
+                "id": session_id, "secret_hash": _hash(secret), "citizen_id": citizen_id, "method": chosen.id,
+                "level": chosen.level, "amr": amr, "auth_time": now, "created_at": now, "last_seen_at": now,
+            },
+        )  # fmt: skip
+        uow.commit()
+        authentication = _authentication(
+            session_id, account.id, account.national_id, account.name, chosen.level, amr, now, chosen.id
         )
-        uow.session.add(row)
-    else:
-        row.method, row.level, row.amr, row.auth_time = chosen.id, chosen.level, list(chosen.amr), now
+        return authentication, secret
+    row.method, row.level, row.amr, row.auth_time = chosen.id, chosen.level, list(chosen.amr), now
     row.secret_hash = _hash(secret)
     row.last_seen_at = now
-    citizen = uow.session.get(Citizen, citizen_id)
-    assert citizen is not None
     uow.commit()
     authentication = _authentication(
-        row.id, citizen.id, citizen.national_id, citizen.name, row.level, row.amr, row.auth_time, row.method
+        row.id, account.id, account.national_id, account.name, row.level, row.amr, row.auth_time, row.method
     )
     return authentication, secret
 
@@ -199,16 +223,7 @@ class _Found:
 
 
 def _find_session(uow: UnitOfWork, secret: str) -> _Found | None:
-    # A Core statement: this runs on every request of a logged-in browser.
-    found = uow.session.execute(
-        select(
-            _SESSION.c.id, _SESSION.c.citizen_id, _SESSION.c.method, _SESSION.c.level, _SESSION.c.amr,
-            _SESSION.c.auth_time, _SESSION.c.created_at, _SESSION.c.last_seen_at,
-            _CITIZEN.c.national_id, _CITIZEN.c.name,
-        )
-        .join(_CITIZEN, _CITIZEN.c.id == _SESSION.c.citizen_id)
-        .where(_SESSION.c.secret_hash == _hash(secret), _SESSION.c.ended_at.is_(None))
-    ).first()  # fmt: skip
+    found = uow.read(_FIND_SESSION, {"hash": _hash(secret)}).first()
     if found is None:
         return None
     authentication = _authentication(
@@ -274,7 +289,7 @@ def current_authentication() -> Authentication | None:
     secret = request.cookies.get(cookie_name())
     if secret:
         request_uow = unit_of_work()
-        if request_uow.session.in_transaction():
+        if request_uow.pending():
             with get_db().unit_of_work() as uow:
                 authentication = resume_session(uow, secret, clock().now())
         else:

@@ -40,6 +40,7 @@ from identity.interfaces import (
     WrongPassword,
     WrongPin,
 )
+from identity.services import Account
 from identity.sessions import LEVELS, Authentication, current_authentication, level_at_least, methods_for
 from mydata.clock import clock
 from mydata.db import UnitOfWork, get_db, unit_of_work
@@ -346,11 +347,16 @@ def _nonce_secret() -> bytes:
 
 
 def _finish(
-    citizen_id: str, method: str, target: Target, previous: Authentication | None, uow: UnitOfWork | None = None
+    citizen_id: str,
+    method: str,
+    target: Target,
+    previous: Authentication | None,
+    uow: UnitOfWork | None = None,
+    account: Account | None = None,
 ) -> ResponseReturnValue:
     """Open the session (in *uow*, with what the login left there) and go on to ``next``."""
     with uow or unit_of_work() as uow:
-        authentication, secret = sessions.open_session(uow, citizen_id, method, clock().now(), previous)
+        authentication, secret = sessions.open_session(uow, citizen_id, method, clock().now(), previous, account)
         language = contacts.preferred_language(uow, citizen_id)
     if language is not None and not browser_chose_locale():
         # The account's language is the portal's from now on, unless this browser chose one itself.
@@ -401,7 +407,7 @@ def login_eid() -> ResponseReturnValue:
     except IdentityError as error:
         unit_of_work().rollback()
         return render_login(target, "eid", form, error, status=_error_status(error))
-    return _finish(citizen.id, "eid", target, previous, uow)
+    return _finish(citizen.id, "eid", target, previous, uow, citizen)
 
 
 def _decode_signature(value: str) -> bytes:

@@ -68,6 +68,8 @@ def _build(settings: Settings, clock_: Clock | None) -> Flask:
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "mydata" / "static"),
     )
+    # Templates compiled once per language, with their constant texts translated (mydata.i18n).
+    app.jinja_environment = i18n.LocalizedEnvironment
     issuer = settings.issuer or "http://127.0.0.1:5000"
     app.config.update(
         SECRET_KEY=settings.secret_key,

@@ -7,7 +7,9 @@ from typing import Any, TypeVar
 
 from flask import Flask, Response, request
 from flask.json.provider import DefaultJSONProvider
+from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
+from itsdangerous import URLSafeTimedSerializer
 
 csrf = CSRFProtect()
 F = TypeVar("F", bound=Callable[..., Any])
@@ -92,8 +94,32 @@ class BoundedJSONProvider(DefaultJSONProvider):
             raise ValueError("The JSON document is nested too deep.") from None
 
 
+class SessionCookies(SecureCookieSessionInterface):
+    """Flask's signed session cookie, with its signing serializer built once per set of keys.
+
+    Flask builds the serializer (and checks what its JSON serializer returns) for every request
+    that reads or writes the cookie; the keys change only when the configuration does. The cookie
+    is the same.
+    """
+
+    def __init__(self) -> None:
+        self._serializers: dict[tuple[object, ...], URLSafeTimedSerializer] = {}
+
+    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
+        """Return the serializer of the app's current keys."""
+        keys = (app.secret_key, *(app.config["SECRET_KEY_FALLBACKS"] or ()))
+        serializer = self._serializers.get(keys)
+        if serializer is None:
+            serializer = super().get_signing_serializer(app)
+            if serializer is None:
+                return None
+            self._serializers = {keys: serializer}  # the previous keys' serializer is not needed again
+        return serializer
+
+
 def init_app(app: Flask) -> None:
-    """Install CSRF protection, the headers and the bounded JSON parser."""
+    """Install CSRF protection, the headers, the session cookie and the bounded JSON parser."""
+    app.session_interface = SessionCookies()
     app.json = BoundedJSONProvider(app)
     csrf.init_app(app)
     app.after_request(add_security_headers)

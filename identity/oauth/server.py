@@ -42,9 +42,9 @@ from flask import Flask, current_app, has_app_context
 from joserfc import jwt as jose_jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
-from sqlalchemy import Table, insert, update
+from sqlalchemy import Table, bindparam, insert, update
 
-from identity.oauth.interfaces import ConsentWindow, InvalidAuthorizationDetails, shown
+from identity.oauth.interfaces import ConsentFlow, ConsentWindow, InvalidAuthorizationDetails, shown
 from identity.oauth.models import AccessToken, AuthorizationCode, OAuthClient
 from identity.services import remember_once
 from mydata.clock import clock
@@ -86,16 +86,20 @@ def remember_jti(key: str, expires_at: int) -> bool:
     or assertion once presented stays used (RFC 9449 §11.1, RFC 7523 §3 item 7), even when the
     request then fails and rolls back. Call it before the request has written anything else.
     """
-    uow = unit_of_work()
-    fresh = remember_once(uow, key, expires_at, clock().timestamp())
-    uow.commit()
-    return fresh
+    return remember_once(unit_of_work(), key, expires_at, clock().timestamp(), commit=True)
 
 
-def consent_window(transaction_id: str) -> ConsentWindow | None:
-    """Return the delivery window of the consent a transaction is for, when a consent flow knows it."""
-    flow = current_app.extensions.get("identity.consent_flow")
-    return None if flow is None else flow.window(unit_of_work(), transaction_id)
+def consent_window(transaction_id: str, authorization_details: Any = True) -> ConsentWindow | None:
+    """Return the delivery window of the consent a transaction is for, when a consent flow knows it.
+
+    A request without `authorization_details` has no consent (only those go through the consent
+    flow, with their own transaction id): pass a code's or token's *authorization_details* and a
+    sign-in alone (None) is answered without a statement.
+    """
+    flow: ConsentFlow | None = current_app.extensions.get("identity.consent_flow")
+    if flow is None or authorization_details is None:
+        return None
+    return flow.window(unit_of_work(), transaction_id)
 
 
 # -- clients -----------------------------------------------------------------------------------
@@ -354,6 +358,20 @@ class CodeRecord:
 
 
 _CODE_FIELDS = tuple(CodeRecord.__dataclass_fields__)
+# Built once: a statement built for each request costs as much again as running it.
+_INSERT_CODE = insert(_CODE)
+_CLAIM_CODE = (
+    update(_CODE)
+    .where(
+        _CODE.c.code_hash == bindparam("hash"),
+        _CODE.c.client_id == bindparam("client"),
+        _CODE.c.used_at.is_(None),
+        _CODE.c.expires_at > bindparam("now"),
+    )
+    .values(used_at=bindparam("now"))
+    .returning(*(_CODE.c[name] for name in _CODE_FIELDS))
+)
+_INSERT_TOKEN = insert(_TOKEN)
 
 
 class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
@@ -375,8 +393,8 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
         """Store the code's hash with everything the token and ID token will need."""
         grant: Grant = request.user
         now = clock().timestamp()
-        session().execute(
-            insert(_CODE),
+        unit_of_work().run(
+            _INSERT_CODE,
             {
                 "code_hash": sha256_hex(code),
                 "client_id": request.client.client_id,
@@ -403,17 +421,7 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
         db = session()
         code_hash = sha256_hex(code)
         now = clock().timestamp()
-        claimed = db.execute(
-            update(_CODE)
-            .where(
-                _CODE.c.code_hash == code_hash,
-                _CODE.c.client_id == client.client_id,
-                _CODE.c.used_at.is_(None),
-                _CODE.c.expires_at > now,
-            )
-            .values(used_at=now)
-            .returning(*(_CODE.c[name] for name in _CODE_FIELDS))
-        ).first()
+        claimed = unit_of_work().run(_CLAIM_CODE, {"hash": code_hash, "client": client.client_id, "now": now}).first()
         if claimed is not None:
             return CodeRecord(**claimed._asdict())
         # Not claimed: say why.
@@ -447,7 +455,7 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
     ) -> dict[str, Any]:
         """Issue a token that ends with its consent's delivery window at the latest; none if it ended."""
         lifetime = ACCESS_TOKEN_LIFETIME
-        window = consent_window(user.transaction_id)
+        window = consent_window(user.transaction_id, user.authorization_details)
         if window is not None:
             now = clock().timestamp()
             refusal = window.refusal(now)
@@ -530,8 +538,8 @@ def save_token(token: dict[str, Any], request: OAuth2Request) -> None:
     """Store the access token's hash, bound to the DPoP key of the token request."""
     code: CodeRecord = request.authorization_code
     now = clock().timestamp()
-    session().execute(
-        insert(_TOKEN),
+    unit_of_work().run(
+        _INSERT_TOKEN,
         {
             "token_hash": sha256_hex(token["access_token"]),
             "client_id": request.client.client_id,
@@ -587,7 +595,7 @@ class StoredToken:
         """Tell whether the token was revoked, or its consent was revoked or has expired."""
         if self.row.revoked_at is not None:
             return True
-        window = consent_window(self.row.transaction_id)
+        window = consent_window(self.row.transaction_id, self.row.authorization_details)
         return window is not None and window.refusal(clock().timestamp()) is not None
 
 

@@ -16,7 +16,7 @@ from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidRequestError, UnsupportedResponseTypeError
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from flask import Flask, Response, current_app
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 
 from identity.oauth import server as oauth
 from identity.oauth.dpop import DPoPProof, InvalidDPoPProof, verify_proof
@@ -41,6 +41,38 @@ from mydata.db import UnitOfWork
 _PAR = cast(Table, PushedRequest.__table__)
 _INTERACTION = cast(Table, Interaction.__table__)
 _TOKEN = cast(Table, AccessToken.__table__)
+# Built once, with bind parameters: building a statement for each request costs as much again as
+# running it (decision 0010).
+_INSERT_PAR = insert(_PAR)
+_REDEEM_PAR = (
+    update(_PAR)
+    .where(
+        _PAR.c.request_uri_hash == bindparam("hash"),
+        _PAR.c.client_id == bindparam("client"),
+        _PAR.c.used_at.is_(None),
+        _PAR.c.expires_at > bindparam("now"),
+    )
+    .values(used_at=bindparam("now"))
+    .returning(_PAR.c.params, _PAR.c.dpop_jkt, _PAR.c.transaction_id)
+)
+_INSERT_INTERACTION = insert(_INTERACTION)
+_OPEN_INTERACTION = select(
+    _INTERACTION.c.id_hash,
+    _INTERACTION.c.client_id,
+    _INTERACTION.c.params,
+    _INTERACTION.c.dpop_jkt,
+    _INTERACTION.c.transaction_id,
+    _INTERACTION.c.created_at,
+).where(
+    _INTERACTION.c.id_hash == bindparam("hash"),
+    _INTERACTION.c.completed_at.is_(None),
+    _INTERACTION.c.expires_at > bindparam("now"),
+)
+_COMPLETE_INTERACTION = (
+    update(_INTERACTION)
+    .where(_INTERACTION.c.id_hash == bindparam("hash"), _INTERACTION.c.completed_at.is_(None))
+    .values(completed_at=bindparam("now"))
+)
 
 REQUEST_URI_PREFIX = "urn:ietf:params:oauth:request_uri:"
 REQUEST_URI_LIFETIME = 90  # DESIGN §3.3; RFC 9126 §2.2 asks for a short lifetime
@@ -151,8 +183,8 @@ def push_authorization_request(uow: UnitOfWork, form: Mapping[str, list[str]], d
     else:
         transaction_id = secrets.token_hex(16)
     request_uri = REQUEST_URI_PREFIX + secrets.token_urlsafe(32)
-    uow.session.execute(
-        insert(_PAR),
+    uow.run_alone(
+        _INSERT_PAR,
         {
             "request_uri_hash": oauth.sha256_hex(request_uri),
             "client_id": client.client_id,
@@ -163,7 +195,6 @@ def push_authorization_request(uow: UnitOfWork, form: Mapping[str, list[str]], d
             "expires_at": now + REQUEST_URI_LIFETIME,
         },
     )
-    uow.commit()
     return PushedRequestResult(request_uri=request_uri, expires_in=REQUEST_URI_LIFETIME)
 
 
@@ -280,17 +311,7 @@ def start_interaction(uow: UnitOfWork, args: Mapping[str, list[str]]) -> str:
         raise InvalidRequestError(f"Only client_id and request_uri are accepted here, not {', '.join(extra)}.")
     now = clock().timestamp()
     request_hash = oauth.sha256_hex(request_uri)
-    pushed = uow.session.execute(
-        update(_PAR)
-        .where(
-            _PAR.c.request_uri_hash == request_hash,
-            _PAR.c.client_id == client_id,
-            _PAR.c.used_at.is_(None),
-            _PAR.c.expires_at > now,
-        )
-        .values(used_at=now)
-        .returning(_PAR.c.params, _PAR.c.dpop_jkt, _PAR.c.transaction_id)
-    ).first()
+    pushed = uow.run(_REDEEM_PAR, {"hash": request_hash, "client": client_id, "now": now}).first()
     if pushed is None:  # say why
         known = uow.session.execute(
             select(_PAR.c.client_id, _PAR.c.used_at).where(_PAR.c.request_uri_hash == request_hash)
@@ -301,8 +322,8 @@ def start_interaction(uow: UnitOfWork, args: Mapping[str, list[str]]) -> str:
             raise InvalidRequestUri("The request_uri was already used.")
         raise InvalidRequestUri("The request_uri has expired (it lives 90 seconds).")
     interaction_id = secrets.token_urlsafe(32)
-    uow.session.execute(
-        insert(_INTERACTION),
+    uow.run(
+        _INSERT_INTERACTION,
         {
             "id_hash": oauth.sha256_hex(interaction_id),
             "client_id": client_id,
@@ -351,20 +372,8 @@ class PendingAuthorization:
 
 def load_interaction(uow: UnitOfWork, interaction_id: str) -> PendingAuthorization:
     """Return an open interaction, or raise :class:`InteractionNotFound`."""
-    row = uow.session.execute(
-        select(
-            _INTERACTION.c.id_hash,
-            _INTERACTION.c.client_id,
-            _INTERACTION.c.params,
-            _INTERACTION.c.dpop_jkt,
-            _INTERACTION.c.transaction_id,
-            _INTERACTION.c.created_at,
-        ).where(
-            _INTERACTION.c.id_hash == oauth.sha256_hex(interaction_id),
-            _INTERACTION.c.completed_at.is_(None),
-            _INTERACTION.c.expires_at > clock().timestamp(),
-        )
-    ).first()
+    # No transaction needed to read it: answering it is a conditional update (_complete).
+    row = uow.read(_OPEN_INTERACTION, {"hash": oauth.sha256_hex(interaction_id), "now": clock().timestamp()}).first()
     if row is None:
         raise InteractionNotFound()
     client = oauth.query_client(row.client_id)
@@ -420,12 +429,8 @@ def answer_prompt_none(
 
 
 def _complete(uow: UnitOfWork, interaction: InteractionRecord) -> None:
-    completed = uow.session.execute(
-        update(_INTERACTION)
-        .where(_INTERACTION.c.id_hash == interaction.id_hash, _INTERACTION.c.completed_at.is_(None))
-        .values(completed_at=clock().timestamp())
-    )
-    if completed.rowcount != 1:  # type: ignore[attr-defined]
+    completed = uow.run(_COMPLETE_INTERACTION, {"hash": interaction.id_hash, "now": clock().timestamp()})
+    if completed.rowcount != 1:
         raise InteractionNotFound()  # answered already, by a request racing this one
 
 
@@ -519,6 +524,9 @@ class AccessTokenRecord:
 
 
 _TOKEN_FIELDS = tuple(AccessTokenRecord.__dataclass_fields__)
+_FIND_TOKEN = select(*(_TOKEN.c[name] for name in _TOKEN_FIELDS), _TOKEN.c.authorization_details).where(
+    _TOKEN.c.token_hash == bindparam("hash")
+)
 
 
 class InvalidToken(Exception):
@@ -555,15 +563,16 @@ def authenticate_resource_request(
         # A DPoP-bound token presented as a bearer token is a downgrade (RFC 9449 §7.2).
         raise InvalidToken("invalid_token", "Use the DPoP authorization scheme with a DPoP proof.")
     now = clock().timestamp()
-    found = uow.session.execute(
-        select(*(_TOKEN.c[name] for name in _TOKEN_FIELDS)).where(_TOKEN.c.token_hash == oauth.sha256_hex(token))
-    ).first()
-    row = None if found is None else AccessTokenRecord(**found._asdict())
-    if row is None or row.revoked_at is not None:
+    found = uow.read(_FIND_TOKEN, {"hash": oauth.sha256_hex(token)}).first()
+    if found is None or found.revoked_at is not None:
         raise InvalidToken("invalid_token", "The access token is unknown or revoked.")
-    # The consent first: a token ends with its consent's window, and the client learns why.
+    row = AccessTokenRecord(*found[: len(_TOKEN_FIELDS)])
+    # The consent first: a token ends with its consent's window, and the client learns why. A token
+    # without authorization_details is a sign-in's, which has no consent.
     flow = consent_flow()
-    window = flow.window(uow, row.transaction_id) if flow is not None else None
+    window = (
+        flow.window(uow, row.transaction_id) if flow is not None and found.authorization_details is not None else None
+    )
     refusal = window.refusal(now) if window is not None else None
     if refusal is not None:
         assert window is not None

@@ -88,3 +88,22 @@ def test_successful_oauth_answers_say_no_store(
 def test_public_documents_stay_cacheable(client: FlaskClient, rp: TestRelyingParty) -> None:
     assert client.get("/oauth/jwks").headers["Cache-Control"] == "public, max-age=300"
     assert "no-store" not in client.get("/api/v1/catalogue").headers.get("Cache-Control", "")
+
+
+def test_the_session_cookie_is_flasks_with_its_serializer_built_once(app: Flask) -> None:
+    from flask.sessions import SecureCookieSessionInterface
+
+    from mydata.security import SessionCookies
+
+    ours = app.session_interface
+    assert isinstance(ours, SessionCookies)
+    flasks = SecureCookieSessionInterface()
+    cookie = flasks.get_signing_serializer(app).dumps({"oauth_interactions": ["a"], "csrf_token": "t"})  # type: ignore[union-attr]
+    assert ours.get_signing_serializer(app).loads(cookie) == {"oauth_interactions": ["a"], "csrf_token": "t"}  # type: ignore[union-attr]
+    assert ours.get_signing_serializer(app) is ours.get_signing_serializer(app)
+    app.config["SECRET_KEY_FALLBACKS"] = [app.secret_key]
+    app.secret_key = "another key"
+    assert ours.get_signing_serializer(app).loads(cookie)["csrf_token"] == "t"  # type: ignore[union-attr]
+    assert flasks.get_signing_serializer(app).loads(  # type: ignore[union-attr]
+        ours.get_signing_serializer(app).dumps({"x": 1})  # type: ignore[union-attr]
+    ) == {"x": 1}

@@ -1,0 +1,87 @@
+"""Statements a unit of work runs itself: in its transaction, alone (committed at once) or as a read."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from typing import cast
+
+import pytest
+from sqlalchemy import Table, bindparam, delete, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from identity.models import SeenJti
+from mydata.db import Database
+
+pytestmark = pytest.mark.db
+
+_JTI = cast(Table, SeenJti.__table__)
+INSERT = insert(_JTI)
+FIND = select(_JTI.c.key, _JTI.c.expires_at).where(_JTI.c.key == bindparam("key"))
+
+
+@pytest.fixture
+def database(database_url: str) -> Iterator[Database]:
+    """Return the migrated test database, through an engine of its own (commits are real here)."""
+    database = Database(database_url)
+    yield database
+    with database.engine.begin() as connection:
+        connection.execute(delete(_JTI).where(_JTI.c.key.like("hot-statements:%")))
+    database.engine.dispose()
+
+
+def key() -> str:
+    """Return a key no other test uses."""
+    return f"hot-statements:{secrets.token_hex(8)}"
+
+
+def stored(database: Database, value: str) -> bool:
+    """Tell whether another connection sees the row *value*."""
+    with database.engine.connect() as connection:
+        return connection.execute(select(_JTI.c.key).where(_JTI.c.key == value)).first() is not None
+
+
+def test_a_statement_run_alone_is_durable_at_once_and_leaves_nothing_open(database: Database) -> None:
+    value = key()
+    with database.unit_of_work() as uow:
+        assert uow.run_alone(INSERT, {"key": value, "expires_at": 5}).rowcount == 1
+        assert stored(database, value)
+        assert not uow.pending()
+
+
+def test_a_statement_run_alone_commits_what_the_unit_of_work_did_before(database: Database) -> None:
+    first, second = key(), key()
+    with database.unit_of_work() as uow:
+        uow.run(INSERT, {"key": first, "expires_at": 5})
+        assert uow.pending()
+        uow.run_alone(INSERT, {"key": second, "expires_at": 5})
+        assert not uow.pending()
+    assert stored(database, first)
+    assert stored(database, second)
+
+
+def test_a_statement_run_in_the_unit_of_work_is_rolled_back_unless_committed(database: Database) -> None:
+    value = key()
+    with database.unit_of_work() as uow:
+        uow.run(INSERT, {"key": value, "expires_at": 5})
+        assert uow.read(FIND, {"key": value}).first().key == value  # the transaction sees its own write
+    assert not stored(database, value)
+
+
+def test_a_read_gives_rows_by_column_name_and_opens_no_transaction(database: Database) -> None:
+    value = key()
+    with database.unit_of_work() as uow:
+        uow.run_alone(INSERT, {"key": value, "expires_at": 7})
+        row = uow.read(FIND, {"key": value}).first()
+        assert (row.key, row.expires_at) == (value, 7)
+        assert row._asdict() == {"key": value, "expires_at": 7}
+        assert uow.read(FIND, {"key": key()}).first() is None
+        assert not uow.pending() or database.dialect == "sqlite"  # SQLite reads in a transaction
+
+
+def test_a_database_error_is_sqlalchemys(database: Database) -> None:
+    value = key()
+    with database.unit_of_work() as uow:
+        uow.run_alone(INSERT, {"key": value, "expires_at": 5})
+        with pytest.raises(IntegrityError):
+            uow.run_alone(INSERT, {"key": value, "expires_at": 5})
