@@ -184,7 +184,7 @@ def notification_contact(uow: UnitOfWork, citizen_id: str, kind: str | None) -> 
     return Contact(email=stored.email, language=stored.language, name=name)
 
 
-# Built once: every login reads it (decision 0010).
+# Built once: every login reads it (decision 0012).
 _PREFERRED_LANGUAGE = select(AccountSettings.language).where(AccountSettings.citizen_id == bindparam("citizen_id"))
 
 

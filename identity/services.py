@@ -39,7 +39,7 @@ class Account:
 
 
 _CITIZEN = cast(Table, Citizen.__table__)
-# Built once: every login reads the account (decision 0010).
+# Built once: every login reads the account (decision 0012).
 _ACCOUNT_BY_NATIONAL_ID = select(_CITIZEN.c.id, _CITIZEN.c.national_id, _CITIZEN.c.name).where(
     _CITIZEN.c.national_id == bindparam("national_id")
 )

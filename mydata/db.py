@@ -246,7 +246,7 @@ class UnitOfWork:
 
     # Statements on the hot path are built once, at import, with bind parameters. On PostgreSQL they
     # run through psycopg directly (compiled once by SQLAlchemy, see _DriverStatement), and with no
-    # transaction when they need none; elsewhere through SQLAlchemy Core. Decision 0010.
+    # transaction when they need none; elsewhere through SQLAlchemy Core. Decision 0012.
 
     def run(self, statement: Executable, params: dict[str, Any] | None = None) -> Rows:
         """Run *statement* in this unit of work's transaction (committed by :meth:`commit`)."""

@@ -42,7 +42,7 @@ _PAR = cast(Table, PushedRequest.__table__)
 _INTERACTION = cast(Table, Interaction.__table__)
 _TOKEN = cast(Table, AccessToken.__table__)
 # Built once, with bind parameters: building a statement for each request costs as much again as
-# running it (decision 0010).
+# running it (decision 0012).
 _INSERT_PAR = insert(_PAR)
 _REDEEM_PAR = (
     update(_PAR)
