@@ -31,7 +31,7 @@ import jwt
 import rfc8785
 from flask import current_app
 from sqlalchemy import ARRAY, BigInteger, LargeBinary, String, bindparam, delete, insert, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 
 from consent import merkle
@@ -390,10 +390,32 @@ _LOCK_HEAD_SQLITE = (
     update(LedgerHead).where(LedgerHead.id == _HEAD_ID).values(tree_size=LedgerHead.tree_size).returning(*_HEAD_COLUMNS)
 )
 _INSERT_ENTRY = insert(LedgerEntry)
-_INSERT_OPENING: dict[str, postgresql.Insert | sqlite.Insert] = {
-    "postgresql": postgresql.insert(CaseOpening),
-    "sqlite": sqlite.insert(CaseOpening),
-}
+_INSERT_OPENING_SQLITE = (
+    sqlite.insert(CaseOpening)
+    .values(
+        case_id=bindparam("case_id"),
+        subject_key=bindparam("subject_key"),
+        salt=bindparam("salt"),
+        commitment=bindparam("commitment"),
+    )
+    .on_conflict_do_nothing(index_elements=[CaseOpening.case_id])
+)
+# The case's opening if it has one, else the new one inserted, in one statement. Both parts see
+# the statement's snapshot: should another transaction insert the opening meanwhile, the insert
+# waits for it and does nothing, the statement returns no row, and the caller reads it afresh.
+_OPENING_POSTGRESQL = text(
+    """
+    WITH existing AS (
+        SELECT subject_key, commitment FROM consent_case_opening WHERE case_id = :case_id
+    ), inserted AS (
+        INSERT INTO consent_case_opening (case_id, subject_key, salt, commitment)
+        SELECT :case_id, :subject_key, :salt, :commitment WHERE NOT EXISTS (SELECT 1 FROM existing)
+        ON CONFLICT (case_id) DO NOTHING
+        RETURNING subject_key, commitment
+    )
+    SELECT subject_key, commitment FROM existing UNION ALL SELECT subject_key, commitment FROM inserted
+    """
+).bindparams(bindparam("salt", type_=LargeBinary))
 _INSERT_NODE = insert(LedgerNode)
 _INSERT_TREE_HEAD = insert(LedgerTreeHead)
 _UPDATE_HEAD = update(LedgerHead).where(LedgerHead.id == _HEAD_ID)
@@ -664,15 +686,22 @@ class Ledger:
         # The insert keeps the salt of a case that has one. Should two transactions append the
         # first entries of one case at once (consent.consents serialises a case's transitions by
         # its row lock, so they do not), the second waits here and then reads the first's salt.
-        insert_opening = _INSERT_OPENING[connection.dialect.name]
-        connection.execute(
-            insert_opening.values(
-                case_id=case_id, subject_key=key, salt=salt, commitment=subject_commitment(national_id, salt)
-            ).on_conflict_do_nothing(index_elements=[CaseOpening.case_id])
-        )
-        found = connection.execute(
-            select(CaseOpening.subject_key, CaseOpening.commitment).where(CaseOpening.case_id == case_id)
-        ).one()
+        opening = {
+            "case_id": case_id,
+            "subject_key": key,
+            "salt": salt,
+            "commitment": subject_commitment(national_id, salt),
+        }
+        found = None
+        if connection.dialect.name == "postgresql":
+            # One round trip: the case's opening, or the new one (None only in that race).
+            found = connection.execute(_OPENING_POSTGRESQL, opening).first()
+        else:
+            connection.execute(_INSERT_OPENING_SQLITE, opening)
+        if found is None:
+            found = connection.execute(
+                select(CaseOpening.subject_key, CaseOpening.commitment).where(CaseOpening.case_id == case_id)
+            ).one()
         if not hmac.compare_digest(found.subject_key, key):
             raise LedgerEventInvalid(f"case {case_id!r} is about another citizen")
         return str(found.commitment)
