@@ -359,6 +359,13 @@ def entry_hash_of(leaf_input: bytes) -> bytes:
     return hashlib.sha256(rfc8785.dumps(value)).digest()
 
 
+def _queued(event: LedgerEvent, time: str, subject: str | None) -> QueuedEntry:
+    """Return the entry of *event* as it is queued: canonical, without its seq."""
+    body = event.entry(0, time, subject)
+    del body["seq"]
+    return QueuedEntry(body=rfc8785.dumps(body), time=time)
+
+
 def _with_seq(body: bytes, seq: int) -> bytes:
     """Return the canonical entry: the queued body with its ``seq`` added."""
     value = json.loads(body)
@@ -400,22 +407,6 @@ _INSERT_OPENING_SQLITE = (
     )
     .on_conflict_do_nothing(index_elements=[CaseOpening.case_id])
 )
-# The case's opening if it has one, else the new one inserted, in one statement. Both parts see
-# the statement's snapshot: should another transaction insert the opening meanwhile, the insert
-# waits for it and does nothing, the statement returns no row, and the caller reads it afresh.
-_OPENING_POSTGRESQL = text(
-    """
-    WITH existing AS (
-        SELECT subject_key, commitment FROM consent_case_opening WHERE case_id = :case_id
-    ), inserted AS (
-        INSERT INTO consent_case_opening (case_id, subject_key, salt, commitment)
-        SELECT :case_id, :subject_key, :salt, :commitment WHERE NOT EXISTS (SELECT 1 FROM existing)
-        ON CONFLICT (case_id) DO NOTHING
-        RETURNING subject_key, commitment
-    )
-    SELECT subject_key, commitment FROM existing UNION ALL SELECT subject_key, commitment FROM inserted
-    """
-).bindparams(bindparam("salt", type_=LargeBinary))
 _INSERT_NODE = insert(LedgerNode)
 _INSERT_TREE_HEAD = insert(LedgerTreeHead)
 _UPDATE_HEAD = update(LedgerHead).where(LedgerHead.id == _HEAD_ID)
@@ -425,6 +416,28 @@ _SELECT_QUEUED = (
     .order_by(LedgerQueued.id)
     .limit(bindparam("limit"))
 )
+# A case's first entry about a citizen (PostgreSQL): its opening and the queued entry, which carries
+# the new commitment, in one statement. When the case has an opening already, nothing is written
+# and the statement returns that opening, for the entry to carry its commitment instead.
+_QUEUE_NEW_CASE_POSTGRESQL = text(
+    """
+    WITH existing AS (
+        SELECT subject_key, commitment FROM consent_case_opening WHERE case_id = :case_id
+    ), opened AS (
+        INSERT INTO consent_case_opening (case_id, subject_key, salt, commitment)
+        SELECT :case_id, :subject_key, :salt, :commitment WHERE NOT EXISTS (SELECT 1 FROM existing)
+        ON CONFLICT (case_id) DO NOTHING
+        RETURNING case_id
+    ), queued AS (
+        INSERT INTO consent_ledger_queue (body, subject, consent_id)
+        SELECT :body, :commitment, case_id FROM opened
+        RETURNING id
+    )
+    SELECT (SELECT id FROM queued) AS queued_id,
+           (SELECT subject_key FROM existing) AS subject_key,
+           (SELECT commitment FROM existing) AS commitment
+    """
+).bindparams(bindparam("salt", type_=LargeBinary), bindparam("body", type_=LargeBinary))
 _FIRST_QUEUED = select(LedgerQueued.id).order_by(LedgerQueued.id).limit(1)
 _DELETE_QUEUED = delete(LedgerQueued).where(LedgerQueued.id.in_(bindparam("ids", expanding=True)))
 # A whole batch in one round trip while the head is locked (the lock is held until commit, so
@@ -527,15 +540,42 @@ class Ledger:
         The entry is fixed now (its time, its subject commitment, everything but its ``seq``), so
         the result can be promised to the citizen (:mod:`consent.receipts`) before it has a seq.
         """
-        subject = self._subject(event)
-        body = event.entry(0, rfc3339(self.clock.now()), subject)
-        del body["seq"]
-        queued = QueuedEntry(body=rfc8785.dumps(body), time=body["time"])
+        time = rfc3339(self.clock.now())
+        if (
+            event.subject_national_id is not None
+            and event.consent_id is not None
+            and self.connection.dialect.name == "postgresql"
+        ):
+            return self._queue_about_citizen(event, event.subject_national_id, event.consent_id, time)
+        return self._insert_queued(event, time, self._subject(event))
+
+    def _insert_queued(self, event: LedgerEvent, time: str, subject: str | None) -> QueuedEntry:
+        queued = _queued(event, time, subject)
         queued_id = self.connection.execute(
-            _INSERT_QUEUED,
-            {"body": queued.body, "subject": subject, "consent_id": event.consent_id},
+            _INSERT_QUEUED, {"body": queued.body, "subject": subject, "consent_id": event.consent_id}
         ).scalar_one()
         return replace(queued, queue_id=queued_id)
+
+    def _queue_about_citizen(self, event: LedgerEvent, national_id: str, case_id: str, time: str) -> QueuedEntry:
+        """Queue an entry about a citizen on PostgreSQL: at a case's first such entry, one round trip for both rows."""
+        key = self.subject_key(national_id)
+        salt = secrets.token_bytes(SALT_BYTES)
+        commitment = subject_commitment(national_id, salt)
+        queued = _queued(event, time, commitment)
+        found = self.connection.execute(
+            _QUEUE_NEW_CASE_POSTGRESQL,
+            {"case_id": case_id, "subject_key": key, "salt": salt, "commitment": commitment, "body": queued.body},
+        ).one()
+        if found.queued_id is not None:  # the case's first entry about a citizen: its opening is the new one
+            return replace(queued, queue_id=found.queued_id)
+        if found.subject_key is None:
+            # Another transaction opened the case meanwhile (see _case_commitment): read its opening.
+            found = self.connection.execute(
+                select(CaseOpening.subject_key, CaseOpening.commitment).where(CaseOpening.case_id == case_id)
+            ).one()
+        if not hmac.compare_digest(found.subject_key, key):
+            raise LedgerEventInvalid(f"case {case_id!r} is about another citizen")
+        return self._insert_queued(event, time, str(found.commitment))
 
     def append(self, event: LedgerEvent) -> AppendedEntry:
         """Append one entry in the caller's transaction; it commits or rolls back with the caller's work.
@@ -692,16 +732,11 @@ class Ledger:
             "salt": salt,
             "commitment": subject_commitment(national_id, salt),
         }
-        found = None
-        if connection.dialect.name == "postgresql":
-            # One round trip: the case's opening, or the new one (None only in that race).
-            found = connection.execute(_OPENING_POSTGRESQL, opening).first()
-        else:
-            connection.execute(_INSERT_OPENING_SQLITE, opening)
-        if found is None:
-            found = connection.execute(
-                select(CaseOpening.subject_key, CaseOpening.commitment).where(CaseOpening.case_id == case_id)
-            ).one()
+        # (PostgreSQL queues an entry about a citizen with _queue_about_citizen instead.)
+        connection.execute(_INSERT_OPENING_SQLITE, opening)
+        found = connection.execute(
+            select(CaseOpening.subject_key, CaseOpening.commitment).where(CaseOpening.case_id == case_id)
+        ).one()
         if not hmac.compare_digest(found.subject_key, key):
             raise LedgerEventInvalid(f"case {case_id!r} is about another citizen")
         return str(found.commitment)
