@@ -211,3 +211,17 @@ def test_an_inline_platform_starts_no_sequencer(app: Flask, settings: Settings) 
     inline = create_app(settings.replace(ledger_sequencing=INLINE))
     assert sequencer.start_sequencer_thread(inline, FrozenClock()).is_set()
     get_db(inline).engine.dispose()
+
+
+def test_a_queued_entry_carries_its_case_commitment_and_refuses_another_citizen(
+    uow: UnitOfWork, granted: EventFactory
+) -> None:
+    from consent.interfaces import LedgerEventInvalid
+
+    log = ledger(uow)
+    first = json.loads(log.record(granted(1)).body)
+    again = json.loads(log.record(granted(1)).body)  # the case has its opening now: the same commitment
+    assert first["subject"] == again["subject"]
+    assert json.loads(log.record(granted(2)).body)["subject"] != first["subject"]  # a new case, a new salt
+    with pytest.raises(LedgerEventInvalid, match="about another citizen"):
+        log.record(granted(1, citizen="B223456782"))
