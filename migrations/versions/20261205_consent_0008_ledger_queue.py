@@ -30,4 +30,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Queued entries are committed consent changes' entries: dropping them would lose them.
+    queued = op.get_bind().execute(sa.text('SELECT count(*) FROM consent_ledger_queue')).scalar_one()
+    if queued:
+        raise RuntimeError(
+            f'consent_ledger_queue holds {queued} entries not yet in the ledger; '
+            'integrate them first (mydata ledger sequencer --once), then downgrade'
+        )
     op.drop_table('consent_ledger_queue')
