@@ -56,14 +56,16 @@ class SequencerReport:
             self.leaves += len(batch.entries)
 
 
-def integrate_once(database: Database, *, limit: int = SEQUENCER_BATCH) -> Batch:
+def integrate_once(database: Database, *, limit: int = SEQUENCER_BATCH, poll: bool = True) -> Batch:
     """Integrate one batch of queued leaves and sign one tree head over it, in a transaction of its own.
 
-    Call it inside an application context. An empty queue costs one read and no lock.
+    Call it inside an application context. With *poll*, an empty queue costs one read and no lock;
+    without, the queue is read under the head lock at once (when leaves are likely waiting).
     """
-    with database.unit_of_work(read_only=True) as uow:
-        if not ledger(uow).next_queued():
-            return Batch(entries=(), signed_tree_head=None)
+    if poll:
+        with database.unit_of_work(read_only=True) as uow:
+            if not ledger(uow).next_queued():
+                return Batch(entries=(), signed_tree_head=None)
     with database.unit_of_work(read_only=False) as uow:
         batch = ledger(uow).integrate(limit, sign=True)
         uow.commit()
@@ -140,12 +142,15 @@ def run_sequencer(
 
 
 def _lead(database: Database, stop: threading.Event, interval: float, limit: int, report: SequencerReport) -> None:
+    busy = False
     while not stop.is_set():
         began = time.monotonic()
-        batch = integrate_once(database, limit=limit)
+        # While appends keep coming, the cheap poll would only cost a transaction more per batch.
+        batch = integrate_once(database, limit=limit, poll=not busy)
         report.add(batch)
+        busy = bool(batch.entries)
         if len(batch.entries) < limit:
-            # Not a full batch: the queue is drained; poll again after the interval.
+            # Not a full batch: the queue is drained; integrate again after the interval.
             stop.wait(max(0.0, interval - (time.monotonic() - began)))
 
 
