@@ -316,15 +316,13 @@ def receipt_proof(uow: UnitOfWork, token: str) -> ReceiptProof | None:
         return verified.proof
     # A version 1 receipt carries its proof; give it as a version 2 one would be given.
     proof = verified.claims["ledger"]
-    signed = ledger(uow).latest_signed_tree_head()
     tree_head = proof["signed_tree_head"]
-    if signed is None or signed.jws != tree_head["jws"]:
-        signed = SignedTreeHead(
-            tree_size=tree_head["tree_size"],
-            root_hash=base64.b64decode(tree_head["root_hash"]),
-            timestamp=tree_head["timestamp"],
-            jws=tree_head["jws"],
-        )
+    signed = SignedTreeHead(
+        tree_size=tree_head["tree_size"],
+        root_hash=base64.b64decode(tree_head["root_hash"]),
+        timestamp=tree_head["timestamp"],
+        jws=tree_head["jws"],
+    )
     return ReceiptProof(
         seq=proof["seq"],
         leaf_hash=base64.b64decode(proof["leaf_hash"]),
