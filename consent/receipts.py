@@ -253,8 +253,13 @@ def _verify_promise(log: Ledger, claims: dict[str, Any]) -> VerifiedReceipt:
         return VerifiedReceipt(claims=claims, seq=proof.seq, tree_size=tree_size, current_tree_size=tree_size,
                                proof=proof)  # fmt: skip
     queued = log.connection.execute(select(LedgerQueued.body).where(LedgerQueued.consent_id == claims["consent_id"]))
-    if not any(hashlib.sha256(bytes(row.body)).digest() == entry_hash for row in queued):
+    body = next((bytes(row.body) for row in queued if hashlib.sha256(bytes(row.body)).digest() == entry_hash), None)
+    if body is None:
         raise ReceiptInvalid("the ledger holds no entry with the receipt's entry hash")
+    entry = json.loads(body)
+    if entry.get("time") != time:
+        raise ReceiptInvalid("the receipt's promise time differs from its queued entry")
+    _check_entry_fields(entry, claims, None)
     overdue = (log.clock.now() - parse_rfc3339(time)).total_seconds() > MAX_MERGE_DELAY_SECONDS
     current = log.latest_signed_tree_head()
     size = current.tree_size if current else None
@@ -331,7 +336,7 @@ def receipt_proof(uow: UnitOfWork, token: str) -> ReceiptProof | None:
     )
 
 
-def _check_entry_fields(entry: dict[str, Any], claims: dict[str, Any], seq: int) -> None:
+def _check_entry_fields(entry: dict[str, Any], claims: dict[str, Any], seq: int | None) -> None:
     recorded = {name: entry.get(name) for name in ("event", "consent_id", "service", "datasets", "subject")}
     stated = {
         "event": GRANTED,
@@ -341,7 +346,8 @@ def _check_entry_fields(entry: dict[str, Any], claims: dict[str, Any], seq: int)
         "subject": claims["subject"],
     }
     if recorded != stated:
-        raise ReceiptInvalid(f"the receipt's fields differ from ledger entry {seq}")
+        where = "its queued ledger entry" if seq is None else f"ledger entry {seq}"
+        raise ReceiptInvalid(f"the receipt's fields differ from {where}")
 
 
 def _proof(claims: dict[str, Any]) -> dict[str, Any]:

@@ -156,6 +156,10 @@ def test_a_receipt_of_a_queued_entry_is_pending_until_the_sequencer_integrates_i
     verified = verify_receipt(uow, token)
     assert (verified.pending, verified.overdue, verified.seq, verified.proof) == (True, False, None, None)
     assert receipt_proof(uow, token) is None
+    edited = _claims(token)
+    edited["datasets"] = ["tax.income"]
+    with pytest.raises(ReceiptInvalid, match="differ from its queued ledger entry"):
+        verify_receipt(uow, _resign(uow, edited))
     clock.advance(2)
     assert verify_receipt(uow, token).overdue  # beyond the maximum merge delay, still pending
     batch = sequenced.integrate(sign=True)
