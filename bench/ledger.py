@@ -55,7 +55,7 @@ import rfc8785
 from sqlalchemy import create_engine, insert, text, update
 from sqlalchemy.engine import make_url
 
-from consent import merkle
+from consent import merkle, sequencer
 from consent.audit import verify_ledger
 from consent.ledger import (
     BLOCK_LEVELS,
@@ -86,7 +86,7 @@ PROOFS = 400
 BULK_CHUNK = 20_000
 CONCURRENT_APPENDS = 600
 """Appends each client process commits in a concurrent measurement."""
-SEQUENCER_POLL = 0.01
+SEQUENCER_POLL = sequencer.INTERVAL
 
 
 def event(n: int) -> LedgerEvent:

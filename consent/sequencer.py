@@ -36,8 +36,10 @@ log = logging.getLogger(__name__)
 
 LEADER_LOCK = 0x6D79_6461_7461_0001
 """The PostgreSQL advisory lock key (bigint) the leading sequencer holds: "mydata" and 1."""
-INTERVAL = 0.02
-"""Seconds between polls of an empty queue: well inside the 1 s maximum merge delay."""
+INTERVAL = 0.1
+"""Seconds between batches that do not fill up (Trillian's sequencer interval): well inside the 1 s maximum
+merge delay, and long enough that a batch carries several leaves, whose cost (a transaction, a
+signed tree head) it shares."""
 LEADER_RETRY = 1.0
 """Seconds a standby sequencer waits before it tries to lead again."""
 
