@@ -4,7 +4,13 @@ For each backend (PostgreSQL, then SQLite) the ledger is grown to 10^4, 10^5 and
 at each size, measured with:
 
 * real appends, each through the service and a unit of work in its own transaction (the median
-  of several rounds); on PostgreSQL also with several client processes at once;
+  of several rounds), integrated inline (``ledger_sequencing = "inline"``: one lock on the head
+  per append);
+* on PostgreSQL, at the first size, the sequenced design (docs/decisions/0010): 1, 2 and 4 client
+  processes each queue entries (an append = the queue insert in its own unit of work + commit)
+  while a sequencer process integrates them beside them; it reports appends/s, integrated
+  leaves/s and the maximum merge delay seen (entry time to the commit of its batch, which signs
+  the tree head covering it), and also the inline appends with 2 and 4 clients;
 * inclusion and consistency proofs and the root of a random tree size (median, p95);
 * the full audit (`mydata ledger verify`), with one and with two worker processes (logs shorter
   than ``consent.audit.PARALLEL_FROM`` are replayed in one process either way).
@@ -21,7 +27,7 @@ PostgreSQL: a throwaway database is created on the server of ``MYDATA_BENCH_DATA
 bench/results/ledger.json.
 
     make bench, or: PYTHONPATH=. .venv/bin/python bench/ledger.py [--sizes 10000,100000,1000000]
-                    [--backends postgresql,sqlite]
+                    [--backends postgresql,sqlite] [--clients 1,2,4]
 """
 
 from __future__ import annotations
@@ -49,10 +55,20 @@ import rfc8785
 from sqlalchemy import create_engine, insert, text, update
 from sqlalchemy.engine import make_url
 
-from consent import merkle
+from consent import merkle, sequencer
 from consent.audit import verify_ledger
-from consent.ledger import BLOCK_LEVELS, SALT_BYTES, LedgerEvent, ledger, read_head, rfc3339, subject_commitment
+from consent.ledger import (
+    BLOCK_LEVELS,
+    SALT_BYTES,
+    LedgerEvent,
+    ledger,
+    parse_rfc3339,
+    read_head,
+    rfc3339,
+    subject_commitment,
+)
 from consent.models import LedgerEntry, LedgerHead, LedgerNode
+from consent.sequencer import integrate_once
 from mydata.app import create_app
 from mydata.cli import upgrade
 from mydata.config import Settings
@@ -68,6 +84,9 @@ APPEND_ROUNDS = 7
 APPENDS_PER_ROUND = 300
 PROOFS = 400
 BULK_CHUNK = 20_000
+CONCURRENT_APPENDS = 600
+"""Appends each client process commits in a concurrent measurement."""
+SEQUENCER_POLL = sequencer.INTERVAL
 
 
 def event(n: int) -> LedgerEvent:
@@ -206,16 +225,18 @@ def _client(settings: Settings, barrier: Any, count: int, offset: int, floor: bo
                 if floor:
                     _lock_and_touch(uow)
                 else:
-                    ledger(uow).append(events[n])
+                    # Inline: queue and integrate under the head lock; sequencer: queue only.
+                    ledger(uow).record(events[n])
                 uow.commit()
 
         for n in range(20):
             write(n)
         barrier.wait()
-        began = time.perf_counter()
+        # Wall-clock times: the sequencer process compares them with its own.
+        began = time.time()
         for n in range(20, count + 20):
             write(n)
-        out.put((began, time.perf_counter()))
+        out.put((began, time.time()))
     get_db(app).engine.dispose()
 
 
@@ -233,6 +254,78 @@ def measure_concurrent(settings: Settings, clients: int, count: int, *, floor: b
     for process in processes:
         process.join()
     return clients * count / (max(end for _, end in spans) - min(start for start, _ in spans))
+
+
+def _sequencer(settings: Settings, ready: Any, stop: Any, out: Any) -> None:
+    """Integrate the queue as `mydata ledger sequencer` does, noting each batch's size, commit time and oldest entry.
+
+    Also its own CPU time (Python; PostgreSQL's work for it is not counted).
+    """
+    app = create_app(settings)
+    leaves = batches = 0
+    worst = 0.0
+    first = last = None
+    busy = False
+    with app.app_context():
+        database = get_db()
+        ready.set()
+        cpu = time.process_time()
+        while True:
+            stopping = stop.is_set()
+            batch = integrate_once(database, poll=not busy)
+            busy = bool(batch.entries)
+            committed = time.time()
+            if batch.entries:
+                oldest = min(parse_rfc3339(json.loads(e.leaf_input)["time"]) for e in batch.entries)
+                worst = max(worst, committed - oldest.timestamp())
+                leaves += len(batch.entries)
+                batches += 1
+                first = first if first is not None else committed
+                last = committed
+            elif stopping:
+                break
+            else:
+                time.sleep(SEQUENCER_POLL)
+        cpu = time.process_time() - cpu
+    out.put({"leaves": leaves, "batches": batches, "max_merge_delay_seconds": worst, "last": last, "cpu": cpu})
+    get_db(app).engine.dispose()
+
+
+def measure_sequenced(settings: Settings, clients: int, count: int) -> dict[str, float]:
+    """Return appends/s of *clients* processes queueing *count* entries each, with a sequencer integrating beside them.
+
+    Appends/s is the clients' committed queue inserts per second; integrated/s counts the leaves
+    the sequencer integrated from the clients' start to its last batch (it must keep up).
+    """
+    sequenced = settings.replace(ledger_sequencing="sequencer")
+    context = multiprocessing.get_context("spawn")
+    ready, stop, done = context.Event(), context.Event(), context.Queue()
+    integrator = context.Process(target=_sequencer, args=(sequenced, ready, stop, done))
+    integrator.start()
+    ready.wait(120)
+    barrier, out = context.Barrier(clients), context.Queue()
+    processes = [
+        context.Process(target=_client, args=(sequenced, barrier, count, 20_000_000 * (i + 1), False, out))
+        for i in range(clients)
+    ]
+    for process in processes:
+        process.start()
+    spans = [out.get(timeout=600) for _ in processes]
+    for process in processes:
+        process.join()
+    stop.set()
+    report = done.get(timeout=600)
+    integrator.join()
+    began, ended = min(start for start, _ in spans), max(end for _, end in spans)
+    leaves = report["leaves"] - clients * 20  # the warm-up appends were integrated too
+    return {
+        "appends_per_second": clients * count / (ended - began),
+        "integrated_per_second": leaves / (report["last"] - began) if report["last"] else 0.0,
+        "batches": report["batches"],
+        "leaves_per_batch": report["leaves"] / max(report["batches"], 1),
+        "max_merge_delay_seconds": report["max_merge_delay_seconds"],
+        "sequencer_cpu_ms_per_leaf": report["cpu"] * 1000 / max(report["leaves"], 1),
+    }
 
 
 def measure_proofs(app: Any) -> dict[str, float]:
@@ -290,7 +383,7 @@ def database(backend: str, workdir: Path) -> Iterator[str]:
         admin.dispose()
 
 
-def run_backend(backend: str, sizes: list[int], workdir: Path) -> dict[str, Any]:
+def run_backend(backend: str, sizes: list[int], workdir: Path, clients: list[int]) -> dict[str, Any]:
     """Benchmark one backend at every size."""
     master_key = base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
     results: dict[str, Any] = {"sizes": {}}
@@ -310,9 +403,12 @@ def run_backend(backend: str, sizes: list[int], workdir: Path) -> dict[str, Any]
             at["proofs"] = measure_proofs(app)
             at["audit_entries_per_second"] = {str(w): measure_audit(app, w) for w in (1, 2)}
             if backend == "postgresql" and size == sizes[0]:
-                at["concurrent_appends_per_second"] = {str(c): measure_concurrent(settings, c, 600) for c in (2, 4)}
+                at["sequenced"] = {str(c): measure_sequenced(settings, c, CONCURRENT_APPENDS) for c in clients}
+                at["concurrent_appends_per_second"] = {
+                    str(c): measure_concurrent(settings, c, CONCURRENT_APPENDS) for c in clients if c > 1
+                }
                 results["floor"]["concurrent_transactions_per_second"] = {
-                    str(c): measure_concurrent(settings, c, 600, floor=True) for c in (2, 4)
+                    str(c): measure_concurrent(settings, c, CONCURRENT_APPENDS, floor=True) for c in clients if c > 1
                 }
             results["sizes"][str(size)] = at
             print(f"  {backend} {size}: {json.dumps(at)}", file=sys.stderr, flush=True)
@@ -357,18 +453,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--backends", default="postgresql,sqlite")
+    parser.add_argument("--clients", default="1,2,4", help="Concurrent client processes (PostgreSQL).")
     options = parser.parse_args()
     sizes = sorted(int(s) for s in options.sizes.split(","))
+    clients = sorted(int(c) for c in options.clients.split(","))
     report: dict[str, Any] = {"machine": machine(), "sizes": sizes, "backends": {}}
     with tempfile.TemporaryDirectory() as workdir:
         for backend in options.backends.split(","):
-            report["backends"][backend] = run_backend(backend, sizes, Path(workdir))
+            report["backends"][backend] = run_backend(backend, sizes, Path(workdir), clients)
     main_backend = report["backends"].get("postgresql") or next(iter(report["backends"].values()))
     small, large = main_backend["sizes"][str(sizes[0])], main_backend["sizes"][str(sizes[-1])]
     ratio = large["append"]["seconds_per_append"] / small["append"]["seconds_per_append"]
     proof_ms = max(at["proofs"]["inclusion_ms_median"] for at in main_backend["sizes"].values())
     audit = large["audit_entries_per_second"]
+    sequenced = small.get("sequenced", {})
+    floor = main_backend["floor"]
     report["summary"] = {
+        "sequenced_appends_per_second": {c: r["appends_per_second"] for c, r in sequenced.items()},
+        "sequenced_max_merge_delay_seconds": max(
+            (r["max_merge_delay_seconds"] for r in sequenced.values()), default=None
+        ),
+        "single_client_append_to_floor": (
+            sequenced["1"]["appends_per_second"] / floor["transactions_per_second"] if "1" in sequenced else None
+        ),
         "append_cost_ratio_largest_to_smallest": ratio,
         "worst_median_inclusion_proof_ms": proof_ms,
         "audit_entries_per_second_at_largest": audit,
@@ -379,9 +486,16 @@ def main() -> None:
     for backend, result in report["backends"].items():
         first = result["sizes"][str(sizes[0])]
         line.append(f"{backend} {first['append']['appends_per_second']:.0f} appends/s (1 client)")
-        if "concurrent_appends_per_second" in first:
+        if first.get("concurrent_appends_per_second"):
             best = max(first["concurrent_appends_per_second"].values())
-            line.append(f"{best:.0f}/s (concurrent)")
+            line.append(f"{best:.0f}/s inline (concurrent)")
+        for c, figures in first.get("sequenced", {}).items():
+            line.append(
+                f"sequenced {figures['appends_per_second']:.0f} appends/s ({c} client{'s' * (c != '1')}, "
+                f"{figures['integrated_per_second']:.0f} integrated/s, "
+                f"max merge delay {figures['max_merge_delay_seconds'] * 1000:.0f} ms)"
+            )
+        line.append(f"floor {result['floor']['transactions_per_second']:.0f} tx/s (1 client)")
     line.append(f"proof median <= {proof_ms:.2f} ms")
     line.append(f"audit {audit['1']:,.0f}/s (1 worker), {audit['2']:,.0f}/s (2 workers) at {sizes[-1]:,}")
     print("; ".join(line))

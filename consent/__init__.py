@@ -9,7 +9,17 @@ def init_app(app: Flask) -> None:
     """Register this package's blueprints, commands and sandbox seeding steps."""
     # Imported here, so that the pure parts (consent.merkle, the audit's worker processes) load
     # without the web layer.
-    from consent import api, cli, counter_views, data_views, history_views, portal_views, sweeper, verify_views
+    from consent import (
+        api,
+        cli,
+        counter_views,
+        data_views,
+        history_views,
+        portal_views,
+        sequencer,
+        sweeper,
+        verify_views,
+    )
     from consent.flow import ConsentScreen
     from consent.ledger import seed_first_tree_head
     from identity.oauth.services import register_consent_flow
@@ -42,7 +52,13 @@ def init_app(app: Flask) -> None:
     register_consent_flow(app, ConsentScreen())
     register_seeder(app, "ledger: first signed tree head", seed_first_tree_head)
     # `mydata demo` starts these beside the server; in production `mydata consents sweep` runs it.
-    app.extensions.setdefault("mydata.demo_workers", []).append(sweeper.start_sweeper_thread)
+    app.extensions.setdefault("mydata.demo_workers", []).extend(
+        (sweeper.start_sweeper_thread, sequencer.start_sequencer_thread)
+    )
     app.extensions.setdefault("mydata.demo_notes", []).append(
         f"Stranded consents are expired every {sweeper.INTERVAL:.0f} s (as `mydata consents sweep` does)."
     )
+    if app.config["MYDATA_SETTINGS"].ledger_sequencing == "sequencer":
+        app.extensions["mydata.demo_notes"].append(
+            "Ledger entries are integrated in batches within 1 s (as `mydata ledger sequencer` does)."
+        )

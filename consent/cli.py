@@ -1,4 +1,4 @@
-"""`mydata ledger ...`: audit the transparency ledger and sign its tree head; `mydata consents sweep`."""
+"""`mydata ledger ...`: audit the ledger, sign its tree head, run its sequencer; `mydata consents sweep`."""
 
 from __future__ import annotations
 
@@ -14,15 +14,16 @@ from flask.cli import AppGroup
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from consent import sequencer
 from consent.audit import DEFAULT_BATCH_SIZE, record_verification, verify_ledger
 from consent.interfaces import LedgerVerificationFailed
-from consent.ledger import b64, ledger, read_head, sign_tree_head
+from consent.ledger import SEQUENCER_BATCH, b64, ledger, read_head, sign_tree_head
 from consent.sweeper import BATCH, INTERVAL, run_sweeper, sweep
 from mydata.clock import clock, clock_of
 from mydata.db import UnitOfWork, get_db, read_only_connection
 from mydata.errors import MydataError
 
-ledger_cli = AppGroup("ledger", help="The transparency ledger: audit it, sign its tree head.")
+ledger_cli = AppGroup("ledger", help="The transparency ledger: audit it, sign its tree head, sequence it.")
 consents_cli = AppGroup("consents", help="Consents: expire those that can no longer complete.")
 
 #: Logs shorter than this are checked in a blink: no progress bar.
@@ -128,6 +129,47 @@ def sign(if_due: bool) -> None:
         click.echo("Nothing to sign: the newest signed tree head is not due for renewal.")
         return
     click.echo(f"Signed tree head: tree_size {signed.tree_size}, root {b64(signed.root_hash)}, {signed.timestamp}")
+
+
+@ledger_cli.command("sequencer")
+@click.option("--once", is_flag=True, help="Integrate everything queued now, print how much, and stop.")
+@click.option(
+    "--interval",
+    default=sequencer.INTERVAL,
+    show_default=True,
+    type=click.FloatRange(0.001, 1),
+    help="Seconds between polls of an empty queue (the maximum merge delay is 1 s).",
+)
+@click.option(
+    "--batch-size",
+    default=SEQUENCER_BATCH,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="Leaves per transaction (and per signed tree head) at most.",
+)
+def sequencer_command(once: bool, interval: float, batch_size: int) -> None:
+    """Integrate queued ledger entries in batches, one signed tree head per batch (Ctrl+C stops).
+
+    Needed with ledger_sequencing = "sequencer": appends then only queue their entry. Run one or
+    more per PostgreSQL database: one leads (an advisory lock), the others wait to take over.
+    SQLite: run exactly one. Exit status 2 when the database cannot be reached (with --once).
+    """
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if once:
+        try:
+            report = sequencer.drain(get_db(), limit=batch_size)
+        except SQLAlchemyError as exc:
+            reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            click.echo(f"ledger sequencer: cannot run ({reason}): is the database up and migrated?", err=True)
+            sys.exit(2)
+        click.echo(f"ledger sequencer: integrated {report.leaves} entries in {report.batches} batches")
+        return
+    if current_app.config["MYDATA_SETTINGS"].ledger_sequencing != "sequencer":
+        click.echo("ledger sequencer: ledger_sequencing is inline: appends integrate themselves", err=True)
+    try:
+        sequencer.run_sequencer(app, clock_of(app), stop=threading.Event(), interval=interval, limit=batch_size)
+    except KeyboardInterrupt:
+        click.echo("Stopped.")
 
 
 @consents_cli.command("sweep")

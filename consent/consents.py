@@ -71,7 +71,7 @@ def record_request(uow: UnitOfWork, *, client_id: str, terms: ServiceTerms, now:
     )
     uow.session.add(consent)
     uow.session.flush()
-    ledger(uow).append(
+    ledger(uow).record(
         LedgerEvent(
             event="consent.requested",
             actor=client_id,
@@ -110,7 +110,7 @@ def grant(
     consent.datasets_granted = [*consent.datasets_required, *chosen]
     consent.decided_at = now
     consent.window_ends_at = now + DELIVERY_WINDOW
-    appended = ledger(uow).append(
+    recorded = ledger(uow).record(
         LedgerEvent(
             event="consent.granted",
             actor="citizen",
@@ -133,7 +133,7 @@ def grant(
             purpose=consent.purpose,
             datasets=tuple(consent.datasets_granted),
             retention=consent.retention,
-            ledger_seq=appended.seq,
+            ledger_entry=recorded,
         ),
     )
     return consent
@@ -145,7 +145,7 @@ def deny(uow: UnitOfWork, consent_id: str, *, citizen_id: str, national_id: str,
     consent.status = DENIED
     consent.citizen_id = citizen_id
     consent.decided_at = now
-    ledger(uow).append(
+    ledger(uow).record(
         LedgerEvent(
             event="consent.denied",
             actor="citizen",
@@ -167,7 +167,7 @@ def revoke(uow: UnitOfWork, consent_id: str, *, citizen_id: str, national_id: st
         raise ConsentNotRevocable()
     consent.status = REVOKED
     consent.revoked_at = now
-    ledger(uow).append(
+    ledger(uow).record(
         LedgerEvent(
             event="consent.revoked",
             actor="citizen",
@@ -215,7 +215,7 @@ def expire(uow: UnitOfWork, consent: Consent, *, now: dt.datetime, national_id: 
     asked = (*consent.datasets_required, *consent.datasets_optional)
     consent.status = EXPIRED
     consent.expired_at = now
-    ledger(uow).append(
+    ledger(uow).record(
         LedgerEvent(
             event="consent.expired",
             actor=PLATFORM,
@@ -243,7 +243,7 @@ def complete_delivery(
     consent.delivered_at = now
     consent.delivery_outcomes = outcomes
     consent.document_hashes = document_hashes
-    ledger(uow).append(
+    ledger(uow).record(
         LedgerEvent(
             event="delivery.completed",
             actor=consent.client_id,
@@ -269,7 +269,7 @@ def complete_delivery(
 def record_failed_delivery(uow: UnitOfWork, consent: Consent, *, national_id: str, outcomes: dict[str, str]) -> None:
     """Record a delivery that could not be made; the consent stays `granted` within its window."""
     consent.delivery_outcomes = outcomes
-    ledger(uow).append(
+    ledger(uow).record(
         LedgerEvent(
             event="delivery.failed",
             actor=consent.client_id,

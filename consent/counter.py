@@ -352,7 +352,7 @@ def _record(
     outcome = "ok" if not failed else ("partial" if len(failed) < len(download.results) else "failed")
     citizen = citizen_of(uow, use)
     assert use.organisation_id is not None
-    ledger(uow).append(
+    ledger(uow).record(
         LedgerEvent(
             event="counter.verified",
             actor=ACTOR_PREFIX + use.organisation_id,

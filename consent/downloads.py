@@ -265,7 +265,7 @@ def _append_download(uow: UnitOfWork, download: Download, *, citizen: Citizen, d
     else:
         event = "download.failed"
         outcome = "partial" if len(failed) < len(download.results) else "failed"
-    ledger(uow).append(
+    ledger(uow).record(
         LedgerEvent(
             event=event,
             actor=CITIZEN,
@@ -315,7 +315,7 @@ def verify_document(uow: UnitOfWork, code: str, *, now: dt.datetime, uploaded: b
     citizen = get_citizen(uow, document.citizen_id)
     if citizen is None:  # a document outlives no account: the foreign key forbids it
         raise DocumentNotFound()
-    ledger(uow).append(
+    ledger(uow).record(
         LedgerEvent(
             event="document.verified",
             actor=VERIFIER,

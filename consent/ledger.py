@@ -24,14 +24,14 @@ import json
 import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import jwt
 import rfc8785
 from flask import current_app
-from sqlalchemy import ARRAY, LargeBinary, bindparam, insert, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import ARRAY, BigInteger, LargeBinary, String, bindparam, delete, insert, select, text, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 
 from consent import merkle
@@ -42,7 +42,7 @@ from consent.interfaces import (
     LedgerVerificationFailed,
     NoSignedTreeHead,
 )
-from consent.models import CaseOpening, LedgerEntry, LedgerHead, LedgerNode, LedgerTreeHead
+from consent.models import CaseOpening, LedgerEntry, LedgerHead, LedgerNode, LedgerQueued, LedgerTreeHead
 from mydata.clock import Clock, clock
 from mydata.db import UnitOfWork
 from mydata.keys import KeyStore, key_store
@@ -89,6 +89,16 @@ COMMITMENT_SCHEME = "mydata-subject-v1"
 SALT_BYTES = 32
 """A fresh 256-bit salt for each case."""
 _HEAD_ID = 1
+INLINE = "inline"
+SEQUENCER = "sequencer"
+SEQUENCING_MODES = (INLINE, SEQUENCER)
+"""Setting ``ledger_sequencing``: integrate each append in its own transaction, or leave it to the sequencer."""
+SEQUENCER_BATCH = 2000
+"""Leaves one sequencer transaction integrates at most."""
+INLINE_BATCH = 1000
+"""Leaves an inline append integrates per step (its own and any queued before it)."""
+MAX_MERGE_DELAY_SECONDS = 1
+"""The ledger's promise: a queued entry is integrated and under a signed tree head within this time."""
 
 # Identifiers only: ASCII, no spaces. A name (姓名) or free text cannot pass.
 _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}")
@@ -236,6 +246,27 @@ class SignedTreeHead:
 
 
 @dataclass(frozen=True)
+class QueuedEntry:
+    """An entry as queued for the sequencer: everything fixed but its ``seq``.
+
+    ``body`` is the RFC 8785 canonical JSON of the entry without its ``seq`` member; its SHA-256
+    (:attr:`entry_hash`) and ``time`` are what a receipt promises (a signed promise of inclusion,
+    like a Certificate Transparency SCT): the integrated entry is ``body`` with the seq added.
+    """
+
+    body: bytes
+    time: str
+    queue_id: int | None = None
+    seq: int | None = None
+    """The seq it was given, when it was integrated in the same transaction (inline sequencing)."""
+
+    @property
+    def entry_hash(self) -> bytes:
+        """Return SHA-256 of the entry without its seq: what a promise of inclusion names."""
+        return hashlib.sha256(self.body).digest()
+
+
+@dataclass(frozen=True)
 class AppendedEntry:
     """The result of an append: the entry's leaf index and exactly what was hashed."""
 
@@ -243,7 +274,28 @@ class AppendedEntry:
     leaf_input: bytes
     leaf_hash: bytes
     signed_tree_head: SignedTreeHead | None = None
-    """The tree head this append signed, when the policy made one due."""
+    """The tree head this append (its batch) signed, when the policy made one due."""
+    queue_id: int | None = None
+    queued: QueuedEntry | None = None
+    """The entry as it was queued (not for raw appends)."""
+
+
+@dataclass(frozen=True)
+class _Leaf:
+    """A leaf about to be written: its exact bytes, its index columns and the queue row it came from."""
+
+    leaf_input: bytes
+    subject: str | None
+    consent_id: str | None
+    queue_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What one integration did: the entries it gave seqs to, in order, and the tree head it signed."""
+
+    entries: tuple[AppendedEntry, ...]
+    signed_tree_head: SignedTreeHead | None
 
 
 @dataclass(frozen=True)
@@ -298,6 +350,29 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+def entry_hash_of(leaf_input: bytes) -> bytes:
+    """Return the hash a promise of inclusion names for an integrated entry: SHA-256 of it without its seq."""
+    value = json.loads(leaf_input)
+    if not isinstance(value, dict):
+        raise ValueError("the leaf is not a ledger entry")
+    value.pop("seq", None)
+    return hashlib.sha256(rfc8785.dumps(value)).digest()
+
+
+def _queued(event: LedgerEvent, time: str, subject: str | None) -> QueuedEntry:
+    """Return the entry of *event* as it is queued: canonical, without its seq."""
+    body = event.entry(0, time, subject)
+    del body["seq"]
+    return QueuedEntry(body=rfc8785.dumps(body), time=time)
+
+
+def _with_seq(body: bytes, seq: int) -> bytes:
+    """Return the canonical entry: the queued body with its ``seq`` added."""
+    value = json.loads(body)
+    value["seq"] = seq
+    return rfc8785.dumps(value)
+
+
 def rfc3339(moment: dt.datetime) -> str:
     """Format a time as RFC 3339 UTC with milliseconds, the one form the ledger writes."""
     return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -322,34 +397,94 @@ _LOCK_HEAD_SQLITE = (
     update(LedgerHead).where(LedgerHead.id == _HEAD_ID).values(tree_size=LedgerHead.tree_size).returning(*_HEAD_COLUMNS)
 )
 _INSERT_ENTRY = insert(LedgerEntry)
-_INSERT_OPENING: dict[str, postgresql.Insert | sqlite.Insert] = {
-    "postgresql": postgresql.insert(CaseOpening),
-    "sqlite": sqlite.insert(CaseOpening),
-}
+_INSERT_OPENING_SQLITE = (
+    sqlite.insert(CaseOpening)
+    .values(
+        case_id=bindparam("case_id"),
+        subject_key=bindparam("subject_key"),
+        salt=bindparam("salt"),
+        commitment=bindparam("commitment"),
+    )
+    .on_conflict_do_nothing(index_elements=[CaseOpening.case_id])
+)
 _INSERT_NODE = insert(LedgerNode)
 _INSERT_TREE_HEAD = insert(LedgerTreeHead)
 _UPDATE_HEAD = update(LedgerHead).where(LedgerHead.id == _HEAD_ID)
-# The whole append in one round trip while the head is locked (the lock is held until commit,
-# so each round trip saved under it raises the ledger's throughput). PostgreSQL runs
-# data-modifying WITH queries together with the main statement (PostgreSQL 15 manual §7.8.4);
-# the completed blocks arrive as one array, leaf first, so their ordinality is level + 1.
-_APPEND_POSTGRESQL = text(
+_INSERT_QUEUED = insert(LedgerQueued).returning(LedgerQueued.id)
+_SELECT_QUEUED = (
+    select(LedgerQueued.id, LedgerQueued.body, LedgerQueued.subject, LedgerQueued.consent_id)
+    .order_by(LedgerQueued.id)
+    .limit(bindparam("limit"))
+)
+# A case's first entry about a citizen (PostgreSQL): its opening and the queued entry, which carries
+# the new commitment, in one statement. When the case has an opening already, nothing is written
+# and the statement returns that opening, for the entry to carry its commitment instead.
+_QUEUE_NEW_CASE_POSTGRESQL = text(
     """
-    WITH new_entry AS (
+    WITH existing AS (
+        SELECT subject_key, commitment FROM consent_case_opening WHERE case_id = :case_id
+    ), opened AS (
+        INSERT INTO consent_case_opening (case_id, subject_key, salt, commitment)
+        SELECT :case_id, :subject_key, :salt, :commitment WHERE NOT EXISTS (SELECT 1 FROM existing)
+        ON CONFLICT (case_id) DO NOTHING
+        RETURNING case_id
+    ), queued AS (
+        INSERT INTO consent_ledger_queue (body, subject, consent_id)
+        SELECT :body, :commitment, case_id FROM opened
+        RETURNING id
+    )
+    SELECT (SELECT id FROM queued) AS queued_id,
+           (SELECT subject_key FROM existing) AS subject_key,
+           (SELECT commitment FROM existing) AS commitment
+    """
+).bindparams(bindparam("salt", type_=LargeBinary), bindparam("body", type_=LargeBinary))
+_FIRST_QUEUED = select(LedgerQueued.id).order_by(LedgerQueued.id).limit(1)
+_DELETE_QUEUED = delete(LedgerQueued).where(LedgerQueued.id.in_(bindparam("ids", expanding=True)))
+# A whole batch in one round trip while the head is locked (the lock is held until commit, so
+# each round trip saved under it raises the ledger's throughput). PostgreSQL runs data-modifying
+# WITH queries together with the main statement (PostgreSQL 15 manual §7.8.4): the entries, the
+# completed blocks, the signed tree head when the batch signs one, the queue rows it integrated.
+_WRITE_CTES = """
+    WITH new_entries AS (
         INSERT INTO consent_ledger_entry (seq, leaf_input, subject, consent_id)
-        VALUES (:seq, :leaf_input, :subject, :consent_id)
+        SELECT * FROM unnest(
+            CAST(:seqs AS bigint[]), CAST(:leaves AS bytea[]),
+            CAST(:subjects AS varchar[]), CAST(:consent_ids AS varchar[])
+        )
     ), new_nodes AS (
         INSERT INTO consent_ledger_node (block, hash)
-        SELECT CAST(:seq AS bigint) * 64 + completed.ordinality - 1, completed.hash
-        FROM unnest(CAST(:hashes AS bytea[])) WITH ORDINALITY AS completed(hash, ordinality)
-    )
-    UPDATE consent_ledger_head SET tree_size = :tree_size, frontier = :frontier WHERE id = 1
+        SELECT * FROM unnest(CAST(:blocks AS bigint[]), CAST(:hashes AS bytea[]))
+    ), new_tree_head AS (
+        INSERT INTO consent_signed_tree_head (tree_size, root_hash, timestamp, jws)
+        SELECT CAST(:sth_tree_size AS bigint), CAST(:sth_root_hash AS bytea), CAST(:sth_timestamp AS varchar),
+               CAST(:sth_jws AS text)
+        WHERE CAST(:sth_jws AS text) IS NOT NULL
+    )"""
+_DELETE_CTE = """, integrated AS (
+        DELETE FROM consent_ledger_queue WHERE id = ANY(CAST(:ids AS bigint[]))
+    )"""
+_UPDATE_HEAD_SQL = """
+    UPDATE consent_ledger_head
+    SET tree_size = :tree_size, frontier = :frontier,
+        sth_tree_size = COALESCE(CAST(:sth_tree_size AS bigint), sth_tree_size),
+        sth_timestamp = COALESCE(CAST(:sth_timestamp AS varchar), sth_timestamp)
+    WHERE id = 1
     """
-).bindparams(
-    bindparam("leaf_input", type_=LargeBinary),
+_WRITE_PARAMETERS = (
+    bindparam("seqs", type_=ARRAY(BigInteger)),
+    bindparam("leaves", type_=ARRAY(LargeBinary)),
+    bindparam("subjects", type_=ARRAY(String)),
+    bindparam("consent_ids", type_=ARRAY(String)),
+    bindparam("blocks", type_=ARRAY(BigInteger)),
     bindparam("hashes", type_=ARRAY(LargeBinary)),
+    bindparam("sth_root_hash", type_=LargeBinary),
     bindparam("frontier", type_=LargeBinary),
 )
+_INTEGRATE_POSTGRESQL = text(_WRITE_CTES + _DELETE_CTE + _UPDATE_HEAD_SQL).bindparams(
+    *_WRITE_PARAMETERS, bindparam("ids", type_=ARRAY(BigInteger))
+)
+_WRITE_POSTGRESQL = text(_WRITE_CTES + _UPDATE_HEAD_SQL).bindparams(*_WRITE_PARAMETERS)
+"""The same without the queue: a raw leaf (tests)."""
 TREE_HEAD_COLUMNS = (
     LedgerTreeHead.id,
     LedgerTreeHead.tree_size,
@@ -369,11 +504,14 @@ _PLACEHOLDER = bytes(merkle.HASH_SIZE)
 class Ledger:
     """The ledger over one unit of work. It never commits: what it writes commits with the caller's work."""
 
-    def __init__(self, uow: UnitOfWork, *, keys: KeyStore, clock: Clock, policy: TreeHeadPolicy) -> None:
+    def __init__(
+        self, uow: UnitOfWork, *, keys: KeyStore, clock: Clock, policy: TreeHeadPolicy, sequencing: str = INLINE
+    ) -> None:
         self.uow = uow
         self.keys = keys
         self.clock = clock
         self.policy = policy
+        self.sequencing = sequencing
 
     @property
     def connection(self) -> Connection:
@@ -382,19 +520,72 @@ class Ledger:
 
     # -- appending -----------------------------------------------------------------------------
 
+    def record(self, event: LedgerEvent) -> QueuedEntry:
+        """Record one event in the caller's transaction, as the deployment sequences the ledger.
+
+        ``inline`` (the default): the entry is queued and integrated at once, as :meth:`append`
+        does, and the result carries its ``seq``. ``sequencer``: the entry is only queued (one
+        insert, no lock on the head), and a sequencer (:func:`run_sequencer`) integrates it within
+        the maximum merge delay. Either way it commits or rolls back with the caller's work.
+        """
+        if self.sequencing == INLINE:
+            appended = self.append(event)
+            assert appended.queued is not None
+            return appended.queued
+        return self.queue(event)
+
+    def queue(self, event: LedgerEvent) -> QueuedEntry:
+        """Queue one entry in the caller's transaction, for the sequencer to integrate (no lock on the head).
+
+        The entry is fixed now (its time, its subject commitment, everything but its ``seq``), so
+        the result can be promised to the citizen (:mod:`consent.receipts`) before it has a seq.
+        """
+        time = rfc3339(self.clock.now())
+        if (
+            event.subject_national_id is not None
+            and event.consent_id is not None
+            and self.connection.dialect.name == "postgresql"
+        ):
+            return self._queue_about_citizen(event, event.subject_national_id, event.consent_id, time)
+        return self._insert_queued(event, time, self._subject(event))
+
+    def _insert_queued(self, event: LedgerEvent, time: str, subject: str | None) -> QueuedEntry:
+        queued = _queued(event, time, subject)
+        queued_id = self.connection.execute(
+            _INSERT_QUEUED, {"body": queued.body, "subject": subject, "consent_id": event.consent_id}
+        ).scalar_one()
+        return replace(queued, queue_id=queued_id)
+
+    def _queue_about_citizen(self, event: LedgerEvent, national_id: str, case_id: str, time: str) -> QueuedEntry:
+        """Queue an entry about a citizen on PostgreSQL: at a case's first such entry, one round trip for both rows."""
+        key = self.subject_key(national_id)
+        salt = secrets.token_bytes(SALT_BYTES)
+        commitment = subject_commitment(national_id, salt)
+        queued = _queued(event, time, commitment)
+        found = self.connection.execute(
+            _QUEUE_NEW_CASE_POSTGRESQL,
+            {"case_id": case_id, "subject_key": key, "salt": salt, "commitment": commitment, "body": queued.body},
+        ).one()
+        if found.queued_id is not None:  # the case's first entry about a citizen: its opening is the new one
+            return replace(queued, queue_id=found.queued_id)
+        if found.subject_key is None:
+            # Another transaction opened the case meanwhile (see _case_commitment): read its opening.
+            found = self.connection.execute(
+                select(CaseOpening.subject_key, CaseOpening.commitment).where(CaseOpening.case_id == case_id)
+            ).one()
+        if not hmac.compare_digest(found.subject_key, key):
+            raise LedgerEventInvalid(f"case {case_id!r} is about another citizen")
+        return self._insert_queued(event, time, str(found.commitment))
+
     def append(self, event: LedgerEvent) -> AppendedEntry:
         """Append one entry in the caller's transaction; it commits or rolls back with the caller's work.
 
-        The append locks the ledger head until that transaction ends, so concurrent appends are
-        serialised and sequence numbers are contiguous. Make it the last thing a transaction
-        does before it commits (after the state change it records).
+        The entry is queued and the queue integrated at once (:meth:`integrate`): the append locks
+        the ledger head until that transaction ends, so concurrent appends are serialised and
+        sequence numbers are contiguous. Make it the last thing a transaction does before it
+        commits (after the state change it records).
         """
-        subject = self._subject(event)
-        # The last lock this transaction takes (see _lock_head). SQLite's single write lock is the
-        # transaction's already: a unit of work that writes begins IMMEDIATE (mydata.db).
-        head = self._lock_head()
-        body = event.entry(head.tree_size, rfc3339(self.clock.now()), subject)
-        return self._append_locked(head, rfc8785.dumps(body), subject=subject, consent_id=event.consent_id)
+        return self._integrate_own(self.queue(event))
 
     def append_raw(
         self, leaf_input: bytes, *, subject: str | None = None, consent_id: str | None = None
@@ -404,34 +595,103 @@ class Ledger:
         ``subject`` and ``consent_id`` fill the index columns. A ledger holding a leaf that is not a
         ledger entry, or whose columns disagree with it, fails the audit.
         """
-        return self._append_locked(self._lock_head(), leaf_input, subject=subject, consent_id=consent_id)
+        # Not through the queue: a raw leaf has its seq in it already, so it goes in at once, on
+        # the same write path as an integration (and on a schema from before the queue).
+        batch = self._write(self._lock_head(), [_Leaf(leaf_input, subject, consent_id)], sign=False)
+        return replace(batch.entries[0], signed_tree_head=batch.signed_tree_head)
 
-    def _append_locked(
-        self, head: StoredHead, leaf_input: bytes, *, subject: str | None, consent_id: str | None
-    ) -> AppendedEntry:
-        seq = head.tree_size
-        leaf = merkle.leaf_hash(leaf_input)
-        frontier, completed = head.frontier.append(leaf)
-        entry = {"seq": seq, "leaf_input": leaf_input, "subject": subject, "consent_id": consent_id}
-        # Every block the leaf completes ends at this leaf, smallest first: level i has 2**i leaves.
-        hashes = [subtree.hash for subtree in completed]
-        head_values: dict[str, Any] = {"tree_size": frontier.size, "frontier": b"".join(frontier.hashes)}
-        signed = None
-        if self._tree_head_due(head.sth_tree_size, head.sth_timestamp, frontier.size):
-            signed = self._sign(frontier.size, frontier.root(), head.sth_timestamp)
-            head_values.update(sth_tree_size=signed.tree_size, sth_timestamp=signed.timestamp)
+    def _integrate_own(self, queued: QueuedEntry) -> AppendedEntry:
+        # The caller's own leaf is in the queue, visible to this transaction only: integrate until
+        # it is in (other transactions' committed leaves ahead of it go in first).
+        while True:
+            batch = self.integrate(limit=INLINE_BATCH)
+            for appended in batch.entries:
+                if appended.queue_id == queued.queue_id:
+                    own = replace(queued, seq=appended.seq)
+                    return replace(appended, queued=own, signed_tree_head=batch.signed_tree_head)
+            if not batch.entries:
+                raise LedgerUnavailable()  # pragma: no cover - the row inserted above is always there
+
+    def integrate(self, limit: int = SEQUENCER_BATCH, *, sign: bool = False) -> Batch:
+        """Integrate up to *limit* queued leaves, oldest first, in the caller's transaction.
+
+        Lock the head, give the leaves contiguous seqs, write their entries and the subtrees they
+        complete (:meth:`consent.merkle.CompactRange.append`), update the head and delete the queue
+        rows; sign a tree head when *sign* (the sequencer signs one per batch) or the policy says
+        one is due. The head stays locked until the caller's transaction ends, so two integrations
+        never interleave and no leaf is integrated twice.
+        """
+        head = self._lock_head()
+        # Read after the lock: under READ COMMITTED this statement sees every queue row committed
+        # before the previous integration committed, and none that it deleted.
         connection = self.connection
-        if connection.dialect.name == "postgresql" and signed is None:
-            connection.execute(_APPEND_POSTGRESQL, {**entry, "hashes": hashes, **head_values})
-        else:
-            connection.execute(_INSERT_ENTRY, entry)
-            connection.execute(
-                _INSERT_NODE, [{"block": seq * BLOCK_LEVELS + level, "hash": h} for level, h in enumerate(hashes)]
+        rows = connection.execute(_SELECT_QUEUED, {"limit": limit}).all()
+        if not rows:
+            return Batch(entries=(), signed_tree_head=None)
+        seq = head.tree_size
+        leaves = [
+            _Leaf(_with_seq(bytes(row.body), seq + n), row.subject, row.consent_id, row.id)
+            for n, row in enumerate(rows)
+        ]
+        return self._write(head, leaves, sign=sign)
+
+    def _write(self, head: StoredHead, leaves: list[_Leaf], *, sign: bool) -> Batch:
+        """Write leaves as the next entries after *head* (which this transaction has locked)."""
+        connection = self.connection
+        frontier = head.frontier
+        seq = head.tree_size
+        entries: list[dict[str, Any]] = []
+        nodes: list[dict[str, Any]] = []
+        appended: list[AppendedEntry] = []
+        for item in leaves:
+            leaf = merkle.leaf_hash(item.leaf_input)
+            frontier, completed = frontier.append(leaf)
+            entries.append(
+                {"seq": seq, "leaf_input": item.leaf_input, "subject": item.subject, "consent_id": item.consent_id}
             )
+            # Every block the leaf completes ends at this leaf, smallest first: level i has 2**i leaves.
+            nodes.extend(
+                {"block": seq * BLOCK_LEVELS + level, "hash": block.hash} for level, block in enumerate(completed)
+            )
+            appended.append(AppendedEntry(seq=seq, leaf_input=item.leaf_input, leaf_hash=leaf, queue_id=item.queue_id))
+            seq += 1
+        signed = None
+        if sign or self._tree_head_due(head.sth_tree_size, head.sth_timestamp, frontier.size):
+            signed = self._sign(frontier.size, frontier.root(), head.sth_timestamp)
+        ids = [item.queue_id for item in leaves if item.queue_id is not None]
+        head_values: dict[str, Any] = {"tree_size": frontier.size, "frontier": b"".join(frontier.hashes)}
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                _INTEGRATE_POSTGRESQL if ids else _WRITE_POSTGRESQL,
+                {
+                    "seqs": [e["seq"] for e in entries],
+                    "leaves": [e["leaf_input"] for e in entries],
+                    "subjects": [e["subject"] for e in entries],
+                    "consent_ids": [e["consent_id"] for e in entries],
+                    "blocks": [n["block"] for n in nodes],
+                    "hashes": [n["hash"] for n in nodes],
+                    **({"ids": ids} if ids else {}),
+                    "sth_tree_size": signed.tree_size if signed else None,
+                    "sth_root_hash": signed.root_hash if signed else None,
+                    "sth_timestamp": signed.timestamp if signed else None,
+                    "sth_jws": signed.jws if signed else None,
+                    **head_values,
+                },
+            )
+        else:
+            connection.execute(_INSERT_ENTRY, entries)
+            connection.execute(_INSERT_NODE, nodes)
             if signed is not None:
                 connection.execute(_INSERT_TREE_HEAD, _tree_head_row(signed))
+                head_values.update(sth_tree_size=signed.tree_size, sth_timestamp=signed.timestamp)
+            if ids:
+                connection.execute(_DELETE_QUEUED, {"ids": ids})
             connection.execute(_UPDATE_HEAD, head_values)
-        return AppendedEntry(seq=seq, leaf_input=leaf_input, leaf_hash=leaf, signed_tree_head=signed)
+        return Batch(entries=tuple(appended), signed_tree_head=signed)
+
+    def next_queued(self) -> bool:
+        """Return whether a committed leaf waits in the queue (a cheap read, no lock: the sequencer's poll)."""
+        return self.connection.execute(_FIRST_QUEUED).first() is not None
 
     def _lock_head(self) -> StoredHead:
         # The caller's own changes go out first, so that the head is the last lock this
@@ -466,12 +726,14 @@ class Ledger:
         # The insert keeps the salt of a case that has one. Should two transactions append the
         # first entries of one case at once (consent.consents serialises a case's transitions by
         # its row lock, so they do not), the second waits here and then reads the first's salt.
-        insert_opening = _INSERT_OPENING[connection.dialect.name]
-        connection.execute(
-            insert_opening.values(
-                case_id=case_id, subject_key=key, salt=salt, commitment=subject_commitment(national_id, salt)
-            ).on_conflict_do_nothing(index_elements=[CaseOpening.case_id])
-        )
+        opening = {
+            "case_id": case_id,
+            "subject_key": key,
+            "salt": salt,
+            "commitment": subject_commitment(national_id, salt),
+        }
+        # (PostgreSQL queues an entry about a citizen with _queue_about_citizen instead.)
+        connection.execute(_INSERT_OPENING_SQLITE, opening)
         found = connection.execute(
             select(CaseOpening.subject_key, CaseOpening.commitment).where(CaseOpening.case_id == case_id)
         ).one()
@@ -739,7 +1001,7 @@ def ledger(uow: UnitOfWork) -> Ledger:
     """Return the current application's ledger over *uow*."""
     settings = current_app.config["MYDATA_SETTINGS"]
     policy = TreeHeadPolicy(settings.ledger_sth_every_entries, settings.ledger_sth_every_seconds)
-    return Ledger(uow, keys=key_store(uow), clock=clock(), policy=policy)
+    return Ledger(uow, keys=key_store(uow), clock=clock(), policy=policy, sequencing=settings.ledger_sequencing)
 
 
 def newest_tree_head(uow: UnitOfWork) -> SignedTreeHead:

@@ -3,7 +3,8 @@
 The ledger (DESIGN §6.3) is an RFC 9162 Merkle tree kept so that an append and a proof each
 cost O(log n): every complete aligned subtree ("block", see :mod:`consent.merkle`) is stored once
 when the append that completes it happens, and the head row holds the tree size and its right
-frontier. Nothing here is ever updated or deleted except the single head row.
+frontier. Nothing here is ever updated or deleted except the single head row and the queue of leaves
+waiting for the sequencer.
 """
 
 from __future__ import annotations
@@ -77,6 +78,23 @@ class LedgerHead(Base):
     frontier: Mapped[bytes] = mapped_column(LargeBinary)
     sth_tree_size: Mapped[int | None] = mapped_column(BigInteger)
     sth_timestamp: Mapped[str | None] = mapped_column(String(32))
+
+
+class LedgerQueued(Base):
+    """A leaf waiting for the sequencer (DESIGN §6.3, docs/decisions/0010): queued by the business transaction.
+
+    ``body`` is the entry exactly as it will be hashed except its ``seq``: the RFC 8785 canonical
+    JSON of the entry without the ``seq`` member, fixed (time, subject, everything) when the
+    business transaction queues it. The sequencer adds the ``seq`` it assigns, writes the entry
+    and its subtrees, and deletes the row, in one transaction. Oldest first: ``id`` orders the queue.
+    """
+
+    __tablename__ = "consent_ledger_queue"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    subject: Mapped[str | None] = mapped_column(String(64))
+    consent_id: Mapped[str | None] = mapped_column(String(128))
 
 
 class LedgerTreeHead(Base):

@@ -7,12 +7,15 @@ Functions take plain values and a unit of work, like the rest of the package; th
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
+
+from sqlalchemy import select
 
 from consent.consents import GRANTED
 from consent.history import HistoryEvent, citizen_consents, usage_history
 from consent.interfaces import ConsentNotFound, ConsentNotRevocable
-from consent.models import Consent
+from consent.models import Consent, LedgerEntry
 from identity import services as identity_services
 from mydata.db import UnitOfWork
 from providers import services as catalogue_services
@@ -27,6 +30,9 @@ class MyConsents:
 
     waiting: list[Consent]
     past: list[Consent]
+    grant_seqs: dict[str, int]
+    """The seq of each granted consent's ``consent.granted`` entry, once integrated into the ledger:
+    the entry page shows its inclusion proof, which the receipt promised (docs/decisions/0010)."""
 
     def named(self, consent_id: str) -> Consent | None:
         """Return one of these consents by id, if it is the citizen's."""
@@ -55,7 +61,22 @@ def my_consents(uow: UnitOfWork, citizen_id: str, now: dt.datetime) -> MyConsent
     return MyConsents(
         waiting=[c for c in found if waiting_for_delivery(c, now)],
         past=[c for c in found if not waiting_for_delivery(c, now)],
+        grant_seqs=grant_seqs(uow, [c.id for c in found if c.receipt]),
     )
+
+
+def grant_seqs(uow: UnitOfWork, consent_ids: list[str]) -> dict[str, int]:
+    """Return the seq of each consent's integrated ``consent.granted`` entry (none while it is queued)."""
+    if not consent_ids:
+        return {}
+    rows = uow.session.execute(
+        select(LedgerEntry.seq, LedgerEntry.consent_id, LedgerEntry.leaf_input).where(
+            LedgerEntry.consent_id.in_(consent_ids)
+        )
+    )
+    return {
+        row.consent_id: row.seq for row in rows if json.loads(bytes(row.leaf_input)).get("event") == "consent.granted"
+    }
 
 
 def dashboard(uow: UnitOfWork, *, citizen_id: str, national_id: str, now: dt.datetime) -> Dashboard:

@@ -130,6 +130,7 @@ def my_consents() -> ResponseReturnValue:
         waiting=found.waiting,
         past=found.past,
         revoked=revoked if revoked is not None and revoked.status == REVOKED else None,
+        grant_seqs=found.grant_seqs,
         titles=lambda ids: _titles(ids, catalogue),
         **_render_consent_helpers(),
     )

@@ -114,7 +114,7 @@ def demo(host: str, port: int) -> None:
 
     # The demo is the sandbox: on unless the configuration turns it off, and then it refuses, so
     # that pointing it at a real deployment's settings cannot fill that database with personas.
-    settings = load_settings(defaults={"sandbox": True})
+    settings = load_settings(defaults={"sandbox": True, "ledger_sequencing": "sequencer"})
     if not settings.sandbox:
         raise click.UsageError("the demo runs the sandbox only, and this configuration turns it off (MYDATA_SANDBOX)")
     app = create_app(settings if settings.issuer else settings.replace(issuer=f"http://{host}:{port}"))

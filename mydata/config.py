@@ -63,6 +63,10 @@ class Settings:
     # Transparency ledger (DESIGN §6.3): signed tree head cadence.
     ledger_sth_every_entries: int = 1000
     ledger_sth_every_seconds: int = 300
+    # "inline": each append integrates its entry in its own transaction (one lock on the ledger
+    # head per append); "sequencer": appends only queue their entry and `mydata ledger sequencer`
+    # integrates the queue in batches (docs/decisions/0010).
+    ledger_sequencing: str = "inline"
     # Notifications (DESIGN §6.4): the outbox's sender delivers over SMTP. No host: messages stay
     # queued (the sandbox shows them at /sandbox/outbox).
     smtp_host: str = ""
@@ -157,6 +161,8 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError(env_name("ledger_sth_every_entries"), "must be between 1 and 10000000 entries")
     if not 1 <= settings.ledger_sth_every_seconds <= 86_400:
         raise ConfigError(env_name("ledger_sth_every_seconds"), "must be between 1 and 86400 seconds")
+    if settings.ledger_sequencing not in ("inline", "sequencer"):
+        raise ConfigError(env_name("ledger_sequencing"), "must be inline or sequencer")
     _validate_smtp(settings)
     if not settings.sandbox:
         _validate_production(settings)

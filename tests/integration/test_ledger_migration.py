@@ -1,5 +1,6 @@
 """Ledger migrations keep the log: consent_0003 converts consent_0001's subtree layout, consent_0004 adds
-the private case openings of entry version 2 and leaves version 1 entries as they are."""
+the private case openings of entry version 2 and leaves version 1 entries as they are; consent_0008 adds
+the queue of entries waiting for the sequencer and will not drop queued entries."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from alembic import command
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from consent import merkle
+from consent import merkle, sequencer
 from consent.audit import verify_ledger
 from consent.history import usage_history
 from consent.ledger import LedgerEvent, ledger, rfc3339
@@ -161,3 +162,29 @@ def test_the_case_openings_migration_keeps_version_1_entries(empty_database: str
     with engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM consent_case_opening")).scalar_one() == 3
     engine.dispose()
+
+
+def test_the_queue_migration_will_not_drop_queued_entries(empty_database: str, tmp_path: Path) -> None:
+    url = empty_database
+    _migrate(url, "upgrade", "heads")
+    settings = Settings(
+        instance_path=tmp_path / "instance",
+        sandbox=True,
+        database_url=url,
+        master_key=base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode(),
+        secret_key="s" * 48,
+        ledger_sequencing="sequencer",
+    )
+    app = create_app(settings)
+    with app.app_context(), get_db().unit_of_work() as uow:
+        key_store(uow).rotate()
+        ledger(uow).record(LedgerEvent(event="consent.requested", actor="client-a", consent_id="queued-0"))
+        uow.commit()
+    get_db(app).engine.dispose()
+    with pytest.raises(RuntimeError, match="holds 1 entries not yet in the ledger"):
+        _migrate(url, "downgrade", "consent_0007_ops")
+    with app.app_context():
+        assert sequencer.drain(get_db()).leaves == 1
+    get_db(app).engine.dispose()
+    _migrate(url, "downgrade", "consent_0007_ops")  # nothing queued: nothing to lose
+    _migrate(url, "upgrade", "heads")

@@ -97,3 +97,4 @@ def test_the_demo_turns_the_sandbox_on_by_itself(tmp_path: Path) -> None:
         out, _ = process.communicate(timeout=30)
     assert f"MyData sandbox is running at http://127.0.0.1:{port}/" in out
     assert "Stranded consents are expired every 60 s" in out
+    assert "Ledger entries are integrated in batches within 1 s" in out  # the demo runs the sequencer

@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from consent import consents
+from consent import consents, portal
 from consent.ledger import LedgerEvent, ledger
 from consent.models import Consent
 from identity.oauth.clients import register_client
@@ -131,6 +131,14 @@ def test_my_consents_lists_the_waiting_ones_with_revoke_and_the_past_ones_with_o
     assert f'href="/me/consents/{denied}/receipt"' not in html  # a refusal has no receipt
     assert TERMS.purpose in page
     assert "撤回" in text(client.get("/me/consents?lang=zh_Hant_TW"))
+    # Each receipt's promised entry, once in the ledger, links to its entry page and its proof.
+    with app.app_context(), get_db().unit_of_work() as uow:
+        grants = {c: portal.grant_seqs(uow, [c]).get(c) for c in (waiting, delivered, denied)}
+    assert grants[denied] is None
+    for consent in (waiting, delivered):
+        assert grants[consent] is not None
+        assert f'href="/me/history/{grants[consent]}"' in html
+    assert "Its proof in the transparency ledger" in page
 
 
 def test_revoking_takes_a_confirmation_and_a_csrf_token(

@@ -157,6 +157,15 @@ def test_ledger_tree_head_cadence_is_configurable(tmp_path: Path) -> None:
     assert (settings.ledger_sth_every_entries, settings.ledger_sth_every_seconds) == (50, 30)
 
 
+def test_ledger_sequencing_is_inline_unless_set(tmp_path: Path) -> None:
+    assert load_settings({"MYDATA_INSTANCE_PATH": str(tmp_path), **SANDBOX}).ledger_sequencing == "inline"
+    environ = {"MYDATA_INSTANCE_PATH": str(tmp_path), "MYDATA_LEDGER_SEQUENCING": "sequencer", **SANDBOX}
+    assert load_settings(environ).ledger_sequencing == "sequencer"
+    with pytest.raises(ConfigError) as raised:
+        load_settings({**environ, "MYDATA_LEDGER_SEQUENCING": "later"})
+    assert raised.value.setting == "MYDATA_LEDGER_SEQUENCING"
+
+
 @pytest.mark.parametrize("value", ["0", "-5", "ten", "1.5", "true", ""])
 def test_ledger_tree_head_cadence_must_be_a_positive_whole_number(value: str) -> None:
     with pytest.raises(ConfigError) as raised:
