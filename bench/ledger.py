@@ -6,7 +6,7 @@ at each size, measured with:
 * real appends, each through the service and a unit of work in its own transaction (the median
   of several rounds), integrated inline (``ledger_sequencing = "inline"``: one lock on the head
   per append);
-* on PostgreSQL, at the first size, the sequenced design (docs/decisions/0010): 1, 2 and 4 client
+* on PostgreSQL, at the first size, the sequenced design (docs/decisions/0011): 1, 2 and 4 client
   processes each queue entries (an append = the queue insert in its own unit of work + commit)
   while a sequencer process integrates them beside them; it reports appends/s, integrated
   leaves/s and the maximum merge delay seen (entry time to the commit of its batch, which signs

@@ -81,7 +81,7 @@ class LedgerHead(Base):
 
 
 class LedgerQueued(Base):
-    """A leaf waiting for the sequencer (DESIGN §6.3, docs/decisions/0010): queued by the business transaction.
+    """A leaf waiting for the sequencer (DESIGN §6.3, docs/decisions/0011): queued by the business transaction.
 
     ``body`` is the entry exactly as it will be hashed except its ``seq``: the RFC 8785 canonical
     JSON of the entry without the ``seq`` member, fixed (time, subject, everything) when the

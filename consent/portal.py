@@ -32,7 +32,7 @@ class MyConsents:
     past: list[Consent]
     grant_seqs: dict[str, int]
     """The seq of each granted consent's ``consent.granted`` entry, once integrated into the ledger:
-    the entry page shows its inclusion proof, which the receipt promised (docs/decisions/0010)."""
+    the entry page shows its inclusion proof, which the receipt promised (docs/decisions/0011)."""
 
     def named(self, consent_id: str) -> Consent | None:
         """Return one of these consents by id, if it is the citizen's."""

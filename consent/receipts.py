@@ -8,7 +8,7 @@ as the ledger entry records it (``piiPrincipalId``: the consent's subject commit
 number).
 
 It also carries the ledger's signed promise of inclusion of the ``consent.granted`` entry (version
-2, docs/decisions/0010), as a Certificate Transparency SCT does: the SHA-256 of the entry without
+2, docs/decisions/0011), as a Certificate Transparency SCT does: the SHA-256 of the entry without
 its seq (:attr:`consent.ledger.QueuedEntry.entry_hash`), its time and the maximum merge delay. The
 receipt is signed once, when the consent is granted, without waiting for the entry's seq or a signed
 tree head. Once the entry is integrated (within the maximum merge delay while the sequencer runs),

@@ -1,4 +1,4 @@
-"""The ledger sequencer (docs/decisions/0010): integrates queued leaves in batches, one leader per database.
+"""The ledger sequencer (docs/decisions/0011): integrates queued leaves in batches, one leader per database.
 
 With ``ledger_sequencing = "sequencer"`` a business transaction only queues its ledger entry (one
 insert, no lock on the ledger head, :meth:`consent.ledger.Ledger.queue`). This loop, as Trillian's

@@ -65,7 +65,7 @@ class Settings:
     ledger_sth_every_seconds: int = 300
     # "inline": each append integrates its entry in its own transaction (one lock on the ledger
     # head per append); "sequencer": appends only queue their entry and `mydata ledger sequencer`
-    # integrates the queue in batches (docs/decisions/0010).
+    # integrates the queue in batches (docs/decisions/0011).
     ledger_sequencing: str = "inline"
     # Notifications (DESIGN §6.4): the outbox's sender delivers over SMTP. No host: messages stay
     # queued (the sandbox shows them at /sandbox/outbox).

@@ -1,4 +1,4 @@
-"""consent: the queue of ledger leaves waiting for the sequencer (docs/decisions/0010)
+"""consent: the queue of ledger leaves waiting for the sequencer (docs/decisions/0011)
 
 Revision ID: consent_0008_ledger_queue
 Revises: consent_0007_ops

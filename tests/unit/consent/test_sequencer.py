@@ -1,4 +1,4 @@
-"""The ledger queue and its sequencer (``consent.sequencer``, docs/decisions/0010).
+"""The ledger queue and its sequencer (``consent.sequencer``, docs/decisions/0011).
 
 Under ``ledger_sequencing = "sequencer"`` a business transaction only queues its entry; the
 sequencer integrates the queue in batches, one signed tree head per batch. Inline sequencing
