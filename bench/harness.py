@@ -180,6 +180,32 @@ def serve(factory: str, port: int, args: argparse.Namespace, env: dict[str, str]
             process.wait(timeout=10)
 
 
+@contextmanager
+def ledger_sequencer(env: dict[str, str]) -> Iterator[int]:
+    """Run `mydata ledger sequencer` as production does beside the server; yield its pid.
+
+    With ``ledger_sequencing = "sequencer"`` (production) a transaction only queues its ledger
+    entries and this process integrates them: its CPU is part of what a transaction costs.
+    """
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("mydata")), "ledger", "sequencer"],
+        env={**os.environ, **env, "MYDATA_LEDGER_SEQUENCING": "sequencer"},
+        cwd=ROOT,
+    )
+    try:
+        time.sleep(1)
+        if process.poll() is not None:
+            raise RuntimeError(f"the ledger sequencer exited with status {process.returncode}")
+        yield process.pid
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
 def warm_up(work: Callable[[object], float], count: int, concurrency: int) -> None:
     """Run *count* units of *work*, *concurrency* at a time, and forget their figures."""
     with ThreadPoolExecutor(concurrency) as pool:
@@ -206,15 +232,31 @@ def machine() -> dict[str, object]:
     }
 
 
-def measure(pid: int, work: Callable[[object], float], count: int, warmup: int, concurrency: int) -> dict[str, float]:
-    """Run *warmup* then *count* units of *work*; return wall time, latencies and server CPU."""
+def measure(
+    pid: int,
+    work: Callable[[object], float],
+    count: int,
+    warmup: int,
+    concurrency: int,
+    *,
+    also: tuple[int, ...] = (),
+) -> dict[str, float]:
+    """Run *warmup* then *count* units of *work*; return wall time, latencies and server CPU.
+
+    The server CPU is the server's (main process and workers) plus that of the processes in *also*
+    (e.g. the ledger sequencer, which does part of each transaction's work).
+    """
+
+    def cpu_seconds() -> float:
+        return server_cpu_seconds(pid) + sum(server_cpu_seconds(other) for other in also)
+
     with ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(work, range(warmup)))
-        cpu_before = server_cpu_seconds(pid)
+        cpu_before = cpu_seconds()
         started = time.perf_counter()
         latencies = list(pool.map(work, range(count)))
         wall = time.perf_counter() - started
-        cpu = server_cpu_seconds(pid) - cpu_before
+        cpu = cpu_seconds() - cpu_before
     return {
         "per_second": count / wall,
         "p50": statistics.median(latencies),

@@ -40,6 +40,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -52,6 +53,7 @@ from harness import (  # noqa: E402
     describe_server,
     free_port,
     fresh_database,
+    ledger_sequencer,
     machine,
     measure,
     serve,
@@ -171,6 +173,13 @@ def main() -> None:
     # Each delivery holds a thread while the platform calls its three agencies, served by the same
     # server: enough threads for every concurrent transaction and its agency calls.
     add_server_options(parser, threads=8)
+    parser.add_argument(
+        "--ledger",
+        choices=("sequencer", "inline"),
+        default="sequencer",
+        help="ledger_sequencing: as production (a `mydata ledger sequencer` process beside the server, its CPU "
+        "counted) or inline (each append integrates its entry); default: %(default)s",
+    )
     args = parser.parse_args()
 
     server_url = os.environ.get("MYDATA_BENCH_DATABASE_URL", DEFAULT_SERVER)
@@ -180,16 +189,19 @@ def main() -> None:
     runs: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory() as folder:
         env, keys = prepare(database_url, Path(folder), issuer)
+        env["MYDATA_LEDGER_SEQUENCING"] = args.ledger
         bank = Bank(issuer, keys, SandboxCard.of(Path(folder), PERSONA))
         with (
             serve("mydata.app:create_app", port, args, env) as pid,
             serve("bare:bare_app", bare_port, args, {}) as bare_pid,
+            ledger_sequencer(env) if args.ledger == "sequencer" else nullcontext() as sequencer_pid,
         ):
+            also = (sequencer_pid,) if sequencer_pid else ()
             bare_work = bare_requests(bare_port)
             warm_up(lambda _: bank.transaction(), args.warmup, args.concurrency)
             warm_up(bare_work, 200, args.concurrency)
             for run in range(1, args.runs + 1):
-                tx = measure(pid, lambda _: bank.transaction(), args.transactions, 0, args.concurrency)
+                tx = measure(pid, lambda _: bank.transaction(), args.transactions, 0, args.concurrency, also=also)
                 bare = measure(bare_pid, bare_work, args.bare_requests, 0, args.concurrency)
                 runs.append({"run": run, **{f"tx_{k}": v for k, v in tx.items()},
                              **{f"bare_{k}": v for k, v in bare.items()},
@@ -212,6 +224,7 @@ def main() -> None:
         "concurrency": args.concurrency,
         "server": args.server,
         "server_settings": describe_server(args),
+        "ledger_sequencing": args.ledger,
         "transactions_per_second": round(median("tx_per_second"), 2),
         "latency_ms": {k: round(median(f"tx_{k}") * 1000, 1) for k in ("p50", "p95", "p99")},
         "server_cpu_ms_per_transaction": round(median("tx_cpu_per_unit") * 1000, 2),
