@@ -13,7 +13,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import update
+from sqlalchemy import case, update
 
 from consent.interfaces import (
     AlreadyDelivered,
@@ -186,7 +186,17 @@ def claim_for_delivery(uow: UnitOfWork, consent_id: str, *, national_id: str, no
     The lock is held until the caller's transaction ends, so of concurrent deliveries of one consent
     exactly one finds it `granted`; the others wait and then find it `delivered`.
     """
-    consent = _lock(uow, consent_id)
+    # One statement takes the row lock, counts the attempt of a granted consent and reads the row.
+    claimed = uow.session.scalars(
+        update(Consent)
+        .where(Consent.id == consent_id)
+        .values(delivery_attempts=Consent.delivery_attempts + case((Consent.status == GRANTED, 1), else_=0))
+        .returning(Consent),
+        execution_options={"populate_existing": True},
+    ).one_or_none()
+    if claimed is None:
+        raise ConsentNotFound()
+    consent = claimed
     if consent.status == DELIVERED:
         raise AlreadyDelivered()
     if consent.status == REVOKED:
@@ -195,7 +205,6 @@ def claim_for_delivery(uow: UnitOfWork, consent_id: str, *, national_id: str, no
         raise ConsentExpired()
     if consent.status != GRANTED:
         raise ConsentNotGranted()
-    consent.delivery_attempts += 1
     if _window_passed(consent, now):
         expire(uow, consent, now=now, national_id=national_id)
         uow.commit()  # the expiry stands although this delivery is refused

@@ -14,10 +14,11 @@ from typing import Any
 from flask import render_template
 from flask.typing import ResponseReturnValue
 from flask_babel import get_locale
+from sqlalchemy import select
 
 from consent import consents
 from consent.consents import DELIVERED, DELIVERY_WINDOW, GRANTED, ServiceTerms
-from consent.interfaces import ConsentNotFound
+from consent.models import Consent
 from identity.oauth.interfaces import ConsentDecision, ConsentWindow, ResolvedDetails
 from identity.oauth.services import PendingAuthorization
 from identity.sessions import Authentication
@@ -131,10 +132,13 @@ class ConsentScreen:
 
     def window(self, uow: UnitOfWork, transaction_id: str) -> ConsentWindow | None:
         """Return until when the consent's tokens may be used, and whether it was revoked or has expired."""
-        try:
-            consent = consents.get(uow, transaction_id)
-        except ConsentNotFound:
+        # Two columns, not the consent: every resource request asks this before anything else.
+        found = uow.session.execute(
+            select(Consent.status, Consent.window_ends_at).where(Consent.id == transaction_id)
+        ).first()
+        if found is None:
             return None  # a sign-in without authorization_details: no consent
-        ends_at = int(consent.window_ends_at.timestamp()) if consent.window_ends_at is not None else 0
+        status, window_ends_at = found
+        ends_at = int(window_ends_at.timestamp()) if window_ends_at is not None else 0
         # A delivered consent's token still gets its answer (410 already_delivered) within the window.
-        return ConsentWindow(ends_at, None if consent.status in (GRANTED, DELIVERED) else consent.status)
+        return ConsentWindow(ends_at, None if status in (GRANTED, DELIVERED) else status)

@@ -676,37 +676,97 @@ if TYPE_CHECKING:
     _fetcher: DatasetFetcher = fetch_datasets
 
 
+#: Each dataset schema the process has read, by its SHA-256 (the digest names the content: never stale).
+_SCHEMAS: dict[str, dict[str, Any]] = {}
+#: Where a unit of work keeps the catalogue rows it read (Session.info), for the email's titles.
+_READ_ROWS = "providers.catalogue_rows"
+
+
+@dataclass(frozen=True)
+class _RouteRow:
+    dataset: str
+    dataset_status: str
+    schema_sha256: str
+    title_zh: str
+    title_en: str
+    provider: str
+    provider_status: str
+    base_url: str
+    jwks: dict[str, Any]
+
+
 def fetch_routes(uow: UnitOfWork, dataset_ids: Sequence[str]) -> list[Route]:
-    """Return where each dataset is fetched from (once per id, in order); raise :class:`UnknownDataset`."""
+    """Return where each dataset is fetched from (once per id, in order); raise :class:`UnknownDataset`.
+
+    One statement reads what a fetch needs of the catalogue, as it is now (an operator's change
+    applies to the next fetch), but not the schemas themselves: a schema is read once per process
+    and version (its digest), by a second statement only when a version is new to the process.
+    """
     wanted = list(dict.fromkeys(dataset_ids))
-    rows = uow.session.scalars(
-        select(Dataset).options(joinedload(Dataset.provider)).where(Dataset.id.in_(wanted))
+    found = uow.session.execute(
+        select(
+            Dataset.id,
+            Dataset.status,
+            Dataset.schema_sha256,
+            Dataset.title_zh,
+            Dataset.title_en,
+            Provider.id,
+            Provider.status,
+            Provider.base_url,
+            Provider.jwks,
+        )
+        .join(Provider, Dataset.provider_id == Provider.id)
+        .where(Dataset.id.in_(wanted))
     ).all()
-    by_id = {row.id: row for row in rows}
+    by_id = {row[0]: _RouteRow(*row) for row in found}
+    uow.session.info.setdefault(_READ_ROWS, {}).update(by_id)
     missing = [d for d in wanted if d not in by_id]
     if missing:
         raise UnknownDataset(f"Not in the catalogue: {', '.join(missing)}.")
+    unknown_schemas = {row.dataset: row.schema_sha256 for row in by_id.values() if row.schema_sha256 not in _SCHEMAS}
+    if unknown_schemas:
+        for dataset_id, schema in uow.session.execute(
+            select(Dataset.id, Dataset.json_schema).where(Dataset.id.in_(list(unknown_schemas)))
+        ):
+            # The digest read with the schema, in the same transaction, names it.
+            _SCHEMAS[unknown_schemas[dataset_id]] = schema
     routes = []
     for dataset_id in wanted:
-        dataset = by_id[dataset_id]
-        provider = dataset.provider
+        row = by_id[dataset_id]
         unavailable = None
-        if provider.status != ACTIVE:
-            unavailable = f"provider_{provider.status}"
-        elif dataset.status != ACTIVE:
-            unavailable = f"dataset_{dataset.status}"
+        if row.provider_status != ACTIVE:
+            unavailable = f"provider_{row.provider_status}"
+        elif row.dataset_status != ACTIVE:
+            unavailable = f"dataset_{row.dataset_status}"
         routes.append(
             Route(
-                dataset=dataset.id,
-                provider=provider.id,
-                base_url=provider.base_url,
-                jwks=provider.jwks,
-                json_schema=dataset.json_schema,
-                schema_sha256=dataset.schema_sha256,
+                dataset=row.dataset,
+                provider=row.provider,
+                base_url=row.base_url,
+                jwks=row.jwks,
+                json_schema=_SCHEMAS[row.schema_sha256],
+                schema_sha256=row.schema_sha256,
                 unavailable_because=unavailable,
             )
         )
     return routes
+
+
+def dataset_titles(uow: UnitOfWork, dataset_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """Return the (Chinese, English) titles of the datasets that exist among *dataset_ids*.
+
+    The catalogue rows this unit of work has already read (a delivery's routes) answer without a
+    statement; the others are read in one.
+    """
+    read: dict[str, _RouteRow] = uow.session.info.get(_READ_ROWS, {})
+    titles = {d: (read[d].title_zh, read[d].title_en) for d in dataset_ids if d in read}
+    missing = [d for d in dict.fromkeys(dataset_ids) if d not in titles]
+    if missing:
+        rows = uow.session.execute(
+            select(Dataset.id, Dataset.title_zh, Dataset.title_en).where(Dataset.id.in_(missing))
+        )
+        titles.update({dataset_id: (zh, en) for dataset_id, zh, en in rows})
+    return titles
 
 
 def check_providers(uow: UnitOfWork, agencies: Collection[str] | None = None) -> list[ProviderHealth]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 from marshmallow import fields
+from sqlalchemy import select
 
 from consent import broker
 from consent.interfaces import AlreadyDelivered, ConsentRevoked, ProviderUnavailable
@@ -96,15 +97,15 @@ def deliver() -> ResponseReturnValue:
         return _refused(exc)
     except oauth.InvalidToken as exc:
         return _refused(exc)
-    citizen = uow.session.get(Citizen, token.citizen_id)
-    assert citizen is not None  # foreign key
+    national_id = uow.session.scalar(select(Citizen.national_id).where(Citizen.id == token.citizen_id))
+    assert national_id is not None  # foreign key
     recipient = broker.Recipient(
         client_id=client.client_id, subject=token.subject, encryption_jwk=broker.encryption_key(client.record.jwks)
     )
     sealed = broker.deliver(
         uow,
         consent_id=token.transaction_id,
-        national_id=citizen.national_id,
+        national_id=national_id,
         recipient=recipient,
         issuer=issuer(),
         now=clock().now(),
