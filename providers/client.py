@@ -31,8 +31,6 @@ from typing import Any, NamedTuple
 import jwt
 import requests
 import urllib3
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
 from requests.structures import CaseInsensitiveDict
 
 from mydata.clock import Clock
@@ -55,6 +53,7 @@ from providers.protocol import (
     FetchResult,
     Outcome,
 )
+from providers.schema_check import SchemaCheck
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +92,7 @@ class _Call:
 
     route: Route
     keys: dict[str, VerificationKey]
-    validator: Draft202012Validator
+    schema: SchemaCheck
     signing_key: SigningKey
     claims: dict[str, Any]
 
@@ -138,8 +137,8 @@ class ProviderClient:
         self._executor: ThreadPoolExecutor | None = None
         self._local = threading.local()
         # Compiled once per dataset schema version and per provider JWKS, not per call.
-        self._validators: dict[str, tuple[str, Draft202012Validator]] = {}
-        self._keys: dict[str, tuple[str, dict[str, VerificationKey]]] = {}
+        self._schemas: dict[str, tuple[str, SchemaCheck]] = {}
+        self._keys: dict[str, tuple[dict[str, Any], dict[str, VerificationKey]]] = {}
 
     # -- the fetch ----------------------------------------------------------------------------
 
@@ -159,7 +158,7 @@ class ProviderClient:
             call = _Call(
                 route=route,
                 keys=self._verification_keys(route),
-                validator=self._validator(route),
+                schema=self._schema_check(route),
                 signing_key=signing_key,
                 claims=self._query_claims(route, national_id=national_id, txn=txn, purpose=purpose),
             )
@@ -213,21 +212,20 @@ class ProviderClient:
         }
 
     def _verification_keys(self, route: Route) -> dict[str, VerificationKey]:
-        fingerprint = json.dumps(route.jwks, sort_keys=True)
         with self._lock:
             cached = self._keys.get(route.provider)
-            if cached is None or cached[0] != fingerprint:
-                cached = (fingerprint, verification_keys(route.jwks))
+            # The registered JWKS as read for this fetch: equal to the cached one, or parsed anew.
+            if cached is None or cached[0] != route.jwks:
+                cached = (route.jwks, verification_keys(route.jwks))
                 self._keys[route.provider] = cached
             return cached[1]
 
-    def _validator(self, route: Route) -> Draft202012Validator:
+    def _schema_check(self, route: Route) -> SchemaCheck:
         with self._lock:
-            cached = self._validators.get(route.dataset)
+            cached = self._schemas.get(route.dataset)
             if cached is None or cached[0] != route.schema_sha256:
-                validator = Draft202012Validator(route.json_schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
-                cached = (route.schema_sha256, validator)
-                self._validators[route.dataset] = cached
+                cached = (route.schema_sha256, SchemaCheck(route.json_schema))
+                self._schemas[route.dataset] = cached
             return cached[1]
 
     # -- one call, on a worker thread ---------------------------------------------------------
@@ -284,10 +282,10 @@ class ProviderClient:
             token = body.decode("ascii", errors="replace").strip()
             claims = _verify_answer(token, call.keys)
             generated_at = _check_claims(claims, call.claims, route.provider)
-            error = best_match(call.validator.iter_errors(claims["data"]))
-            if error is not None:
-                # The path and the failing keyword locate the problem; the value (personal data) stays out.
-                raise _Failure(Outcome.SCHEMA_VIOLATION, f"schema:{error.json_path}:{error.validator}")
+            # The path and the failing keyword locate the problem; the value (personal data) stays out.
+            violation = call.schema.first_error(claims["data"])
+            if violation is not None:
+                raise _Failure(Outcome.SCHEMA_VIOLATION, violation)
             return _Answer(token=token, data=claims["data"], generated_at=generated_at)
         if status == 404 and content_type == "application/json" and _error_code(body) == "no_record":
             return None
