@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import defer, joinedload
 
 from consent.counter import Clerk
 from consent.interfaces import ServiceName
@@ -628,21 +628,32 @@ def resolve_delivery(uow: UnitOfWork, detail: dict[str, Any], client_id: str) ->
     :class:`~identity.oauth.interfaces.InvalidAuthorizationDetails` with the reason otherwise.
     """
     validate_delivery_detail(detail, client_id)
-    client = uow.session.get(OAuthClient, client_id)
-    if client is None or client.organisation_id is None:
+    # One statement: the client's organisation and keys, the organisation, the service and its datasets.
+    found = (
+        uow.session.execute(
+            select(OAuthClient.organisation_id, OAuthClient.jwks, Organisation, Service)
+            .outerjoin(Organisation, Organisation.id == OAuthClient.organisation_id)
+            .outerjoin(Service, Service.id == detail["service"])
+            .options(joinedload(Service.datasets))
+            .where(OAuthClient.client_id == client_id)
+        )
+        .unique()
+        .first()
+    )
+    if found is None or found.organisation_id is None:
         raise InvalidAuthorizationDetails(
             "This client belongs to no relying-party organisation, so it cannot ask for data deliveries."
         )
-    if oauth_clients.encryption_key(client.jwks) is None:
+    if oauth_clients.encryption_key(found.jwks) is None:
         raise InvalidAuthorizationDetails(
             "This client has no encryption key (use `enc`) to receive a data package: register one first."
         )
-    organisation = uow.session.get(Organisation, client.organisation_id)
+    organisation: Organisation | None = found.Organisation
     if organisation is None or organisation.status != APPROVED:
         raise InvalidAuthorizationDetails(
-            f"The organisation {client.organisation_id!r} is not approved: it cannot ask for data deliveries."
+            f"The organisation {found.organisation_id!r} is not approved: it cannot ask for data deliveries."
         )
-    service = uow.session.get(Service, detail["service"])
+    service: Service | None = found.Service
     if service is None or service.organisation_id != organisation.id:
         # The same answer for another organisation's service: its existence is not this client's business.
         raise InvalidAuthorizationDetails(
@@ -730,7 +741,8 @@ def delivery_details(uow: UnitOfWork, detail: dict[str, Any], client_id: str) ->
 def _catalogue_rows(uow: UnitOfWork, dataset_ids: Sequence[str]) -> dict[str, Dataset]:
     rows = uow.session.scalars(
         select(Dataset)
-        .options(joinedload(Dataset.provider).joinedload(Provider.agency))
+        # Not the schemas (kilobytes of JSON each): PAR, the consent screen and the decision show texts.
+        .options(defer(Dataset.json_schema), joinedload(Dataset.provider).joinedload(Provider.agency))
         .where(Dataset.id.in_(list(dataset_ids)))
     )
     return {row.id: row for row in rows}
