@@ -126,17 +126,31 @@ class PlatformJwks:
 
 
 class ReplayCache:
-    """The ``jti`` of every query accepted and not yet expired (RFC 7519 §4.1.7)."""
+    """The ``jti`` of every query accepted and not yet expired (RFC 7519 §4.1.7).
+
+    Expired ones are swept at most once a second, so that a query costs the same however many
+    others are live (at a few hundred queries a second, thousands are).
+    """
+
+    #: How often the expired entries are swept, in seconds.
+    SWEEP_SECONDS = 1.0
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._seen: dict[str, float] = {}
+        self._next_sweep = float("-inf")
+        self.sweeps = 0
+
+    def __len__(self) -> int:
+        return len(self._seen)
 
     def first_use(self, jti: str, expires_at: float, now: float) -> bool:
         """Remember *jti* until it expires; tell whether this is its first use."""
         with self._lock:
-            if len(self._seen) > 1024:
+            if now >= self._next_sweep:
                 self._seen = {k: exp for k, exp in self._seen.items() if exp + LEEWAY_SECONDS >= now}
+                self._next_sweep = now + self.SWEEP_SECONDS
+                self.sweeps += 1
             if jti in self._seen:
                 return False
             self._seen[jti] = expires_at
