@@ -35,6 +35,7 @@ from urllib3 import exceptions as http_errors
 
 from mydata.clock import Clock
 from mydata.keys import SigningKey
+from providers import jose
 from providers.breaker import CircuitBreakers
 from providers.jwks import VerificationKey, verification_keys
 from providers.protocol import (
@@ -425,9 +426,8 @@ def _read_limited(response: urllib3.BaseHTTPResponse, deadline: float) -> bytes:
 def _unverified_header(token: str) -> dict[str, Any]:
     """Read the header of a compact JWS, to choose the key, without reading the payload.
 
-    An answer's payload holds the datasets (kilobytes); PyJWT's ``get_unverified_header`` would
-    decode and check all of it once more before ``decode_complete`` does. What is read here only
-    picks the key: ``decode_complete`` then parses the header again and verifies the signature.
+    An answer's payload holds the datasets (kilobytes): only the header is read here, and only to
+    pick the key; :func:`providers.jose.parse` then reads the whole token strictly.
     """
     segment = token.split(".", 1)[0]
     try:
@@ -454,15 +454,17 @@ def _verify_answer(token: str, keys: dict[str, VerificationKey]) -> dict[str, An
     if key.alg != alg:
         raise _Failure(Outcome.BAD_SIGNATURE, "alg_does_not_match_key")
     try:
-        verified = jwt.api_jws.decode_complete(token, key.key, algorithms=[alg])
-    except jwt.InvalidSignatureError:
-        raise _Failure(Outcome.BAD_SIGNATURE, "signature") from None
-    except jwt.InvalidTokenError:
+        parsed = jose.parse(token)
+    except jose.MalformedJws:
         raise _Failure(Outcome.PROTOCOL_ERROR, "jws") from None
-    if verified["header"].get("typ") != RESPONSE_TYP:
+    if parsed.header.get("alg") != alg:  # the header read strictly says what the lenient read said
+        raise _Failure(Outcome.PROTOCOL_ERROR, "jws")
+    if not jose.verify(parsed, alg, key.key):
+        raise _Failure(Outcome.BAD_SIGNATURE, "signature")
+    if parsed.header.get("typ") != RESPONSE_TYP:
         raise _Failure(Outcome.PROTOCOL_ERROR, "typ")
     try:
-        claims = json.loads(verified["payload"])
+        claims = json.loads(parsed.payload)
     except ValueError:
         raise _Failure(Outcome.PROTOCOL_ERROR, "payload_not_json") from None
     if not isinstance(claims, dict):

@@ -37,6 +37,7 @@ from werkzeug.exceptions import HTTPException
 from mydata.clock import Clock
 from mydata.config import ROOT, Settings, env_name
 from mydata.errors import ConfigError
+from providers import jose
 from providers.protocol import (
     REQUEST_ALGORITHM,
     REQUEST_LIFETIME_SECONDS,
@@ -208,9 +209,10 @@ class AgencyState:
     def verify_query(self, token: str, provider_id: str) -> dict[str, Any]:
         """Return the claims of a valid query for *provider_id*; raise :class:`QueryRejected`."""
         try:
-            header = jwt.get_unverified_header(token)
-        except jwt.DecodeError:
+            parsed = jose.parse(token)
+        except jose.MalformedJws:
             raise QueryRejected("The body is not a JWT.") from None
+        header = parsed.header
         # Only ES256: "none" (an unsigned JWT) and HMAC never pass (RFC 8725 §3.1).
         if header.get("alg") != REQUEST_ALGORITHM:
             raise QueryRejected(f"The query must be signed with {REQUEST_ALGORITHM}.")
@@ -220,12 +222,11 @@ class AgencyState:
         key = self.settings.platform_jwks.key(kid) if isinstance(kid, str) else None
         if key is None:
             raise QueryRejected("The query is signed with a key the platform does not publish.")
+        if not jose.verify(parsed, REQUEST_ALGORITHM, key):
+            raise QueryRejected("The query's signature does not verify.")
         try:
-            verified = jwt.api_jws.decode_complete(token, key, algorithms=[REQUEST_ALGORITHM])
-            claims = json.loads(verified["payload"])
-        except jwt.InvalidSignatureError:
-            raise QueryRejected("The query's signature does not verify.") from None
-        except (jwt.InvalidTokenError, ValueError):
+            claims = json.loads(parsed.payload)
+        except ValueError:
             raise QueryRejected("The query is not a well-formed JWS.") from None
         if not isinstance(claims, dict):
             raise QueryRejected("The query's payload is not a JSON object.")
