@@ -14,7 +14,7 @@ from typing import Any
 from flask import render_template
 from flask.typing import ResponseReturnValue
 from flask_babel import get_locale
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from consent import consents
 from consent.consents import DELIVERED, DELIVERY_WINDOW, GRANTED, ServiceTerms
@@ -26,6 +26,8 @@ from mydata.clock import clock
 from mydata.db import UnitOfWork
 
 DELIVERY_TYPE = "mydata_delivery"
+#: Two columns, not the consent: every resource request asks for its window before anything else.
+_WINDOW = select(Consent.status, Consent.window_ends_at).where(Consent.id == bindparam("id"))
 
 
 def terms_of(summary: Mapping[str, Any]) -> ServiceTerms:
@@ -132,10 +134,7 @@ class ConsentScreen:
 
     def window(self, uow: UnitOfWork, transaction_id: str) -> ConsentWindow | None:
         """Return until when the consent's tokens may be used, and whether it was revoked or has expired."""
-        # Two columns, not the consent: every resource request asks this before anything else.
-        found = uow.session.execute(
-            select(Consent.status, Consent.window_ends_at).where(Consent.id == transaction_id)
-        ).first()
+        found = uow.session.execute(_WINDOW, {"id": transaction_id}).first()
         if found is None:
             return None  # a sign-in without authorization_details: no consent
         status, window_ends_at = found
