@@ -13,7 +13,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import case, update
+from sqlalchemy import bindparam, case, update
 
 from consent.interfaces import (
     AlreadyDelivered,
@@ -180,6 +180,14 @@ def revoke(uow: UnitOfWork, consent_id: str, *, citizen_id: str, national_id: st
     return consent
 
 
+_CLAIM = (
+    update(Consent)
+    .where(Consent.id == bindparam("consent_id"))
+    .values(delivery_attempts=Consent.delivery_attempts + case((Consent.status == GRANTED, 1), else_=0))
+    .returning(Consent)
+)
+
+
 def claim_for_delivery(uow: UnitOfWork, consent_id: str, *, national_id: str, now: dt.datetime) -> Consent:
     """Lock a consent for its one delivery, or raise why it cannot be delivered (DESIGN §6.2).
 
@@ -188,11 +196,7 @@ def claim_for_delivery(uow: UnitOfWork, consent_id: str, *, national_id: str, no
     """
     # One statement takes the row lock, counts the attempt of a granted consent and reads the row.
     claimed = uow.session.scalars(
-        update(Consent)
-        .where(Consent.id == consent_id)
-        .values(delivery_attempts=Consent.delivery_attempts + case((Consent.status == GRANTED, 1), else_=0))
-        .returning(Consent),
-        execution_options={"populate_existing": True},
+        _CLAIM, {"consent_id": consent_id}, execution_options={"populate_existing": True}
     ).one_or_none()
     if claimed is None:
         raise ConsentNotFound()
