@@ -721,7 +721,8 @@ def fetch_routes(uow: UnitOfWork, dataset_ids: Sequence[str]) -> list[Route]:
     and version (its digest), by a second statement only when a version is new to the process.
     """
     wanted = list(dict.fromkeys(dataset_ids))
-    found = uow.session.execute(_ROUTE_ROWS, {"ids": wanted}).all()
+    # On the session's connection, past the ORM: a fetch has nothing pending for the catalogue.
+    found = uow.session.connection().execute(_ROUTE_ROWS, {"ids": wanted}).all()
     by_id = {row[0]: _RouteRow(*row) for row in found}
     uow.session.info.setdefault(_READ_ROWS, {}).update(by_id)
     missing = [d for d in wanted if d not in by_id]

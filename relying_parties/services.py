@@ -685,8 +685,9 @@ def resolve_delivery(uow: UnitOfWork, detail: dict[str, Any], client_id: str) ->
     """
     validate_delivery_detail(detail, client_id)
     # One statement, plain rows (one per dataset of the service): the client's organisation and keys,
-    # the organisation, the service and its datasets in the service's order.
-    rows = uow.session.execute(_REQUEST_ROWS, {"client_id": client_id, "service": detail["service"]}).all()
+    # the organisation, the service and its datasets in the service's order. On the session's
+    # connection, past the ORM: nothing this request has pending concerns these tables.
+    rows = uow.session.connection().execute(_REQUEST_ROWS, {"client_id": client_id, "service": detail["service"]}).all()
     found = rows[0] if rows else None
     if found is None or found.client_organisation is None:
         raise InvalidAuthorizationDetails(
@@ -786,7 +787,7 @@ def delivery_details(uow: UnitOfWork, detail: dict[str, Any], client_id: str) ->
 
 def _catalogue_rows(uow: UnitOfWork, dataset_ids: Sequence[str]) -> dict[str, Any]:
     # Plain rows, not entities: PAR, both interaction pages and the decision each resolve the request.
-    return {row.id: row for row in uow.session.execute(_CATALOGUE_ROWS, {"ids": list(dataset_ids)})}
+    return {row.id: row for row in uow.session.connection().execute(_CATALOGUE_ROWS, {"ids": list(dataset_ids)})}
 
 
 def client_encryption_key(uow: UnitOfWork, client_id: str) -> dict[str, Any]:
