@@ -728,13 +728,21 @@ def fetch_routes(uow: UnitOfWork, dataset_ids: Sequence[str]) -> list[Route]:
     missing = [d for d in wanted if d not in by_id]
     if missing:
         raise UnknownDataset(f"Not in the catalogue: {', '.join(missing)}.")
-    unknown_schemas = {row.dataset: row.schema_sha256 for row in by_id.values() if row.schema_sha256 not in _SCHEMAS}
-    if unknown_schemas:
+    # The schemas of versions new to this process, named by the digest of what was read: a version
+    # changed between the two reads is never cached under another version's digest.
+    schemas = {
+        row.dataset: (row.schema_sha256, _SCHEMAS[row.schema_sha256])
+        for row in by_id.values()
+        if row.schema_sha256 in _SCHEMAS
+    }
+    unknown = [dataset_id for dataset_id in by_id if dataset_id not in schemas]
+    if unknown:
         for dataset_id, schema in uow.session.execute(
-            select(Dataset.id, Dataset.json_schema).where(Dataset.id.in_(list(unknown_schemas)))
+            select(Dataset.id, Dataset.json_schema).where(Dataset.id.in_(unknown))
         ):
-            # The digest read with the schema, in the same transaction, names it.
-            _SCHEMAS[unknown_schemas[dataset_id]] = schema
+            digest = schema_digest(schema)
+            _SCHEMAS[digest] = schema
+            schemas[dataset_id] = (digest, schema)
     routes = []
     for dataset_id in wanted:
         row = by_id[dataset_id]
@@ -749,8 +757,8 @@ def fetch_routes(uow: UnitOfWork, dataset_ids: Sequence[str]) -> list[Route]:
                 provider=row.provider,
                 base_url=row.base_url,
                 jwks=row.jwks,
-                json_schema=_SCHEMAS[row.schema_sha256],
-                schema_sha256=row.schema_sha256,
+                json_schema=schemas[dataset_id][1],
+                schema_sha256=schemas[dataset_id][0],
                 unavailable_because=unavailable,
             )
         )
