@@ -13,7 +13,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, case, update
 
 from consent.interfaces import (
     AlreadyDelivered,
@@ -180,13 +180,27 @@ def revoke(uow: UnitOfWork, consent_id: str, *, citizen_id: str, national_id: st
     return consent
 
 
+_CLAIM = (
+    update(Consent)
+    .where(Consent.id == bindparam("consent_id"))
+    .values(delivery_attempts=Consent.delivery_attempts + case((Consent.status == GRANTED, 1), else_=0))
+    .returning(Consent)
+)
+
+
 def claim_for_delivery(uow: UnitOfWork, consent_id: str, *, national_id: str, now: dt.datetime) -> Consent:
     """Lock a consent for its one delivery, or raise why it cannot be delivered (DESIGN §6.2).
 
     The lock is held until the caller's transaction ends, so of concurrent deliveries of one consent
     exactly one finds it `granted`; the others wait and then find it `delivered`.
     """
-    consent = _lock(uow, consent_id)
+    # One statement takes the row lock, counts the attempt of a granted consent and reads the row.
+    claimed = uow.session.scalars(
+        _CLAIM, {"consent_id": consent_id}, execution_options={"populate_existing": True}
+    ).one_or_none()
+    if claimed is None:
+        raise ConsentNotFound()
+    consent = claimed
     if consent.status == DELIVERED:
         raise AlreadyDelivered()
     if consent.status == REVOKED:
@@ -195,7 +209,6 @@ def claim_for_delivery(uow: UnitOfWork, consent_id: str, *, national_id: str, no
         raise ConsentExpired()
     if consent.status != GRANTED:
         raise ConsentNotGranted()
-    consent.delivery_attempts += 1
     if _window_passed(consent, now):
         expire(uow, consent, now=now, national_id=national_id)
         uow.commit()  # the expiry stands although this delivery is refused

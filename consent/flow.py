@@ -14,10 +14,11 @@ from typing import Any
 from flask import render_template
 from flask.typing import ResponseReturnValue
 from flask_babel import get_locale
+from sqlalchemy import bindparam, select
 
 from consent import consents
 from consent.consents import DELIVERED, DELIVERY_WINDOW, GRANTED, ServiceTerms
-from consent.interfaces import ConsentNotFound
+from consent.models import Consent
 from identity.oauth.interfaces import ConsentDecision, ConsentWindow, ResolvedDetails
 from identity.oauth.services import PendingAuthorization
 from identity.sessions import Authentication
@@ -25,6 +26,8 @@ from mydata.clock import clock
 from mydata.db import UnitOfWork
 
 DELIVERY_TYPE = "mydata_delivery"
+#: Two columns, not the consent: every resource request asks for its window before anything else.
+_WINDOW = select(Consent.status, Consent.window_ends_at).where(Consent.id == bindparam("id"))
 
 
 def terms_of(summary: Mapping[str, Any]) -> ServiceTerms:
@@ -131,10 +134,10 @@ class ConsentScreen:
 
     def window(self, uow: UnitOfWork, transaction_id: str) -> ConsentWindow | None:
         """Return until when the consent's tokens may be used, and whether it was revoked or has expired."""
-        try:
-            consent = consents.get(uow, transaction_id)
-        except ConsentNotFound:
+        found = uow.session.execute(_WINDOW, {"id": transaction_id}).first()
+        if found is None:
             return None  # a sign-in without authorization_details: no consent
-        ends_at = int(consent.window_ends_at.timestamp()) if consent.window_ends_at is not None else 0
+        status, window_ends_at = found
+        ends_at = int(window_ends_at.timestamp()) if window_ends_at is not None else 0
         # A delivered consent's token still gets its answer (410 already_delivered) within the window.
-        return ConsentWindow(ends_at, None if consent.status in (GRANTED, DELIVERED) else consent.status)
+        return ConsentWindow(ends_at, None if status in (GRANTED, DELIVERED) else status)

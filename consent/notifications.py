@@ -18,8 +18,7 @@ from flask_babel import force_locale, format_datetime, gettext
 from identity.contacts import Contact, notification_contact
 from mydata import mail
 from mydata.db import UnitOfWork
-from providers.interfaces import DatasetNotFound
-from providers.services import dataset_entry
+from providers.services import dataset_titles
 
 KINDS = ("delivery", "download", "verification", "counter")
 # A counter clerk seeing the data is a delivery to an organisation: the same choice in the settings.
@@ -48,7 +47,7 @@ def notify_citizen(
     contact = notification_contact(uow, citizen_id, PREFERENCE.get(kind, kind))
     if contact is None:
         return False
-    titles = [_title(uow, dataset, contact.language) for dataset in datasets]
+    titles = _titles(uow, datasets, contact.language)
     link = str(current_app.config["MYDATA_ISSUER"]) + HISTORY_PATH
     subject, body = _message(kind, contact, recipient, titles, link, now)
     mail.enqueue(uow, to=contact.email, subject=subject, body=body, language=contact.language, now=now)
@@ -82,12 +81,10 @@ def send_confirmation_code(uow: UnitOfWork, *, citizen_id: str, code: str, recip
     return True
 
 
-def _title(uow: UnitOfWork, dataset_id: str, language: str) -> str:
-    try:
-        entry = dataset_entry(uow, dataset_id)
-    except DatasetNotFound:
-        return dataset_id
-    return entry.title_en if language == "en" else entry.title_zh
+def _titles(uow: UnitOfWork, datasets: Sequence[str], language: str) -> list[str]:
+    """Return each dataset's title in *language* (its id when the catalogue no longer has it)."""
+    known = dataset_titles(uow, datasets)
+    return [known[d][1 if language == "en" else 0] if d in known else d for d in datasets]
 
 
 def _message(

@@ -7,7 +7,7 @@ dataset's JSON Schema. Every other answer, or no answer, becomes a named :class:
 
 Threads: the catalogue, the keys and the schemas are read from the database by the caller
 (:func:`providers.services.fetch_datasets`) on its own thread; the worker threads only do HTTP and
-cryptography, each with its own ``requests.Session`` (connections are kept alive between fetches).
+cryptography, over one urllib3 pool per process (connections are kept alive between fetches).
 Logs name datasets, providers, outcomes and times, never a national ID or a data value.
 """
 
@@ -23,20 +23,19 @@ import math
 import secrets
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import jwt
-import requests
 import urllib3
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
-from requests.structures import CaseInsensitiveDict
+from requests.utils import DEFAULT_CA_BUNDLE_PATH
+from urllib3 import exceptions as http_errors
 
 from mydata.clock import Clock
 from mydata.keys import SigningKey
+from providers import jose
 from providers.breaker import CircuitBreakers
 from providers.jwks import VerificationKey, verification_keys
 from providers.protocol import (
@@ -55,6 +54,7 @@ from providers.protocol import (
     FetchResult,
     Outcome,
 )
+from providers.schema_check import SchemaCheck
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class _Call:
 
     route: Route
     keys: dict[str, VerificationKey]
-    validator: Draft202012Validator
+    schema: SchemaCheck
     signing_key: SigningKey
     claims: dict[str, Any]
 
@@ -136,10 +136,19 @@ class ProviderClient:
         self.breakers = CircuitBreakers(breaker_threshold, breaker_cool_down_seconds, clock)
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
-        self._local = threading.local()
+        # One pool of kept-alive connections per host for the whole process, shared by the workers.
+        # Agencies are reached directly: urllib3 takes no proxy or credentials from the environment;
+        # https is verified against the same CA bundle as requests'.
+        self._http = urllib3.PoolManager(
+            num_pools=64,
+            maxsize=max_workers,
+            headers={"User-Agent": _USER_AGENT},
+            retries=False,
+            ca_certs=DEFAULT_CA_BUNDLE_PATH,
+        )
         # Compiled once per dataset schema version and per provider JWKS, not per call.
-        self._validators: dict[str, tuple[str, Draft202012Validator]] = {}
-        self._keys: dict[str, tuple[str, dict[str, VerificationKey]]] = {}
+        self._schemas: dict[str, tuple[str, SchemaCheck]] = {}
+        self._keys: dict[str, tuple[dict[str, Any], dict[str, VerificationKey]]] = {}
 
     # -- the fetch ----------------------------------------------------------------------------
 
@@ -159,7 +168,7 @@ class ProviderClient:
             call = _Call(
                 route=route,
                 keys=self._verification_keys(route),
-                validator=self._validator(route),
+                schema=self._schema_check(route),
                 signing_key=signing_key,
                 claims=self._query_claims(route, national_id=national_id, txn=txn, purpose=purpose),
             )
@@ -213,21 +222,20 @@ class ProviderClient:
         }
 
     def _verification_keys(self, route: Route) -> dict[str, VerificationKey]:
-        fingerprint = json.dumps(route.jwks, sort_keys=True)
         with self._lock:
             cached = self._keys.get(route.provider)
-            if cached is None or cached[0] != fingerprint:
-                cached = (fingerprint, verification_keys(route.jwks))
+            # The registered JWKS as read for this fetch: equal to the cached one, or parsed anew.
+            if cached is None or cached[0] != route.jwks:
+                cached = (route.jwks, verification_keys(route.jwks))
                 self._keys[route.provider] = cached
             return cached[1]
 
-    def _validator(self, route: Route) -> Draft202012Validator:
+    def _schema_check(self, route: Route) -> SchemaCheck:
         with self._lock:
-            cached = self._validators.get(route.dataset)
+            cached = self._schemas.get(route.dataset)
             if cached is None or cached[0] != route.schema_sha256:
-                validator = Draft202012Validator(route.json_schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
-                cached = (route.schema_sha256, validator)
-                self._validators[route.dataset] = cached
+                cached = (route.schema_sha256, SchemaCheck(route.json_schema))
+                self._schemas[route.dataset] = cached
             return cached[1]
 
     # -- one call, on a worker thread ---------------------------------------------------------
@@ -284,10 +292,10 @@ class ProviderClient:
             token = body.decode("ascii", errors="replace").strip()
             claims = _verify_answer(token, call.keys)
             generated_at = _check_claims(claims, call.claims, route.provider)
-            error = best_match(call.validator.iter_errors(claims["data"]))
-            if error is not None:
-                # The path and the failing keyword locate the problem; the value (personal data) stays out.
-                raise _Failure(Outcome.SCHEMA_VIOLATION, f"schema:{error.json_path}:{error.validator}")
+            # The path and the failing keyword locate the problem; the value (personal data) stays out.
+            violation = call.schema.first_error(claims["data"])
+            if violation is not None:
+                raise _Failure(Outcome.SCHEMA_VIOLATION, violation)
             return _Answer(token=token, data=claims["data"], generated_at=generated_at)
         if status == 404 and content_type == "application/json" and _error_code(body) == "no_record":
             return None
@@ -297,35 +305,43 @@ class ProviderClient:
             raise _Failure(Outcome.UNAVAILABLE, f"http_{status}")
         raise _Failure(Outcome.PROTOCOL_ERROR, f"http_{status}")
 
-    def _post(self, url: str, query: str, started: float) -> tuple[int, str, bytes, CaseInsensitiveDict[str]]:
+    def _post(self, url: str, query: str, started: float) -> tuple[int, str, bytes, Mapping[str, str]]:
         deadline = started + self.timeout_seconds
         try:
-            response = self._session().post(
+            response = self._http.request(
+                "POST",
                 url,
-                data=query.encode("ascii"),
+                body=query.encode("ascii"),
                 headers={
                     "Content-Type": REQUEST_MEDIA_TYPE,
                     "Accept": f"{RESPONSE_MEDIA_TYPE}, application/json",
                     # No compression: nothing to inflate, so no decompression bomb either.
                     "Accept-Encoding": "identity",
                 },
-                timeout=(self.timeout_seconds, self.timeout_seconds),
+                timeout=self._timeout(),
                 # A redirect could carry the signed query elsewhere: the registered base URL is the only target.
-                allow_redirects=False,
-                stream=True,
+                redirect=False,
+                preload_content=False,
             )
-            with response:
+            try:
                 body = _read_limited(response, deadline)
-        except (requests.Timeout, urllib3.exceptions.TimeoutError):
-            raise _Failure(Outcome.TIMEOUT, "timeout") from None
-        except (requests.ConnectionError, urllib3.exceptions.ProtocolError):
+            finally:
+                response.release_conn()
+        except http_errors.NewConnectionError:  # before TimeoutError, of which urllib3 makes it a subclass
             raise _Failure(Outcome.UNAVAILABLE, "connection_failed") from None
-        except (requests.RequestException, urllib3.exceptions.HTTPError):
+        except http_errors.TimeoutError:
+            raise _Failure(Outcome.TIMEOUT, "timeout") from None
+        except http_errors.ProtocolError:
+            raise _Failure(Outcome.UNAVAILABLE, "connection_failed") from None
+        except http_errors.HTTPError:
             raise _Failure(Outcome.PROTOCOL_ERROR, "http_failed") from None
         if time.perf_counter() > deadline:
             raise _Failure(Outcome.TIMEOUT, "late_answer")
         content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        return response.status_code, content_type, body, response.headers
+        return response.status, content_type, body, response.headers
+
+    def _timeout(self) -> urllib3.Timeout:
+        return urllib3.Timeout(connect=self.timeout_seconds, read=self.timeout_seconds)
 
     def _retry_after(self, value: str | None) -> int | None:
         """Return Retry-After (RFC 9110 §10.2.3: seconds or an HTTP date) as whole seconds."""
@@ -348,20 +364,20 @@ class ProviderClient:
         """Call a provider's health endpoint once, with the fetch timeout."""
         started = time.perf_counter()
         try:
-            response = self._session().get(
-                base_url + HEALTH_PATH, timeout=(self.timeout_seconds, self.timeout_seconds), allow_redirects=False
-            )
-        except requests.Timeout:
-            return HealthCheck(False, None, _ms_since(started), "timeout")
-        except requests.ConnectionError:
+            response = self._http.request("GET", base_url + HEALTH_PATH, timeout=self._timeout(), redirect=False)
+        except http_errors.NewConnectionError:
             return HealthCheck(False, None, _ms_since(started), "unreachable")
-        except requests.RequestException:
+        except http_errors.TimeoutError:
+            return HealthCheck(False, None, _ms_since(started), "timeout")
+        except http_errors.ProtocolError:
+            return HealthCheck(False, None, _ms_since(started), "unreachable")
+        except http_errors.HTTPError:
             return HealthCheck(False, None, _ms_since(started), "http error")
         elapsed = _ms_since(started)
-        if response.status_code != 200:
-            return HealthCheck(False, response.status_code, elapsed, f"HTTP {response.status_code}")
+        if response.status != 200:
+            return HealthCheck(False, response.status, elapsed, f"HTTP {response.status}")
         try:
-            status = response.json().get("status")
+            status = json.loads(response.data).get("status")
         except (ValueError, AttributeError):
             status = None
         if status != "ok":
@@ -380,25 +396,16 @@ class ProviderClient:
                 self._executor = ThreadPoolExecutor(self.max_workers, thread_name_prefix="provider-fetch")
             return self._executor
 
-    def _session(self) -> requests.Session:
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            # Agencies are reached directly: no proxy or .netrc credentials picked up from the environment.
-            session.trust_env = False
-            session.headers["User-Agent"] = _USER_AGENT
-            self._local.session = session
-        return session
-
     def close(self) -> None:
         """Stop the worker threads (waiting for calls in flight)."""
         with self._lock:
             executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True)
+        self._http.clear()
 
 
-def _read_limited(response: requests.Response, deadline: float) -> bytes:
+def _read_limited(response: urllib3.BaseHTTPResponse, deadline: float) -> bytes:
     """Read the body as it arrives, within the size limit and the call's deadline.
 
     ``read1`` returns whatever has arrived, so that a provider sending its answer a byte at a time
@@ -406,7 +413,7 @@ def _read_limited(response: requests.Response, deadline: float) -> bytes:
     """
     chunks: list[bytes] = []
     size = 0
-    while chunk := response.raw.read1(64 * 1024):
+    while chunk := response.read1(64 * 1024):
         size += len(chunk)
         if size > MAX_RESPONSE_BYTES:
             raise _Failure(Outcome.PROTOCOL_ERROR, "answer_too_large")
@@ -419,9 +426,8 @@ def _read_limited(response: requests.Response, deadline: float) -> bytes:
 def _unverified_header(token: str) -> dict[str, Any]:
     """Read the header of a compact JWS, to choose the key, without reading the payload.
 
-    An answer's payload holds the datasets (kilobytes); PyJWT's ``get_unverified_header`` would
-    decode and check all of it once more before ``decode_complete`` does. What is read here only
-    picks the key: ``decode_complete`` then parses the header again and verifies the signature.
+    An answer's payload holds the datasets (kilobytes): only the header is read here, and only to
+    pick the key; :func:`providers.jose.parse` then reads the whole token strictly.
     """
     segment = token.split(".", 1)[0]
     try:
@@ -448,15 +454,17 @@ def _verify_answer(token: str, keys: dict[str, VerificationKey]) -> dict[str, An
     if key.alg != alg:
         raise _Failure(Outcome.BAD_SIGNATURE, "alg_does_not_match_key")
     try:
-        verified = jwt.api_jws.decode_complete(token, key.key, algorithms=[alg])
-    except jwt.InvalidSignatureError:
-        raise _Failure(Outcome.BAD_SIGNATURE, "signature") from None
-    except jwt.InvalidTokenError:
+        parsed = jose.parse(token)
+    except jose.MalformedJws:
         raise _Failure(Outcome.PROTOCOL_ERROR, "jws") from None
-    if verified["header"].get("typ") != RESPONSE_TYP:
+    if parsed.header.get("alg") != alg:  # the header read strictly says what the lenient read said
+        raise _Failure(Outcome.PROTOCOL_ERROR, "jws")
+    if not jose.verify(parsed, alg, key.key):
+        raise _Failure(Outcome.BAD_SIGNATURE, "signature")
+    if parsed.header.get("typ") != RESPONSE_TYP:
         raise _Failure(Outcome.PROTOCOL_ERROR, "typ")
     try:
-        claims = json.loads(verified["payload"])
+        claims = json.loads(parsed.payload)
     except ValueError:
         raise _Failure(Outcome.PROTOCOL_ERROR, "payload_not_json") from None
     if not isinstance(claims, dict):

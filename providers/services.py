@@ -22,7 +22,7 @@ import rfc8785
 from flask import Flask, current_app
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import joinedload
 
 from mydata import decisions
@@ -676,37 +676,110 @@ if TYPE_CHECKING:
     _fetcher: DatasetFetcher = fetch_datasets
 
 
+#: Each dataset schema the process has read, by its SHA-256 (the digest names the content: never stale).
+_SCHEMAS: dict[str, dict[str, Any]] = {}
+#: Where a unit of work keeps the catalogue rows it read (Session.info), for the email's titles.
+_READ_ROWS = "providers.catalogue_rows"
+
+
+@dataclass(frozen=True)
+class _RouteRow:
+    dataset: str
+    dataset_status: str
+    schema_sha256: str
+    title_zh: str
+    title_en: str
+    provider: str
+    provider_status: str
+    base_url: str
+    jwks: dict[str, Any]
+
+
+#: What a fetch reads of the catalogue (built once: building a statement costs as much as running it).
+_ROUTE_ROWS = (
+    select(
+        Dataset.id,
+        Dataset.status,
+        Dataset.schema_sha256,
+        Dataset.title_zh,
+        Dataset.title_en,
+        Provider.id,
+        Provider.status,
+        Provider.base_url,
+        Provider.jwks,
+    )
+    .join(Provider, Dataset.provider_id == Provider.id)
+    .where(Dataset.id.in_(bindparam("ids", expanding=True)))
+)
+
+
 def fetch_routes(uow: UnitOfWork, dataset_ids: Sequence[str]) -> list[Route]:
-    """Return where each dataset is fetched from (once per id, in order); raise :class:`UnknownDataset`."""
+    """Return where each dataset is fetched from (once per id, in order); raise :class:`UnknownDataset`.
+
+    One statement reads what a fetch needs of the catalogue, as it is now (an operator's change
+    applies to the next fetch), but not the schemas themselves: a schema is read once per process
+    and version (its digest), by a second statement only when a version is new to the process.
+    """
     wanted = list(dict.fromkeys(dataset_ids))
-    rows = uow.session.scalars(
-        select(Dataset).options(joinedload(Dataset.provider)).where(Dataset.id.in_(wanted))
-    ).all()
-    by_id = {row.id: row for row in rows}
+    # On the session's connection, past the ORM: a fetch has nothing pending for the catalogue.
+    found = uow.session.connection().execute(_ROUTE_ROWS, {"ids": wanted}).all()
+    by_id = {row[0]: _RouteRow(*row) for row in found}
+    uow.session.info.setdefault(_READ_ROWS, {}).update(by_id)
     missing = [d for d in wanted if d not in by_id]
     if missing:
         raise UnknownDataset(f"Not in the catalogue: {', '.join(missing)}.")
+    # The schemas of versions new to this process, named by the digest of what was read: a version
+    # changed between the two reads is never cached under another version's digest.
+    schemas = {
+        row.dataset: (row.schema_sha256, _SCHEMAS[row.schema_sha256])
+        for row in by_id.values()
+        if row.schema_sha256 in _SCHEMAS
+    }
+    unknown = [dataset_id for dataset_id in by_id if dataset_id not in schemas]
+    if unknown:
+        for dataset_id, schema in uow.session.execute(
+            select(Dataset.id, Dataset.json_schema).where(Dataset.id.in_(unknown))
+        ):
+            digest = schema_digest(schema)
+            _SCHEMAS[digest] = schema
+            schemas[dataset_id] = (digest, schema)
     routes = []
     for dataset_id in wanted:
-        dataset = by_id[dataset_id]
-        provider = dataset.provider
+        row = by_id[dataset_id]
         unavailable = None
-        if provider.status != ACTIVE:
-            unavailable = f"provider_{provider.status}"
-        elif dataset.status != ACTIVE:
-            unavailable = f"dataset_{dataset.status}"
+        if row.provider_status != ACTIVE:
+            unavailable = f"provider_{row.provider_status}"
+        elif row.dataset_status != ACTIVE:
+            unavailable = f"dataset_{row.dataset_status}"
         routes.append(
             Route(
-                dataset=dataset.id,
-                provider=provider.id,
-                base_url=provider.base_url,
-                jwks=provider.jwks,
-                json_schema=dataset.json_schema,
-                schema_sha256=dataset.schema_sha256,
+                dataset=row.dataset,
+                provider=row.provider,
+                base_url=row.base_url,
+                jwks=row.jwks,
+                json_schema=schemas[dataset_id][1],
+                schema_sha256=schemas[dataset_id][0],
                 unavailable_because=unavailable,
             )
         )
     return routes
+
+
+def dataset_titles(uow: UnitOfWork, dataset_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """Return the (Chinese, English) titles of the datasets that exist among *dataset_ids*.
+
+    The catalogue rows this unit of work has already read (a delivery's routes) answer without a
+    statement; the others are read in one.
+    """
+    read: dict[str, _RouteRow] = uow.session.info.get(_READ_ROWS, {})
+    titles = {d: (read[d].title_zh, read[d].title_en) for d in dataset_ids if d in read}
+    missing = [d for d in dict.fromkeys(dataset_ids) if d not in titles]
+    if missing:
+        rows = uow.session.execute(
+            select(Dataset.id, Dataset.title_zh, Dataset.title_en).where(Dataset.id.in_(missing))
+        )
+        titles.update({dataset_id: (zh, en) for dataset_id, zh, en in rows})
+    return titles
 
 
 def check_providers(uow: UnitOfWork, agencies: Collection[str] | None = None) -> list[ProviderHealth]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 from marshmallow import fields
+from sqlalchemy import bindparam, select
 
 from consent import broker
 from consent.interfaces import AlreadyDelivered, ConsentRevoked, ProviderUnavailable
@@ -18,6 +19,7 @@ from mydata.security import csrf_exempt
 
 bp = Blueprint("delivery", __name__)
 PATH = "/api/v1/delivery"
+_NATIONAL_ID = select(Citizen.national_id).where(Citizen.id == bindparam("id"))
 #: A compact JWE (RFC 7516 §7.1): five base64url parts, the encrypted key empty for direct key agreement.
 JWE_PATTERN = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"
 #: A package sealed (ECDH-ES+A256KW, A256GCM) to the example client's `enc` key of /openapi.json.
@@ -96,15 +98,15 @@ def deliver() -> ResponseReturnValue:
         return _refused(exc)
     except oauth.InvalidToken as exc:
         return _refused(exc)
-    citizen = uow.session.get(Citizen, token.citizen_id)
-    assert citizen is not None  # foreign key
+    national_id = uow.session.scalar(_NATIONAL_ID, {"id": token.citizen_id})
+    assert national_id is not None  # foreign key
     recipient = broker.Recipient(
         client_id=client.client_id, subject=token.subject, encryption_jwk=broker.encryption_key(client.record.jwks)
     )
     sealed = broker.deliver(
         uow,
         consent_id=token.transaction_id,
-        national_id=citizen.national_id,
+        national_id=national_id,
         recipient=recipient,
         issuer=issuer(),
         now=clock().now(),

@@ -14,10 +14,10 @@ import logging
 import re
 import secrets
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
@@ -33,7 +33,7 @@ from mydata.clock import clock
 from mydata.db import UnitOfWork
 from providers import services as providers_services
 from providers.models import ACTIVE as DATASET_ACTIVE
-from providers.models import LEVELS, Dataset, Provider
+from providers.models import LEVELS, Agency, Dataset, Provider
 from relying_parties import business_number
 from relying_parties.interfaces import (
     AlreadyRegistered,
@@ -608,14 +608,70 @@ class DeliveryRequest:
         ``required_datasets`` and ``optional_datasets`` split them (optional ones are the citizen's
         checkboxes), and ``dataset_details`` has each one's titles, description, provider and agency.
         """
-        summary = {name: value for name, value in asdict(self).items() if name != "datasets"}
+        # Every field is a str, bool or int: a shallow copy (asdict would deep-copy, four times a transaction).
+        summary = {name: getattr(self, name) for name in _REQUEST_FIELDS if name != "datasets"}
         summary["service"] = summary.pop("service_id")
         summary["organisation"] = summary.pop("organisation_id")
         summary["datasets"] = self.dataset_ids
         summary["required_datasets"] = [d.id for d in self.datasets if d.required]
         summary["optional_datasets"] = [d.id for d in self.datasets if not d.required]
-        summary["dataset_details"] = [asdict(d) for d in self.datasets]
+        summary["dataset_details"] = [{name: getattr(d, name) for name in _DATASET_FIELDS} for d in self.datasets]
         return summary
+
+
+_REQUEST_FIELDS = tuple(f.name for f in fields(DeliveryRequest))
+_DATASET_FIELDS = tuple(f.name for f in fields(RequestedDataset))
+
+
+#: What resolving a request reads (statements built once: building one costs as much as running it).
+_REQUEST_ROWS = (
+    select(
+        OAuthClient.organisation_id.label("client_organisation"),
+        OAuthClient.jwks,
+        Organisation.id.label("organisation_id"),
+        Organisation.status.label("organisation_status"),
+        Organisation.name_zh.label("organisation_name_zh"),
+        Organisation.name_en.label("organisation_name_en"),
+        Organisation.type.label("organisation_type"),
+        Service.id.label("service_id"),
+        Service.organisation_id.label("service_organisation"),
+        Service.status.label("service_status"),
+        Service.name_zh.label("service_name_zh"),
+        Service.name_en.label("service_name_en"),
+        Service.purpose_zh,
+        Service.purpose_en,
+        Service.purpose_code,
+        Service.retention_days,
+        Service.level,
+        ServiceDataset.dataset_id,
+        ServiceDataset.required,
+    )
+    .outerjoin(Organisation, Organisation.id == OAuthClient.organisation_id)
+    .outerjoin(Service, Service.id == bindparam("service"))
+    .outerjoin(ServiceDataset, ServiceDataset.service_id == Service.id)
+    .where(OAuthClient.client_id == bindparam("client_id"))
+    .order_by(ServiceDataset.position)
+)
+# The texts a request shows and the statuses it needs (not the schemas: kilobytes of JSON each).
+_CATALOGUE_ROWS = (
+    select(
+        Dataset.id,
+        Dataset.status,
+        Dataset.title_zh,
+        Dataset.title_en,
+        Dataset.description_zh,
+        Dataset.description_en,
+        Dataset.provider_id,
+        Dataset.min_level,
+        Provider.status.label("provider_status"),
+        Agency.id.label("agency_id"),
+        Agency.name_zh.label("agency_name_zh"),
+        Agency.name_en.label("agency_name_en"),
+    )
+    .join(Provider, Provider.id == Dataset.provider_id)
+    .join(Agency, Agency.id == Provider.agency_id)
+    .where(Dataset.id.in_(bindparam("ids", expanding=True)))
+)
 
 
 def resolve_delivery(uow: UnitOfWork, detail: dict[str, Any], client_id: str) -> DeliveryRequest:
@@ -628,32 +684,35 @@ def resolve_delivery(uow: UnitOfWork, detail: dict[str, Any], client_id: str) ->
     :class:`~identity.oauth.interfaces.InvalidAuthorizationDetails` with the reason otherwise.
     """
     validate_delivery_detail(detail, client_id)
-    client = uow.session.get(OAuthClient, client_id)
-    if client is None or client.organisation_id is None:
+    # One statement, plain rows (one per dataset of the service): the client's organisation and keys,
+    # the organisation, the service and its datasets in the service's order. On the session's
+    # connection, past the ORM: nothing this request has pending concerns these tables.
+    rows = uow.session.connection().execute(_REQUEST_ROWS, {"client_id": client_id, "service": detail["service"]}).all()
+    found = rows[0] if rows else None
+    if found is None or found.client_organisation is None:
         raise InvalidAuthorizationDetails(
             "This client belongs to no relying-party organisation, so it cannot ask for data deliveries."
         )
-    if oauth_clients.encryption_key(client.jwks) is None:
+    if oauth_clients.encryption_key(found.jwks) is None:
         raise InvalidAuthorizationDetails(
             "This client has no encryption key (use `enc`) to receive a data package: register one first."
         )
-    organisation = uow.session.get(Organisation, client.organisation_id)
-    if organisation is None or organisation.status != APPROVED:
+    if found.organisation_id is None or found.organisation_status != APPROVED:
         raise InvalidAuthorizationDetails(
-            f"The organisation {client.organisation_id!r} is not approved: it cannot ask for data deliveries."
+            f"The organisation {found.client_organisation!r} is not approved: it cannot ask for data deliveries."
         )
-    service = uow.session.get(Service, detail["service"])
-    if service is None or service.organisation_id != organisation.id:
+    if found.service_id is None or found.service_organisation != found.organisation_id:
         # The same answer for another organisation's service: its existence is not this client's business.
         raise InvalidAuthorizationDetails(
-            f"The organisation {organisation.id!r} has no service {str(detail['service'])[:100]!r}."
+            f"The organisation {found.organisation_id!r} has no service {str(detail['service'])[:100]!r}."
         )
-    if service.status != APPROVED:
+    if found.service_status != APPROVED:
         raise InvalidAuthorizationDetails(
-            f"The service {service.id!r} is {service.status}: a service needs an operator's approval "
+            f"The service {found.service_id!r} is {found.service_status}: a service needs an operator's approval "
             "before citizens can be asked for it."
         )
-    required, optional = service.required_datasets, service.optional_datasets
+    required = [row.dataset_id for row in rows if row.dataset_id is not None and row.required]
+    optional = [row.dataset_id for row in rows if row.dataset_id is not None and not row.required]
     asked: list[str] | None = detail.get("datasets")
     if asked is None:
         wanted = [*required, *optional]
@@ -663,7 +722,7 @@ def resolve_delivery(uow: UnitOfWork, detail: dict[str, Any], client_id: str) ->
         foreign = [d for d in asked if d not in required and d not in optional]
         if foreign:
             raise InvalidAuthorizationDetails(
-                f"The service {service.id!r} does not include {', '.join(foreign)}; "
+                f"The service {found.service_id!r} does not include {', '.join(foreign)}; "
                 f"its datasets are {', '.join((*required, *optional))}."
             )
         left_out = [d for d in required if d not in asked]
@@ -677,7 +736,7 @@ def resolve_delivery(uow: UnitOfWork, detail: dict[str, Any], client_id: str) ->
     datasets = []
     for dataset_id in wanted:
         row = catalogue.get(dataset_id)
-        available = row is not None and row.status == DATASET_ACTIVE and row.provider.status == DATASET_ACTIVE
+        available = row is not None and row.status == DATASET_ACTIVE and row.provider_status == DATASET_ACTIVE
         if not available:
             if dataset_id in required or asked is not None:
                 raise InvalidAuthorizationDetails(
@@ -685,7 +744,6 @@ def resolve_delivery(uow: UnitOfWork, detail: dict[str, Any], client_id: str) ->
                 )
             continue  # an optional dataset not asked for by name is simply not offered
         assert row is not None
-        agency = row.provider.agency
         datasets.append(
             RequestedDataset(
                 id=row.id,
@@ -695,27 +753,27 @@ def resolve_delivery(uow: UnitOfWork, detail: dict[str, Any], client_id: str) ->
                 description_zh=row.description_zh,
                 description_en=row.description_en,
                 provider=row.provider_id,
-                agency=agency.id,
-                agency_name_zh=agency.name_zh,
-                agency_name_en=agency.name_en,
+                agency=row.agency_id,
+                agency_name_zh=row.agency_name_zh,
+                agency_name_en=row.agency_name_en,
                 min_level=row.min_level,
             )
         )
     # The datasets' levels may have been raised since the service was approved: the higher one holds.
-    level = max([service.level, *(d.min_level for d in datasets)], key=LEVELS.index)
+    level = max([found.level, *(d.min_level for d in datasets)], key=LEVELS.index)
     return DeliveryRequest(
         client_id=client_id,
-        organisation_id=organisation.id,
-        organisation_name_zh=organisation.name_zh,
-        organisation_name_en=organisation.name_en,
-        organisation_type=organisation.type,
-        service_id=service.id,
-        service_name_zh=service.name_zh,
-        service_name_en=service.name_en,
-        purpose_zh=service.purpose_zh,
-        purpose_en=service.purpose_en,
-        purpose_code=service.purpose_code,
-        retention_days=service.retention_days,
+        organisation_id=found.organisation_id,
+        organisation_name_zh=found.organisation_name_zh,
+        organisation_name_en=found.organisation_name_en,
+        organisation_type=found.organisation_type,
+        service_id=found.service_id,
+        service_name_zh=found.service_name_zh,
+        service_name_en=found.service_name_en,
+        purpose_zh=found.purpose_zh,
+        purpose_en=found.purpose_en,
+        purpose_code=found.purpose_code,
+        retention_days=found.retention_days,
         level=level,
         datasets=tuple(datasets),
     )
@@ -727,13 +785,9 @@ def delivery_details(uow: UnitOfWork, detail: dict[str, Any], client_id: str) ->
     return ResolvedDetails(detail=request.detail(), level=request.level, summary=request.summary())
 
 
-def _catalogue_rows(uow: UnitOfWork, dataset_ids: Sequence[str]) -> dict[str, Dataset]:
-    rows = uow.session.scalars(
-        select(Dataset)
-        .options(joinedload(Dataset.provider).joinedload(Provider.agency))
-        .where(Dataset.id.in_(list(dataset_ids)))
-    )
-    return {row.id: row for row in rows}
+def _catalogue_rows(uow: UnitOfWork, dataset_ids: Sequence[str]) -> dict[str, Any]:
+    # Plain rows, not entities: PAR, both interaction pages and the decision each resolve the request.
+    return {row.id: row for row in uow.session.connection().execute(_CATALOGUE_ROWS, {"ids": list(dataset_ids)})}
 
 
 def client_encryption_key(uow: UnitOfWork, client_id: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.rfc7523 import PrivateKeyJWT, private_key_jwt_sign
 from joserfc import jwe, jws, jwt
 from joserfc.jwk import ECKey, KeySet
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 
 from consent import sweeper
@@ -313,6 +314,38 @@ def test_third_party_bank_decrypts_and_verifies_the_package_once(bank: ThirdPart
     again = bank.deliver(delivery.access_token)
     assert again.status_code == 410
     assert again.json()["error"] == "already_delivered"
+
+
+#: What one delivery needs: the token, the consent's window, the DPoP replay record, the citizen, the
+#: claim, the catalogue, the consent's new state, the ledger entry (6 on SQLite), the email (contact, outbox).
+DELIVERY_STATEMENTS = 15
+
+
+def test_a_delivery_reads_the_catalogue_once_and_stays_within_its_statements(
+    bank: ThirdPartyBank, platform: LivePlatform
+) -> None:
+    # At steady state: a first delivery has read what a process reads once (the schemas, the secrets).
+    assert bank.deliver(bank.consented("A123456789").access_token).status_code == 200
+    delivery = bank.consented("A123456789")
+    by_thread: dict[int, list[str]] = {}
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if not statement.startswith("BEGIN"):  # SQLite's own transaction control, no round trip
+            by_thread.setdefault(threading.get_ident(), []).append(statement)
+
+    engine = get_db(platform.app).engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        answer = bank.deliver(delivery.access_token)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert answer.status_code == 200, answer.text
+    # The delivery's thread (the agencies touch no database; they may have read the platform's JWKS).
+    statements = max(by_thread.values(), key=len)
+    assert len(statements) <= DELIVERY_STATEMENTS, "\n".join(s.split("\n")[0][:120] for s in statements)
+    catalogue = [s for s in statements if "FROM providers_" in s]
+    assert len(catalogue) == 1, catalogue  # the routes and the email's titles in one read
+    assert sum(1 for s in statements if "consent_consent" in s) <= 3  # the window, the claim, the new state
 
 
 def test_failing_agencies_answer_503_and_the_retry_succeeds_once_they_recover(

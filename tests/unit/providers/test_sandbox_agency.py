@@ -18,7 +18,7 @@ from flask.testing import FlaskClient
 from mydata.clock import FrozenClock
 from mydata.keys import public_jwk
 from providers.protocol import REQUEST_TYP, RESPONSE_TYP
-from providers.sandbox.agency import AgencySettings, PlatformJwks, create_agency_app
+from providers.sandbox.agency import LEEWAY_SECONDS, AgencySettings, PlatformJwks, ReplayCache, create_agency_app
 from providers.sandbox.faults import Fault, FaultKind, FaultTable
 from providers.sandbox.keys import ensure_agency_key
 
@@ -279,3 +279,38 @@ def test_an_unexpected_failure_is_a_json_500_without_details(
     assert response.status_code == 500
     assert response.json["error"] == "server_error"
     assert "internal detail" not in response.get_data(as_text=True)
+
+
+# -- the replay cache: every jti once while its query is valid, at a constant cost per query ------
+
+
+def test_a_jti_is_refused_while_its_query_is_valid_however_many_others_are_remembered() -> None:
+    replays = ReplayCache()
+    now = 1_000_000.0
+    for n in range(3000):  # more live queries than the old sweep threshold
+        assert replays.first_use(f"jti-{n}", now + 60, now)
+    assert not replays.first_use("jti-7", now + 60, now + 30)
+    assert not replays.first_use("jti-2999", now + 60, now + 60 + LEEWAY_SECONDS)
+
+
+def test_expired_jtis_are_forgotten_and_live_ones_kept() -> None:
+    replays = ReplayCache()
+    now = 1_000_000.0
+    for n in range(2000):
+        replays.first_use(f"old-{n}", now + 60, now)
+    replays.first_use("live", now + 200, now + 100)
+    later = now + 60 + LEEWAY_SECONDS + 2
+    assert replays.first_use("new", later + 60, later)
+    assert len(replays) == 2  # "live" and "new": the 2,000 expired ones are gone
+    assert not replays.first_use("live", now + 200, later)
+
+
+def test_the_remembered_jtis_are_swept_at_most_once_a_second() -> None:
+    replays = ReplayCache()
+    now = 1_000_000.0
+    for n in range(2000):
+        replays.first_use(f"jti-{n}", now + 60, now)
+    sweeps = replays.sweeps
+    for n in range(500):  # within one second: no other sweep, whatever the size
+        replays.first_use(f"more-{n}", now + 60, now + n / 1000)
+    assert replays.sweeps - sweeps <= 1

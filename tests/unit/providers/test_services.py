@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 from typing import Any
 
 import pytest
@@ -165,6 +166,22 @@ def test_a_new_schema_is_the_next_version_and_the_same_schema_is_not(uow: UnitOf
     assert dataset.title_en == "Renamed"
     with pytest.raises(InvalidInput):
         services.update_dataset(uow, dataset.id, changes={"status": "active"}, actor="t")
+
+
+def test_a_route_carries_its_schema_with_the_digest_of_that_schema(uow: UnitOfWork, dataset: Dataset) -> None:
+    [route] = services.fetch_routes(uow, [dataset.id])
+    assert (route.json_schema, route.schema_sha256) == (OBJECT_SCHEMA, services.schema_digest(OBJECT_SCHEMA))
+    # A schema changed between the routes' two reads (another operator, another process): the route
+    # holds the schema it read with the digest of that schema, never another version's digest.
+    wider = copy.deepcopy(OBJECT_SCHEMA) | {"description": "a version this process has not seen"}
+    uow.session.execute(
+        text("UPDATE providers_dataset SET json_schema = :schema, schema_sha256 = :stale WHERE id = :id"),
+        {"schema": json.dumps(wider), "stale": "0" * 64, "id": dataset.id},
+    )
+    [route] = services.fetch_routes(uow, [dataset.id])
+    assert (route.json_schema, route.schema_sha256) == (wider, services.schema_digest(wider))
+    [again] = services.fetch_routes(uow, [dataset.id])
+    assert (again.json_schema, again.schema_sha256) == (wider, services.schema_digest(wider))
 
 
 def test_catalogue_lists_only_active_datasets_of_active_providers(

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from sqlalchemy import event
 
 from identity.oauth.clients import register_client
 from identity.oauth.interfaces import InvalidAuthorizationDetails
@@ -280,6 +281,26 @@ def test_without_datasets_a_request_is_for_every_dataset_of_the_service(uow: Uni
     assert property_["id"] == "tax.property"
     assert property_["required"] is False
     assert property_["agency_name_zh"] == "財政部財政資訊中心"
+
+
+def test_a_request_is_resolved_in_two_statements_without_reading_the_schemas(uow: UnitOfWork, client_id: str) -> None:
+    # PAR, the consent screen and the decision each resolve the request: the client, its organisation
+    # and the service with its datasets in one statement, the catalogue's texts in another.
+    uow.session.expunge_all()
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    connection = uow.session.connection()
+    event.listen(connection, "before_cursor_execute", record)
+    try:
+        request = services.resolve_delivery(uow, delivery(), client_id)
+    finally:
+        event.remove(connection, "before_cursor_execute", record)
+    assert request.dataset_ids == ["household.registration", "tax.income", "tax.property"]
+    assert len(statements) == 2, statements
+    assert not any("json_schema" in s for s in statements)
 
 
 def test_named_datasets_are_the_required_ones_and_the_optional_ones_chosen(uow: UnitOfWork, client_id: str) -> None:
