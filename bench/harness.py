@@ -147,6 +147,16 @@ def server_command(factory: str, port: int, args: argparse.Namespace) -> list[st
             "--disable-logging", "--log-4xx", "--log-5xx", "--module", f"{factory}()"]  # fmt: skip
 
 
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop *process* with SIGTERM (SIGKILL if it is still there 30 s later) and reap it."""
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
 @contextmanager
 def serve(factory: str, port: int, args: argparse.Namespace, env: dict[str, str]) -> Iterator[int]:
     """Serve the app of *factory* with ``args.server`` on *port*; yield the main pid once every worker answers."""
@@ -172,12 +182,7 @@ def serve(factory: str, port: int, args: argparse.Namespace, env: dict[str, str]
             raise RuntimeError(f"{args.server} did not answer with {args.workers} workers within 60 s")
         yield process.pid
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop(process)
 
 
 @contextmanager
@@ -198,12 +203,7 @@ def ledger_sequencer(env: dict[str, str]) -> Iterator[int]:
             raise RuntimeError(f"the ledger sequencer exited with status {process.returncode}")
         yield process.pid
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop(process)
 
 
 def warm_up(work: Callable[[object], float], count: int, concurrency: int) -> None:

@@ -42,7 +42,7 @@ from flask import Flask, current_app, has_app_context
 from joserfc import jwt as jose_jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
-from sqlalchemy import Table, bindparam, insert, update
+from sqlalchemy import Column, ColumnElement, Table, Update, bindparam, insert, update
 
 from identity.oauth.interfaces import ConsentFlow, ConsentWindow, InvalidAuthorizationDetails, shown
 from identity.oauth.models import AccessToken, AuthorizationCode, OAuthClient
@@ -360,17 +360,28 @@ class CodeRecord:
 _CODE_FIELDS = tuple(CodeRecord.__dataclass_fields__)
 # Built once: a statement built for each request costs as much again as running it.
 _INSERT_CODE = insert(_CODE)
-_CLAIM_CODE = (
-    update(_CODE)
-    .where(
-        _CODE.c.code_hash == bindparam("hash"),
-        _CODE.c.client_id == bindparam("client"),
-        _CODE.c.used_at.is_(None),
-        _CODE.c.expires_at > bindparam("now"),
+
+
+def redeem_once(table: Table, hash_column: Column[Any], *returning: ColumnElement[Any]) -> Update:
+    """Return the statement that redeems a single-use artefact (a code, a request_uri) in one round trip.
+
+    It marks the row of the hash (``:hash``), issued to the client (``:client``), unused and unexpired
+    at ``:now`` as used and returns *returning*: of two concurrent redemptions exactly one gets a row.
+    """
+    return (
+        update(table)
+        .where(
+            hash_column == bindparam("hash"),
+            table.c.client_id == bindparam("client"),
+            table.c.used_at.is_(None),
+            table.c.expires_at > bindparam("now"),
+        )
+        .values(used_at=bindparam("now"))
+        .returning(*returning)
     )
-    .values(used_at=bindparam("now"))
-    .returning(*(_CODE.c[name] for name in _CODE_FIELDS))
-)
+
+
+_CLAIM_CODE = redeem_once(_CODE, _CODE.c.code_hash, *(_CODE.c[name] for name in _CODE_FIELDS))
 _INSERT_TOKEN = insert(_TOKEN)
 
 

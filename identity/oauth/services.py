@@ -44,17 +44,7 @@ _TOKEN = cast(Table, AccessToken.__table__)
 # Built once, with bind parameters: building a statement for each request costs as much again as
 # running it (decision 0012).
 _INSERT_PAR = insert(_PAR)
-_REDEEM_PAR = (
-    update(_PAR)
-    .where(
-        _PAR.c.request_uri_hash == bindparam("hash"),
-        _PAR.c.client_id == bindparam("client"),
-        _PAR.c.used_at.is_(None),
-        _PAR.c.expires_at > bindparam("now"),
-    )
-    .values(used_at=bindparam("now"))
-    .returning(_PAR.c.params, _PAR.c.dpop_jkt, _PAR.c.transaction_id)
-)
+_REDEEM_PAR = oauth.redeem_once(_PAR, _PAR.c.request_uri_hash, _PAR.c.params, _PAR.c.dpop_jkt, _PAR.c.transaction_id)
 _INSERT_INTERACTION = insert(_INTERACTION)
 _OPEN_INTERACTION = select(
     _INTERACTION.c.id_hash,
