@@ -551,9 +551,10 @@ class Ledger:
 
     def _insert_queued(self, event: LedgerEvent, time: str, subject: str | None) -> QueuedEntry:
         queued = _queued(event, time, subject)
-        queued_id = self.connection.execute(
+        # Through the unit of work's statement runner: on PostgreSQL straight to the driver (decision 0012).
+        queued_id = self.uow.run(
             _INSERT_QUEUED, {"body": queued.body, "subject": subject, "consent_id": event.consent_id}
-        ).scalar_one()
+        ).first()[0]
         return replace(queued, queue_id=queued_id)
 
     def _queue_about_citizen(self, event: LedgerEvent, national_id: str, case_id: str, time: str) -> QueuedEntry:
@@ -562,10 +563,10 @@ class Ledger:
         salt = secrets.token_bytes(SALT_BYTES)
         commitment = subject_commitment(national_id, salt)
         queued = _queued(event, time, commitment)
-        found = self.connection.execute(
+        found = self.uow.run(
             _QUEUE_NEW_CASE_POSTGRESQL,
             {"case_id": case_id, "subject_key": key, "salt": salt, "commitment": commitment, "body": queued.body},
-        ).one()
+        ).first()
         if found.queued_id is not None:  # the case's first entry about a citizen: its opening is the new one
             return replace(queued, queue_id=found.queued_id)
         if found.subject_key is None:
