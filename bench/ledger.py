@@ -60,6 +60,7 @@ from consent.audit import verify_ledger
 from consent.ledger import (
     BLOCK_LEVELS,
     SALT_BYTES,
+    SEQUENCER_BATCH,
     LedgerEvent,
     ledger,
     parse_rfc3339,
@@ -272,6 +273,7 @@ def _sequencer(settings: Settings, ready: Any, stop: Any, out: Any) -> None:
         cpu = time.process_time()
         while True:
             stopping = stop.is_set()
+            began = time.monotonic()
             batch = integrate_once(database, poll=not busy)
             busy = bool(batch.entries)
             committed = time.time()
@@ -284,8 +286,10 @@ def _sequencer(settings: Settings, ready: Any, stop: Any, out: Any) -> None:
                 last = committed
             elif stopping:
                 break
-            else:
-                time.sleep(SEQUENCER_POLL)
+            if len(batch.entries) < SEQUENCER_BATCH and not stopping:
+                # As `mydata ledger sequencer` does (consent.sequencer._lead): a batch that did not fill
+                # up drained the queue, so the next one comes an interval after this one began.
+                time.sleep(max(0.0, SEQUENCER_POLL - (time.monotonic() - began)))
         cpu = time.process_time() - cpu
     out.put({"leaves": leaves, "batches": batches, "max_merge_delay_seconds": worst, "last": last, "cpu": cpu})
     get_db(app).engine.dispose()
