@@ -30,10 +30,8 @@ mydata_bench_transaction is dropped and recreated there).
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
-import secrets
 import statistics
 import sys
 import tempfile
@@ -60,59 +58,20 @@ from harness import (  # noqa: E402
     warm_up,
     worker_rss_mb,
 )
-from joserfc.jwk import ECKey, KeySet  # noqa: E402
+from joserfc.jwk import KeySet  # noqa: E402
 
-from mydata import cli  # noqa: E402
-from mydata.app import create_app  # noqa: E402
-from mydata.config import Settings  # noqa: E402
 from mydata.db import get_db  # noqa: E402
 from relying_parties.sandbox.mydata_client import ClientSettings, MyDataClient  # noqa: E402
 from tests.factories.live import Browser, SandboxCard  # noqa: E402
+from tests.factories.served import CLIENT_ID, REDIRECT_URI, prepare_platform  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 DEFAULT_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-REDIRECT_URI = "https://bench-bank.example/mydata/callback"
-CLIENT_ID = "bench-bank-web"
 SERVICE = "sandbox-bank.credit-card"
 DATASETS = {"household.registration", "tax.income", "labor.insurance"}
 PERSONA = "A123456789"
 TARGET_RATIO = 60
 GOAL_RATIO = 40
-
-
-def prepare(database_url: str, folder: Path, issuer: str) -> tuple[dict[str, str], KeySet]:
-    """Migrate, seed and register the bench bank's client; return the server's environment and its keys."""
-    env = {
-        "MYDATA_DATABASE_URL": database_url,
-        "MYDATA_INSTANCE_PATH": str(folder),
-        "MYDATA_MASTER_KEY": base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode(),
-        "MYDATA_SECRET_KEY": secrets.token_urlsafe(48),
-        "MYDATA_ISSUER": issuer,
-        "MYDATA_SANDBOX": "true",
-        "MYDATA_LOG_LEVEL": "WARNING",
-    }
-    settings = Settings(
-        instance_path=folder, sandbox=True, database_url=database_url, master_key=env["MYDATA_MASTER_KEY"],
-        secret_key=env["MYDATA_SECRET_KEY"], issuer=issuer, log_level="WARNING",
-    )  # fmt: skip
-    app = create_app(settings)
-    cli.upgrade(app)
-    sig = ECKey.generate_key("P-256", parameters={"kid": "bench-sig", "use": "sig", "alg": "ES256"})
-    enc = ECKey.generate_key("P-256", parameters={"kid": "bench-enc", "use": "enc", "alg": "ECDH-ES+A256KW"})
-    with app.app_context():
-        cli.seed(app)
-        from identity.oauth.clients import register_client
-        from mydata.clock import clock
-
-        jwks = {"keys": [sig.as_dict(private=False), enc.as_dict(private=False)]}
-        with get_db().unit_of_work() as uow:
-            register_client(
-                uow, clock(), name="Bench bank", jwks=jwks,
-                redirect_uris=[REDIRECT_URI], sandbox=True, organisation_id="sandbox-bank", client_id=CLIENT_ID,
-                require_encryption_key=True,
-            )  # fmt: skip
-    get_db(app).engine.dispose()
-    return env, KeySet([sig, enc])
 
 
 class Bank:
@@ -188,8 +147,9 @@ def main() -> None:
     issuer = f"http://127.0.0.1:{port}"
     runs: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory() as folder:
-        env, keys = prepare(database_url, Path(folder), issuer)
-        env["MYDATA_LEDGER_SEQUENCING"] = args.ledger
+        prepared = prepare_platform(database_url, Path(folder), issuer, {"MYDATA_LEDGER_SEQUENCING": args.ledger})
+        get_db(prepared.app).engine.dispose()
+        env, keys = prepared.env, prepared.keys
         bank = Bank(issuer, keys, SandboxCard.of(Path(folder), PERSONA))
         with (
             serve("mydata.app:create_app", port, args, env) as pid,
