@@ -243,10 +243,18 @@ def _client(settings: Settings, barrier: Any, count: int, offset: int, floor: bo
 
 def measure_concurrent(settings: Settings, clients: int, count: int, *, floor: bool = False) -> float:
     """Return transactions per second with *clients* processes each committing *count* appends (or floor writes)."""
+    spans = _run_clients(settings, clients, count, first_case=10_000_000, floor=floor)
+    return clients * count / (max(end for _, end in spans) - min(start for start, _ in spans))
+
+
+def _run_clients(
+    settings: Settings, clients: int, count: int, *, first_case: int, floor: bool
+) -> list[tuple[float, float]]:
+    """Run *clients* client processes at once (each its own cases from ``first_case * (i + 1)``); return their spans."""
     context = multiprocessing.get_context("spawn")
     barrier, out = context.Barrier(clients), context.Queue()
     processes = [
-        context.Process(target=_client, args=(settings, barrier, count, 10_000_000 * (i + 1), floor, out))
+        context.Process(target=_client, args=(settings, barrier, count, first_case * (i + 1), floor, out))
         for i in range(clients)
     ]
     for process in processes:
@@ -254,7 +262,7 @@ def measure_concurrent(settings: Settings, clients: int, count: int, *, floor: b
     spans = [out.get(timeout=600) for _ in processes]
     for process in processes:
         process.join()
-    return clients * count / (max(end for _, end in spans) - min(start for start, _ in spans))
+    return spans
 
 
 def _sequencer(settings: Settings, ready: Any, stop: Any, out: Any) -> None:
@@ -307,16 +315,7 @@ def measure_sequenced(settings: Settings, clients: int, count: int) -> dict[str,
     integrator = context.Process(target=_sequencer, args=(sequenced, ready, stop, done))
     integrator.start()
     ready.wait(120)
-    barrier, out = context.Barrier(clients), context.Queue()
-    processes = [
-        context.Process(target=_client, args=(sequenced, barrier, count, 20_000_000 * (i + 1), False, out))
-        for i in range(clients)
-    ]
-    for process in processes:
-        process.start()
-    spans = [out.get(timeout=600) for _ in processes]
-    for process in processes:
-        process.join()
+    spans = _run_clients(sequenced, clients, count, first_case=20_000_000, floor=False)
     stop.set()
     report = done.get(timeout=600)
     integrator.join()
