@@ -272,6 +272,17 @@ class UnitOfWork:
         return self._alone(statement, params or {}, commit=True)
 
     def _alone(self, statement: Executable, params: dict[str, Any], *, commit: bool) -> Rows:
+        lone = self._lone_connection(statement, params)
+        if lone is not None:
+            connection, prepared = lone
+            driver = connection.connection.driver_connection
+            assert driver is not None
+            driver.autocommit = True
+            try:
+                return prepared.execute(connection, params)
+            finally:
+                if not driver.closed:  # a connection lost during the statement is renewed by the pool
+                    driver.autocommit = False
         connection = self.session.connection()
         driver = connection.connection.driver_connection
         if connection.dialect.name != "postgresql" or driver is None or driver.info.transaction_status != _IDLE:
@@ -283,8 +294,30 @@ class UnitOfWork:
         try:
             return _execute(connection, statement, params)
         finally:
-            if not driver.closed:  # a connection lost during the statement is renewed by the pool
+            if not driver.closed:
                 driver.autocommit = False
+
+    def _lone_connection(
+        self, statement: Executable, params: dict[str, Any]
+    ) -> tuple[Connection, _DriverStatement] | None:
+        """Return the request's connection and *statement* for the driver, when it can run there on its own.
+
+        That is on PostgreSQL, in a request (whose session is bound to the request's connection,
+        see :func:`session`), while the session has no transaction open, for a statement that runs
+        through the driver: the statement needs neither the session's transaction nor its
+        bookkeeping (beginning one, rolling it back when the request ends), which cost about five
+        times what the statement itself costs in Python.
+        """
+        bind = self.session.bind
+        if not isinstance(bind, Connection) or self.session.in_transaction() or bind.in_transaction():
+            return None
+        prepared = _DriverStatement.of(statement, params, bind.dialect)
+        if prepared is None:
+            return None
+        driver = bind.connection.driver_connection
+        if driver is None or driver.info.transaction_status != _IDLE:
+            return None
+        return bind, prepared
 
     def rollback(self) -> None:
         """Discard every change not yet committed."""
@@ -500,6 +533,17 @@ class Database:
             read_only_connection(connection).execute(text("SELECT 1"))
         self.note_reachable()
 
+    def request_session(self) -> tuple[Session, Connection | None]:
+        """Return a request's session and, on PostgreSQL, the connection of its own that it is bound to.
+
+        The caller closes both when the request ends. A session factory bound elsewhere (the
+        tests bind it to a transaction they roll back) is left as it is: no connection of its own.
+        """
+        if self.dialect != "postgresql" or self.session_factory.kw.get("bind") is not self.engine:
+            return self.session_factory(), None
+        connection = self.engine.connect()
+        return self.session_factory(bind=connection), connection
+
     @contextmanager
     def unit_of_work(self, *, read_only: bool | None = None) -> Iterator[UnitOfWork]:
         """Open a session of its own (for CLI commands and background work) as a unit of work."""
@@ -520,10 +564,12 @@ def init_app(app: Flask, settings: Settings) -> Database:
     @app.teardown_appcontext
     def _close_session(_exc: BaseException | None) -> None:
         session = g.pop("mydata_session", None)
+        connection = g.pop("mydata_connection", None)
         if session is None:
             return
         try:
-            session.rollback()
+            if session.in_transaction():
+                session.rollback()
         except DBAPIError as error:
             # The connection was lost after the view had answered: the server ends the transaction
             # itself, and the answer stands (a 500 here would turn a served request into a failure).
@@ -532,6 +578,8 @@ def init_app(app: Flask, settings: Settings) -> Database:
             database.note_unreachable(error)
         finally:
             session.close()
+            if connection is not None:
+                connection.close()
 
     return database
 
@@ -550,9 +598,15 @@ def get_db(app: Flask | None = None) -> Database:
 
 
 def session() -> Session:
-    """Return the session of the current request, opening it on first use."""
+    """Return the session of the current request, opening it on first use.
+
+    On PostgreSQL the session is bound to a connection of the request's own, taken from the pool
+    now and given back when the request ends: the session begins its transactions on it, and a
+    statement that needs no transaction runs on it directly (:meth:`UnitOfWork.read`,
+    :meth:`UnitOfWork.run_alone`), on the same connection, without the session's bookkeeping.
+    """
     if "mydata_session" not in g:
-        g.mydata_session = get_db().session_factory()
+        g.mydata_session, g.mydata_connection = get_db().request_session()
     return g.mydata_session  # type: ignore[no-any-return]
 
 

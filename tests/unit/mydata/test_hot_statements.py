@@ -7,17 +7,21 @@ from collections.abc import Iterator
 from typing import cast
 
 import pytest
-from sqlalchemy import Table, bindparam, delete, insert, select
+from flask import Flask
+from sqlalchemy import Table, bindparam, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import QueuePool
 
 from identity.models import SeenJti
-from mydata.db import Database
+from mydata.config import Settings
+from mydata.db import Database, get_db, init_app, unit_of_work
 
 pytestmark = pytest.mark.db
 
 _JTI = cast(Table, SeenJti.__table__)
 INSERT = insert(_JTI)
 FIND = select(_JTI.c.key, _JTI.c.expires_at).where(_JTI.c.key == bindparam("key"))
+BACKEND = select(func.pg_backend_pid())
 
 
 @pytest.fixture
@@ -85,3 +89,39 @@ def test_a_database_error_is_sqlalchemys(database: Database) -> None:
         uow.run_alone(INSERT, {"key": value, "expires_at": 5})
         with pytest.raises(IntegrityError):
             uow.run_alone(INSERT, {"key": value, "expires_at": 5})
+
+
+@pytest.fixture
+def served(settings: Settings) -> Iterator[Flask]:
+    """Return an app whose requests use the database as production does (not the tests' rolled-back session)."""
+    app = Flask(__name__)
+    database = init_app(app, settings)
+    yield app
+    database.engine.dispose()
+
+
+def checked_out(app: Flask) -> int:
+    """Return how many of the app's pooled connections are in use."""
+    pool = get_db(app).engine.pool
+    assert isinstance(pool, QueuePool)
+    return pool.checkedout()
+
+
+def test_a_request_reads_and_writes_alone_on_its_own_connection_without_a_transaction(
+    database: Database, served: Flask
+) -> None:
+    value = key()
+    with served.test_request_context("/"):
+        uow = unit_of_work()
+        assert uow.run_alone(INSERT, {"key": value, "expires_at": 5}).rowcount == 1
+        assert stored(database, value)  # durable at once
+        assert uow.read(FIND, {"key": value}).first().key == value
+        if database.dialect == "sqlite":
+            return  # SQLite reads and writes in transactions
+        assert not uow.session.in_transaction()  # nothing begun, nothing to roll back
+        alone = uow.read(BACKEND).first()[0]
+        uow.run(INSERT, {"key": key(), "expires_at": 5})
+        # The session's transaction is on the same connection: one connection per request.
+        assert uow.run(BACKEND).first()[0] == alone
+        assert checked_out(served) == 1
+    assert checked_out(served) == 0  # given back when the request ended
