@@ -232,10 +232,20 @@ class UnitOfWork:
 
     def commit(self) -> None:
         """Make every change of this unit of work durable."""
-        self.session.commit()
+        own = self._own_driver()
+        if own is None:
+            self.session.commit()
+            return
+        connection, driver = own
+        if driver.info.transaction_status != _IDLE:  # statements run by the driver alone (see run)
+            with _driver_errors(connection, "COMMIT"):
+                driver.commit()
 
     def pending(self) -> bool:
         """Tell whether a transaction is open that this unit of work has not committed yet."""
+        own = self._own_driver()
+        if own is not None:
+            return bool(own[1].info.transaction_status != _IDLE)
         if not self.session.in_transaction():
             return False
         connection = self.session.connection()
@@ -250,7 +260,15 @@ class UnitOfWork:
 
     def run(self, statement: Executable, params: dict[str, Any] | None = None) -> Rows:
         """Run *statement* in this unit of work's transaction (committed by :meth:`commit`)."""
-        return _execute(self.session.connection(), statement, params or {})
+        params = params or {}
+        own = self._own_driver()
+        if own is not None:
+            prepared = _DriverStatement.of(statement, params, own[0].dialect)
+            if prepared is not None:
+                # The driver begins the transaction itself; if the session joins later (the ORM, a
+                # statement that needs SQLAlchemy), it works in the same one and commits it all.
+                return prepared.execute(own[0], params)
+        return _execute(self.session.connection(), statement, params)
 
     def read(self, statement: Executable, params: dict[str, Any] | None = None) -> Rows:
         """Run a statement that only reads, outside any transaction when none is open (PostgreSQL).
@@ -272,11 +290,14 @@ class UnitOfWork:
         return self._alone(statement, params or {}, commit=True)
 
     def _alone(self, statement: Executable, params: dict[str, Any], *, commit: bool) -> Rows:
-        lone = self._lone_connection(statement, params)
-        if lone is not None:
-            connection, prepared = lone
-            driver = connection.connection.driver_connection
-            assert driver is not None
+        own = self._own_driver()
+        if own is not None and (prepared := _DriverStatement.of(statement, params, own[0].dialect)) is not None:
+            connection, driver = own
+            if driver.info.transaction_status != _IDLE:  # in the pending transaction, then committed
+                rows = prepared.execute(connection, params)
+                if commit:
+                    self.commit()
+                return rows
             driver.autocommit = True
             try:
                 return prepared.execute(connection, params)
@@ -297,31 +318,38 @@ class UnitOfWork:
             if not driver.closed:
                 driver.autocommit = False
 
-    def _lone_connection(
-        self, statement: Executable, params: dict[str, Any]
-    ) -> tuple[Connection, _DriverStatement] | None:
-        """Return the request's connection and *statement* for the driver, when it can run there on its own.
+    def _own_driver(self) -> tuple[Connection, Any] | None:
+        """Return the session's own connection and its psycopg connection, while the session has no transaction.
 
-        That is on PostgreSQL, in a request (whose session is bound to the request's connection,
-        see :func:`session`), while the session has no transaction open, for a statement that runs
-        through the driver: the statement needs neither the session's transaction nor its
-        bookkeeping (beginning one, rolling it back when the request ends), which cost about five
-        times what the statement itself costs in Python.
+        That is on PostgreSQL, for a session bound to a connection of its own (see
+        :meth:`Database.open_session`: requests, units of work of their own). Until the session
+        needs a transaction itself (the ORM, a statement that needs SQLAlchemy's conversions), the
+        unit of work's statements run on the driver, which begins and ends the transaction: the
+        session's bookkeeping (beginning one, committing or rolling it back) costs several times
+        what a statement costs in Python. Once the session has begun, it works in the same
+        transaction (the driver's, on the same connection), and its commit commits all of it.
         """
         bind = self.session.bind
-        if not isinstance(bind, Connection) or self.session.in_transaction() or bind.in_transaction():
-            return None
-        prepared = _DriverStatement.of(statement, params, bind.dialect)
-        if prepared is None:
+        if (
+            not isinstance(bind, Connection)
+            or bind.invalidated
+            or self.session.in_transaction()
+            or bind.in_transaction()
+        ):
             return None
         driver = bind.connection.driver_connection
-        if driver is None or driver.info.transaction_status != _IDLE:
-            return None
-        return bind, prepared
+        return None if driver is None else (bind, driver)
 
     def rollback(self) -> None:
         """Discard every change not yet committed."""
-        self.session.rollback()
+        own = self._own_driver()
+        if own is None:
+            self.session.rollback()
+            return
+        connection, driver = own
+        if driver.info.transaction_status != _IDLE and not driver.closed:
+            with _driver_errors(connection, "ROLLBACK"):
+                driver.rollback()
 
 
 class Rows:
@@ -434,19 +462,26 @@ class _DriverStatement:
                 values[name] = self.json(values[name])
         driver = connection.connection.driver_connection
         assert driver is not None
-        dialect = connection.dialect
-        try:
+        with _driver_errors(connection, self.sql, values):
             cursor = driver.cursor(row_factory=self.row_factory)
             cursor.execute(self.sql, values)
             rows = cursor.fetchall() if cursor.description is not None else ()
-        except dialect.loaded_dbapi.Error as error:
-            lost = dialect.is_disconnect(error, driver, None)
-            if lost:
-                connection.invalidate(error)
-            raise DBAPIError.instance(
-                self.sql, values, error, dialect.loaded_dbapi.Error, connection_invalidated=lost, dialect=dialect
-            ) from error
         return Rows(rows, cursor.rowcount)
+
+
+@contextmanager
+def _driver_errors(connection: Connection, sql: str, values: dict[str, Any] | None = None) -> Iterator[None]:
+    """Raise the driver's errors as SQLAlchemy's, invalidating a lost connection as SQLAlchemy does."""
+    dialect = connection.dialect
+    try:
+        yield
+    except dialect.loaded_dbapi.Error as error:
+        lost = dialect.is_disconnect(error, connection.connection.driver_connection, None)
+        if lost:
+            connection.invalidate(error)
+        raise DBAPIError.instance(
+            sql, values, error, dialect.loaded_dbapi.Error, connection_invalidated=lost, dialect=dialect
+        ) from error
 
 
 #: Distinct statements kept compiled for the driver (the hot path has about twenty).
@@ -533,11 +568,13 @@ class Database:
             read_only_connection(connection).execute(text("SELECT 1"))
         self.note_reachable()
 
-    def request_session(self) -> tuple[Session, Connection | None]:
-        """Return a request's session and, on PostgreSQL, the connection of its own that it is bound to.
+    def open_session(self) -> tuple[Session, Connection | None]:
+        """Return a new session and, on PostgreSQL, the connection of its own that it is bound to.
 
-        The caller closes both when the request ends. A session factory bound elsewhere (the
-        tests bind it to a transaction they roll back) is left as it is: no connection of its own.
+        The caller closes both (a request when it ends, a unit of work of its own when it ends).
+        See :meth:`UnitOfWork._own_driver` for what the connection of its own saves. A session
+        factory bound elsewhere (the tests bind it to a transaction they roll back) is left as it
+        is: no connection of its own.
         """
         if self.dialect != "postgresql" or self.session_factory.kw.get("bind") is not self.engine:
             return self.session_factory(), None
@@ -547,12 +584,14 @@ class Database:
     @contextmanager
     def unit_of_work(self, *, read_only: bool | None = None) -> Iterator[UnitOfWork]:
         """Open a session of its own (for CLI commands and background work) as a unit of work."""
-        session = self.session_factory()
+        session, connection = self.open_session()
         try:
             with UnitOfWork(session, read_only=read_only) as uow:
                 yield uow
         finally:
             session.close()
+            if connection is not None:
+                connection.close()
 
 
 def init_app(app: Flask, settings: Settings) -> Database:
@@ -568,8 +607,7 @@ def init_app(app: Flask, settings: Settings) -> Database:
         if session is None:
             return
         try:
-            if session.in_transaction():
-                session.rollback()
+            UnitOfWork(session).rollback()
         except DBAPIError as error:
             # The connection was lost after the view had answered: the server ends the transaction
             # itself, and the answer stands (a 500 here would turn a served request into a failure).
@@ -606,7 +644,7 @@ def session() -> Session:
     :meth:`UnitOfWork.run_alone`), on the same connection, without the session's bookkeeping.
     """
     if "mydata_session" not in g:
-        g.mydata_session, g.mydata_connection = get_db().request_session()
+        g.mydata_session, g.mydata_connection = get_db().open_session()
     return g.mydata_session  # type: ignore[no-any-return]
 
 

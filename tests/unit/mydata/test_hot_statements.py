@@ -91,6 +91,44 @@ def test_a_database_error_is_sqlalchemys(database: Database) -> None:
             uow.run_alone(INSERT, {"key": value, "expires_at": 5})
 
 
+def test_the_orm_works_in_the_transaction_the_statements_began_and_commits_it_all(database: Database) -> None:
+    first, second = key(), key()
+    with database.unit_of_work() as uow:
+        uow.run(INSERT, {"key": first, "expires_at": 5})
+        uow.session.add(SeenJti(key=second, expires_at=5))
+        uow.session.flush()
+        assert uow.read(FIND, {"key": first}).first() is not None
+        assert uow.pending()
+        uow.commit()
+        assert not uow.pending()
+    assert stored(database, first)
+    assert stored(database, second)
+
+
+def test_what_the_statements_and_the_orm_did_is_rolled_back_together(database: Database) -> None:
+    first, second = key(), key()
+    with database.unit_of_work() as uow:
+        uow.run(INSERT, {"key": first, "expires_at": 5})
+        uow.session.add(SeenJti(key=second, expires_at=5))
+        uow.session.flush()
+    assert not stored(database, first)
+    assert not stored(database, second)
+
+
+def test_a_failed_statement_leaves_the_unit_of_work_to_roll_back(database: Database) -> None:
+    value = key()
+    with database.unit_of_work() as uow:
+        uow.run_alone(INSERT, {"key": value, "expires_at": 5})
+        other = key()
+        uow.run(INSERT, {"key": other, "expires_at": 5})
+        with pytest.raises(IntegrityError):
+            uow.run(INSERT, {"key": value, "expires_at": 5})
+        uow.rollback()
+        assert not uow.pending()
+        uow.run_alone(INSERT, {"key": key(), "expires_at": 5})  # usable again
+    assert not stored(database, other)
+
+
 @pytest.fixture
 def served(settings: Settings) -> Iterator[Flask]:
     """Return an app whose requests use the database as production does (not the tests' rolled-back session)."""
