@@ -42,11 +42,11 @@ from identity.interfaces import (
 )
 from identity.services import Account
 from identity.sessions import LEVELS, Authentication, current_authentication, level_at_least, methods_for
+from mydata import keys
 from mydata.clock import clock
-from mydata.db import UnitOfWork, get_db, unit_of_work
+from mydata.db import UnitOfWork, unit_of_work
 from mydata.errors import BadRequest
 from mydata.i18n import browser_chose_locale, choose_locale
-from mydata.keys import key_store
 from mydata.limits import limiter
 from mydata.openapi import documented
 
@@ -338,12 +338,8 @@ def _error_status(error: IdentityError) -> int:
 
 
 def _nonce_secret() -> bytes:
-    # Its own unit of work: the secret is created (and committed) on first use only, and read from
-    # this process's memory after that, without touching the request's transaction.
-    with get_db().unit_of_work() as uow:
-        secret = key_store(uow).secret("eid_nonce")
-        uow.commit()
-    return secret
+    # Never through the request's transaction: created (and committed) on first use only.
+    return keys.secret("eid_nonce")
 
 
 def _finish(

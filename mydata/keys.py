@@ -9,6 +9,7 @@ its public half stays in the JWKS so that what it signed still verifies (OIDC Co
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import os
@@ -27,7 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from mydata.clock import Clock
-from mydata.db import UnitOfWork
+from mydata.db import UnitOfWork, get_db
 from mydata.errors import MydataError
 from mydata.models import StoredKey, StoredSecret
 
@@ -117,8 +118,7 @@ class KeyStore:
         self, uow: UnitOfWork, master_key: bytes, clock: Clock, active_key: ActiveKeyCache | None = None
     ) -> None:
         self.uow = uow
-        self._aead = AESGCM(master_key)
-        self._master_id = hashlib.sha256(master_key).digest()
+        self._aead, self._master_id = _sealing(master_key)
         self.clock = clock
         self._active_key = active_key or ActiveKeyCache()
 
@@ -185,12 +185,18 @@ class KeyStore:
 
     # -- secrets ------------------------------------------------------------------------------
 
+    @classmethod
+    def cached_secret(cls, master_key: bytes, name: str) -> bytes | None:
+        """Return the secret called *name* if this process has read it already, without the database."""
+        cached = cls._cache.get((_sealing(master_key)[1], "secret:" + name))
+        return cached if isinstance(cached, bytes) else None
+
     def secret(self, name: str) -> bytes:
         """Return the 32-byte secret called *name*, creating it on first use."""
-        cache_key = (self._master_id, "secret:" + name)
-        cached = self._cache.get(cache_key)
+        cached = self._cache.get((self._master_id, "secret:" + name))
         if isinstance(cached, bytes):
             return cached
+        cache_key = (self._master_id, "secret:" + name)
         row = self.uow.session.get(StoredSecret, name)
         if row is None:
             # Not cached until committed: if the caller's transaction rolls back, this process must
@@ -229,6 +235,29 @@ class KeyStore:
             return self._aead.decrypt(sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], aad.encode())
         except InvalidTag:
             raise KeyDecryptionFailed() from None
+
+
+@functools.lru_cache(maxsize=8)
+def _sealing(master_key: bytes) -> tuple[AESGCM, bytes]:
+    """Return the cipher that seals under *master_key* and the key's id (its SHA-256), built once per key."""
+    return AESGCM(master_key), hashlib.sha256(master_key).digest()
+
+
+def secret(name: str) -> bytes:
+    """Return the current application's secret *name*: from this process's memory once read.
+
+    The first time, a unit of work of its own reads it (creating and committing it if it does not
+    exist yet), so that the caller's transaction is never touched.
+    """
+    from flask import current_app
+
+    cached = KeyStore.cached_secret(current_app.extensions["mydata.master_key"], name)
+    if cached is not None:
+        return cached
+    with get_db().unit_of_work() as uow:
+        value = key_store(uow).secret(name)
+        uow.commit()
+    return value
 
 
 def key_store(uow: UnitOfWork) -> KeyStore:

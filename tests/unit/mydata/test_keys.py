@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from flask import Flask
 from sqlalchemy import select, text, update
 
+from mydata import keys
 from mydata.clock import FrozenClock
 from mydata.db import get_db
 from mydata.keys import ACTIVE_KEY_CACHE_SECONDS, ActiveKeyCache, KeyDecryptionFailed, KeyStore, NoSigningKey, key_store
@@ -122,3 +123,16 @@ def test_the_active_key_is_read_once_a_minute(app: Flask) -> None:
         # A rotation in this process is seen at once.
         rotated = key_store(uow).rotate()
         assert key_store(uow).signing_key().kid == rotated.kid
+
+
+def test_an_app_secret_is_created_once_committed_and_then_read_from_memory(app: Flask) -> None:
+    KeyStore._cache.clear()
+    with app.app_context():
+        first = keys.secret("eid_nonce")
+        with get_db().unit_of_work() as uow:  # committed by a unit of work of its own
+            assert uow.session.execute(text("SELECT name FROM mydata_secret WHERE name = 'eid_nonce'")).scalar_one()
+        assert keys.secret("eid_nonce") == first  # read back (a new secret is kept in memory once read)
+        assert KeyStore.cached_secret(app.extensions["mydata.master_key"], "eid_nonce") == first
+        KeyStore._cache.clear()
+        assert KeyStore.cached_secret(app.extensions["mydata.master_key"], "eid_nonce") is None
+        assert keys.secret("eid_nonce") == first  # the stored one, read again
