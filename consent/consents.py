@@ -12,8 +12,10 @@ import datetime as dt
 import secrets
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import bindparam, case, update
+from sqlalchemy import Update, bindparam, case, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from consent.interfaces import (
     AlreadyDelivered,
@@ -104,37 +106,45 @@ def grant(
     """Record the citizen's approval, its ledger entry and its signed receipt; open the delivery window."""
     consent = _pending(uow, consent_id)
     chosen = [d for d in consent.datasets_optional if d in optional_chosen]
-    consent.status = GRANTED
-    consent.citizen_id = citizen_id
-    consent.amr = list(amr)
-    consent.datasets_granted = [*consent.datasets_required, *chosen]
-    consent.decided_at = now
-    consent.window_ends_at = now + DELIVERY_WINDOW
+    granted = [*consent.datasets_required, *chosen]
     recorded = ledger(uow).record(
         LedgerEvent(
             event="consent.granted",
             actor="citizen",
             subject_national_id=national_id,
             service=consent.service_id,
-            datasets=tuple(consent.datasets_granted),
+            datasets=tuple(granted),
             consent_id=consent.id,
         )
     )
-    consent.receipt_id = secrets.token_hex(16)
-    consent.receipt = issue_receipt(
+    receipt_id = secrets.token_hex(16)
+    receipt = issue_receipt(
         uow,
         ReceiptFields(
-            receipt_id=consent.receipt_id,
+            receipt_id=receipt_id,
             consent_id=consent.id,
             consent_time=now,
             controller_id=consent.organisation_id,
             controller_name=consent.organisation_name,
             service=consent.service_id,
             purpose=consent.purpose,
-            datasets=tuple(consent.datasets_granted),
+            datasets=tuple(granted),
             retention=consent.retention,
             ledger_entry=recorded,
         ),
+    )
+    _write(
+        uow,
+        _GRANT,
+        consent,
+        status=GRANTED,
+        citizen_id=citizen_id,
+        amr=list(amr),
+        datasets_granted=granted,
+        decided_at=now,
+        window_ends_at=now + DELIVERY_WINDOW,
+        receipt_id=receipt_id,
+        receipt=receipt,
     )
     return consent
 
@@ -252,10 +262,15 @@ def complete_delivery(
     now: dt.datetime,
 ) -> None:
     """Mark a locked consent delivered: outcomes and hashes, its ledger entry, and the citizen's email queued."""
-    consent.status = DELIVERED
-    consent.delivered_at = now
-    consent.delivery_outcomes = outcomes
-    consent.document_hashes = document_hashes
+    _write(
+        uow,
+        _DELIVER,
+        consent,
+        status=DELIVERED,
+        delivered_at=now,
+        delivery_outcomes=outcomes,
+        document_hashes=document_hashes,
+    )
     ledger(uow).record(
         LedgerEvent(
             event="delivery.completed",
@@ -302,19 +317,52 @@ def _pending(uow: UnitOfWork, consent_id: str) -> Consent:
     return consent
 
 
+_LOCK = (
+    update(Consent)
+    .where(Consent.id == bindparam("consent_id"))
+    .values(delivery_attempts=Consent.delivery_attempts + 0)
+    .returning(Consent)
+)
+
+
 def _lock(uow: UnitOfWork, consent_id: str) -> Consent:
     """Take the consent's row lock (PostgreSQL) or the write lock (SQLite) for this transaction."""
     # An UPDATE locks on both databases, where SQLite ignores SELECT ... FOR UPDATE; this one changes
-    # nothing (claim_for_delivery counts the attempt itself).
-    locked = uow.session.execute(
-        update(Consent).where(Consent.id == consent_id).values(delivery_attempts=Consent.delivery_attempts + 0)
-    )
-    if locked.rowcount != 1:  # type: ignore[attr-defined]
-        raise ConsentNotFound()
-    consent = uow.session.get(Consent, consent_id, populate_existing=True)
+    # nothing (claim_for_delivery counts the attempt itself) and reads the row in the same statement.
+    consent = uow.session.scalars(
+        _LOCK, {"consent_id": consent_id}, execution_options={"populate_existing": True}
+    ).one_or_none()
     if consent is None:
         raise ConsentNotFound()
     return consent
+
+
+def _setting(*names: str) -> Update:
+    """Return the UPDATE of a locked consent that sets these columns from parameters of the same names."""
+    return (
+        update(Consent)
+        .where(Consent.id == bindparam("consent_id"))
+        .values({name: bindparam(name, type_=Consent.__table__.c[name].type) for name in names})
+    )
+
+
+# The transitions of the one-shot transaction, built once and run by the unit of work's runner
+# (PostgreSQL: the driver) rather than by the ORM's flush (decision 0013).
+_GRANT = _setting(
+    "status", "citizen_id", "amr", "datasets_granted", "decided_at", "window_ends_at", "receipt_id", "receipt"
+)
+_DELIVER = _setting("status", "delivered_at", "delivery_outcomes", "document_hashes")
+
+
+def _write(uow: UnitOfWork, statement: Update, consent: Consent, **values: Any) -> None:
+    """Write *values* to a locked consent's row with *statement*, and to the entity as what the row holds.
+
+    The entity stays the session's one view of the row (callers and later statements of the same
+    unit of work read it), without the flush writing the row a second time.
+    """
+    uow.run(statement, {"consent_id": consent.id, **values})
+    for name, value in values.items():
+        set_committed_value(consent, name, value)
 
 
 def _window_passed(consent: Consent, now: dt.datetime) -> bool:
