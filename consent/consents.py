@@ -14,7 +14,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Update, bindparam, case, update
+from sqlalchemy import Update, bindparam, case, insert, update
+from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from consent.interfaces import (
@@ -54,25 +55,47 @@ class ServiceTerms:
     datasets_optional: tuple[str, ...] = ()
 
 
+_RECORD = insert(Consent)
+#: The columns a new request leaves empty: set on the entity, so that reading one needs no statement.
+_UNSET = (
+    "datasets_granted",
+    "citizen_id",
+    "amr",
+    "delivery_outcomes",
+    "document_hashes",
+    "receipt",
+    "receipt_id",
+    "decided_at",
+    "window_ends_at",
+    "delivered_at",
+    "revoked_at",
+    "expired_at",
+)
+
+
 def record_request(uow: UnitOfWork, *, client_id: str, terms: ServiceTerms, now: dt.datetime) -> Consent:
     """Record a pushed request as a consent in state `requested`, with its ledger entry."""
-    consent = Consent(
-        id=str(uuid.uuid4()),
-        status=REQUESTED,
-        client_id=client_id,
-        organisation_id=terms.organisation_id,
-        organisation_name=terms.organisation_name,
-        service_id=terms.service_id,
-        purpose=terms.purpose,
-        retention=terms.retention,
-        level=terms.level,
-        datasets_required=list(terms.datasets_required),
-        datasets_optional=list(terms.datasets_optional),
-        delivery_attempts=0,
-        requested_at=now,
-    )
+    values: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "status": REQUESTED,
+        "client_id": client_id,
+        "organisation_id": terms.organisation_id,
+        "organisation_name": terms.organisation_name,
+        "service_id": terms.service_id,
+        "purpose": terms.purpose,
+        "retention": terms.retention,
+        "level": terms.level,
+        "datasets_required": list(terms.datasets_required),
+        "datasets_optional": list(terms.datasets_optional),
+        "delivery_attempts": 0,
+        "requested_at": now,
+    }
+    # Inserted by a statement built once (PAR records one per transaction), not by the ORM's flush;
+    # the entity joins the session as the row it inserted, with no second statement.
+    uow.run(_RECORD, values)
+    consent = Consent(**values, **dict.fromkeys(_UNSET))
+    make_transient_to_detached(consent)
     uow.session.add(consent)
-    uow.session.flush()
     ledger(uow).record(
         LedgerEvent(
             event="consent.requested",
