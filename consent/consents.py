@@ -31,7 +31,7 @@ from consent.ledger import LedgerEvent, ledger
 from consent.models import Consent
 from consent.notifications import notify_citizen
 from consent.receipts import ReceiptFields, issue_receipt
-from mydata.db import UnitOfWork
+from mydata.db import UnitOfWork, UTCDateTime
 
 REQUESTED, GRANTED, DENIED = "requested", "granted", "denied"
 DELIVERED, EXPIRED, REVOKED = "delivered", "expired", "revoked"
@@ -356,6 +356,9 @@ def _lock(uow: UnitOfWork, consent_id: str) -> Consent:
     return _entity(uow, locked)
 
 
+_TIMES = tuple(column.name for column in Consent.__table__.columns if isinstance(column.type, UTCDateTime))
+
+
 def _entity(uow: UnitOfWork, row: Any) -> Consent:
     """Return the session's consent for a *row* of all its columns that a statement of ours returned.
 
@@ -364,6 +367,9 @@ def _entity(uow: UnitOfWork, row: Any) -> Consent:
     ``populate_existing`` would, or a new one that joins it as loaded, with no statement.
     """
     values = row._asdict()
+    for name in _TIMES:
+        if values[name] is not None:  # in UTC, as UTCDateTime reads them (the driver: the connection's zone)
+            values[name] = values[name].astimezone(dt.UTC)
     consent = uow.session.identity_map.get(uow.session.identity_key(Consent, values["id"]))
     if consent is None:
         consent = Consent(**values)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from consent import consents
 from consent.interfaces import (
@@ -220,3 +220,20 @@ def test_a_grant_locks_and_reads_the_consent_in_one_statement_and_writes_it_in_a
     assert stored is not None
     assert (stored.status, stored.receipt_id) == ("granted", granted.receipt_id)
     assert stored.datasets_granted == ["household.registration", "tax.income", "tax.property"]
+
+
+def test_a_locked_consent_reads_its_times_in_utc_whatever_the_connection_zone(
+    uow: UnitOfWork, citizen: Citizen, clock: FrozenClock
+) -> None:
+    consent = requested(uow, clock)
+    consents.grant(uow, consent.id, citizen_id=citizen.id, national_id="A123456789", optional_chosen=(),
+                   amr=(), now=clock.now())  # fmt: skip
+    uow.commit()
+    uow.session.expunge_all()
+    if uow.session.get_bind().dialect.name == "postgresql":
+        # The driver gives times in the connection's zone; the revoke API dumps the entity's.
+        uow.session.execute(text("SET LOCAL TIME ZONE 'Asia/Taipei'"))
+    revoked = consents.revoke(uow, consent.id, citizen_id=citizen.id, national_id="A123456789", now=clock.now())
+    assert revoked.requested_at.isoformat() == clock.now().isoformat()
+    assert revoked.window_ends_at is not None
+    assert revoked.window_ends_at.isoformat() == (clock.now() + consents.DELIVERY_WINDOW).isoformat()
