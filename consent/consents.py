@@ -228,10 +228,7 @@ def claim_for_delivery(uow: UnitOfWork, consent_id: str, *, national_id: str, no
     exactly one finds it `granted`; the others wait and then find it `delivered`.
     """
     # One statement takes the row lock, counts the attempt of a granted consent and reads the row.
-    claimed = uow.run(_CLAIM, {"consent_id": consent_id}).first()
-    if claimed is None:
-        raise ConsentNotFound()
-    consent = _entity(uow, claimed)
+    consent = _locked(uow, _CLAIM, consent_id)
     if consent.status == DELIVERED:
         raise AlreadyDelivered()
     if consent.status == REVOKED:
@@ -350,22 +347,23 @@ def _lock(uow: UnitOfWork, consent_id: str) -> Consent:
     """Take the consent's row lock (PostgreSQL) or the write lock (SQLite) for this transaction."""
     # An UPDATE locks on both databases, where SQLite ignores SELECT ... FOR UPDATE; this one changes
     # nothing (claim_for_delivery counts the attempt itself) and reads the row in the same statement.
-    locked = uow.run(_LOCK, {"consent_id": consent_id}).first()
-    if locked is None:
-        raise ConsentNotFound()
-    return _entity(uow, locked)
+    return _locked(uow, _LOCK, consent_id)
 
 
 _TIMES = tuple(column.name for column in Consent.__table__.columns if isinstance(column.type, UTCDateTime))
 
 
-def _entity(uow: UnitOfWork, row: Any) -> Consent:
-    """Return the session's consent for a *row* of all its columns that a statement of ours returned.
+def _locked(uow: UnitOfWork, statement: Update, consent_id: str) -> Consent:
+    """Run a locking *statement* that returns the consent's row; return the session's entity of it.
 
     The statements of the hot path run past the ORM (decision 0013); the entity callers get is still
     the session's one view of the row: the one it holds, refreshed from the row as the ORM's
     ``populate_existing`` would, or a new one that joins it as loaded, with no statement.
     """
+    uow.session.flush()  # as the ORM's autoflush would: the row read includes what is pending (usually nothing)
+    row = uow.run(statement, {"consent_id": consent_id}).first()
+    if row is None:
+        raise ConsentNotFound()
     values = row._asdict()
     for name in _TIMES:
         if values[name] is not None:  # in UTC, as UTCDateTime reads them (the driver: the connection's zone)
