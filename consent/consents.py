@@ -12,8 +12,11 @@ import datetime as dt
 import secrets
 import uuid
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import bindparam, case, update
+from sqlalchemy import Update, bindparam, case, insert, update
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from consent.interfaces import (
     AlreadyDelivered,
@@ -28,7 +31,7 @@ from consent.ledger import LedgerEvent, ledger
 from consent.models import Consent
 from consent.notifications import notify_citizen
 from consent.receipts import ReceiptFields, issue_receipt
-from mydata.db import UnitOfWork
+from mydata.db import UnitOfWork, UTCDateTime
 
 REQUESTED, GRANTED, DENIED = "requested", "granted", "denied"
 DELIVERED, EXPIRED, REVOKED = "delivered", "expired", "revoked"
@@ -52,25 +55,47 @@ class ServiceTerms:
     datasets_optional: tuple[str, ...] = ()
 
 
+_RECORD = insert(Consent)
+#: The columns a new request leaves empty: set on the entity, so that reading one needs no statement.
+_UNSET = (
+    "datasets_granted",
+    "citizen_id",
+    "amr",
+    "delivery_outcomes",
+    "document_hashes",
+    "receipt",
+    "receipt_id",
+    "decided_at",
+    "window_ends_at",
+    "delivered_at",
+    "revoked_at",
+    "expired_at",
+)
+
+
 def record_request(uow: UnitOfWork, *, client_id: str, terms: ServiceTerms, now: dt.datetime) -> Consent:
     """Record a pushed request as a consent in state `requested`, with its ledger entry."""
-    consent = Consent(
-        id=str(uuid.uuid4()),
-        status=REQUESTED,
-        client_id=client_id,
-        organisation_id=terms.organisation_id,
-        organisation_name=terms.organisation_name,
-        service_id=terms.service_id,
-        purpose=terms.purpose,
-        retention=terms.retention,
-        level=terms.level,
-        datasets_required=list(terms.datasets_required),
-        datasets_optional=list(terms.datasets_optional),
-        delivery_attempts=0,
-        requested_at=now,
-    )
+    values: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "status": REQUESTED,
+        "client_id": client_id,
+        "organisation_id": terms.organisation_id,
+        "organisation_name": terms.organisation_name,
+        "service_id": terms.service_id,
+        "purpose": terms.purpose,
+        "retention": terms.retention,
+        "level": terms.level,
+        "datasets_required": list(terms.datasets_required),
+        "datasets_optional": list(terms.datasets_optional),
+        "delivery_attempts": 0,
+        "requested_at": now,
+    }
+    # Inserted by a statement built once (PAR records one per transaction), not by the ORM's flush;
+    # the entity joins the session as the row it inserted, with no second statement.
+    uow.run(_RECORD, values)
+    consent = Consent(**values, **dict.fromkeys(_UNSET))
+    make_transient_to_detached(consent)
     uow.session.add(consent)
-    uow.session.flush()
     ledger(uow).record(
         LedgerEvent(
             event="consent.requested",
@@ -104,37 +129,45 @@ def grant(
     """Record the citizen's approval, its ledger entry and its signed receipt; open the delivery window."""
     consent = _pending(uow, consent_id)
     chosen = [d for d in consent.datasets_optional if d in optional_chosen]
-    consent.status = GRANTED
-    consent.citizen_id = citizen_id
-    consent.amr = list(amr)
-    consent.datasets_granted = [*consent.datasets_required, *chosen]
-    consent.decided_at = now
-    consent.window_ends_at = now + DELIVERY_WINDOW
+    granted = [*consent.datasets_required, *chosen]
     recorded = ledger(uow).record(
         LedgerEvent(
             event="consent.granted",
             actor="citizen",
             subject_national_id=national_id,
             service=consent.service_id,
-            datasets=tuple(consent.datasets_granted),
+            datasets=tuple(granted),
             consent_id=consent.id,
         )
     )
-    consent.receipt_id = secrets.token_hex(16)
-    consent.receipt = issue_receipt(
+    receipt_id = secrets.token_hex(16)
+    receipt = issue_receipt(
         uow,
         ReceiptFields(
-            receipt_id=consent.receipt_id,
+            receipt_id=receipt_id,
             consent_id=consent.id,
             consent_time=now,
             controller_id=consent.organisation_id,
             controller_name=consent.organisation_name,
             service=consent.service_id,
             purpose=consent.purpose,
-            datasets=tuple(consent.datasets_granted),
+            datasets=tuple(granted),
             retention=consent.retention,
             ledger_entry=recorded,
         ),
+    )
+    _write(
+        uow,
+        _GRANT,
+        consent,
+        status=GRANTED,
+        citizen_id=citizen_id,
+        amr=list(amr),
+        datasets_granted=granted,
+        decided_at=now,
+        window_ends_at=now + DELIVERY_WINDOW,
+        receipt_id=receipt_id,
+        receipt=receipt,
     )
     return consent
 
@@ -184,7 +217,7 @@ _CLAIM = (
     update(Consent)
     .where(Consent.id == bindparam("consent_id"))
     .values(delivery_attempts=Consent.delivery_attempts + case((Consent.status == GRANTED, 1), else_=0))
-    .returning(Consent)
+    .returning(*Consent.__table__.columns)
 )
 
 
@@ -195,12 +228,7 @@ def claim_for_delivery(uow: UnitOfWork, consent_id: str, *, national_id: str, no
     exactly one finds it `granted`; the others wait and then find it `delivered`.
     """
     # One statement takes the row lock, counts the attempt of a granted consent and reads the row.
-    claimed = uow.session.scalars(
-        _CLAIM, {"consent_id": consent_id}, execution_options={"populate_existing": True}
-    ).one_or_none()
-    if claimed is None:
-        raise ConsentNotFound()
-    consent = claimed
+    consent = _locked(uow, _CLAIM, consent_id)
     if consent.status == DELIVERED:
         raise AlreadyDelivered()
     if consent.status == REVOKED:
@@ -252,10 +280,15 @@ def complete_delivery(
     now: dt.datetime,
 ) -> None:
     """Mark a locked consent delivered: outcomes and hashes, its ledger entry, and the citizen's email queued."""
-    consent.status = DELIVERED
-    consent.delivered_at = now
-    consent.delivery_outcomes = outcomes
-    consent.document_hashes = document_hashes
+    _write(
+        uow,
+        _DELIVER,
+        consent,
+        status=DELIVERED,
+        delivered_at=now,
+        delivery_outcomes=outcomes,
+        document_hashes=document_hashes,
+    )
     ledger(uow).record(
         LedgerEvent(
             event="delivery.completed",
@@ -302,19 +335,76 @@ def _pending(uow: UnitOfWork, consent_id: str) -> Consent:
     return consent
 
 
+_LOCK = (
+    update(Consent)
+    .where(Consent.id == bindparam("consent_id"))
+    .values(delivery_attempts=Consent.delivery_attempts + 0)
+    .returning(*Consent.__table__.columns)
+)
+
+
 def _lock(uow: UnitOfWork, consent_id: str) -> Consent:
     """Take the consent's row lock (PostgreSQL) or the write lock (SQLite) for this transaction."""
     # An UPDATE locks on both databases, where SQLite ignores SELECT ... FOR UPDATE; this one changes
-    # nothing (claim_for_delivery counts the attempt itself).
-    locked = uow.session.execute(
-        update(Consent).where(Consent.id == consent_id).values(delivery_attempts=Consent.delivery_attempts + 0)
-    )
-    if locked.rowcount != 1:  # type: ignore[attr-defined]
+    # nothing (claim_for_delivery counts the attempt itself) and reads the row in the same statement.
+    return _locked(uow, _LOCK, consent_id)
+
+
+_TIMES = tuple(column.name for column in Consent.__table__.columns if isinstance(column.type, UTCDateTime))
+
+
+def _locked(uow: UnitOfWork, statement: Update, consent_id: str) -> Consent:
+    """Run a locking *statement* that returns the consent's row; return the session's entity of it.
+
+    The statements of the hot path run past the ORM (decision 0013); the entity callers get is still
+    the session's one view of the row: the one it holds, refreshed from the row as the ORM's
+    ``populate_existing`` would, or a new one that joins it as loaded, with no statement.
+    """
+    uow.session.flush()  # as the ORM's autoflush would: the row read includes what is pending (usually nothing)
+    row = uow.run(statement, {"consent_id": consent_id}).first()
+    if row is None:
         raise ConsentNotFound()
-    consent = uow.session.get(Consent, consent_id, populate_existing=True)
+    values = row._asdict()
+    for name in _TIMES:
+        if values[name] is not None:  # in UTC, as UTCDateTime reads them (the driver: the connection's zone)
+            values[name] = values[name].astimezone(dt.UTC)
+    consent = uow.session.identity_map.get(uow.session.identity_key(Consent, values["id"]))
     if consent is None:
-        raise ConsentNotFound()
-    return consent
+        consent = Consent(**values)
+        make_transient_to_detached(consent)
+        uow.session.add(consent)
+    else:
+        for name, value in values.items():
+            set_committed_value(consent, name, value)
+    return cast(Consent, consent)
+
+
+def _setting(*names: str) -> Update:
+    """Return the UPDATE of a locked consent that sets these columns from parameters of the same names."""
+    return (
+        update(Consent)
+        .where(Consent.id == bindparam("consent_id"))
+        .values({name: bindparam(name, type_=Consent.__table__.c[name].type) for name in names})
+    )
+
+
+# The transitions of the one-shot transaction, built once and run by the unit of work's runner
+# (PostgreSQL: the driver) rather than by the ORM's flush (decision 0013).
+_GRANT = _setting(
+    "status", "citizen_id", "amr", "datasets_granted", "decided_at", "window_ends_at", "receipt_id", "receipt"
+)
+_DELIVER = _setting("status", "delivered_at", "delivery_outcomes", "document_hashes")
+
+
+def _write(uow: UnitOfWork, statement: Update, consent: Consent, **values: Any) -> None:
+    """Write *values* to a locked consent's row with *statement*, and to the entity as what the row holds.
+
+    The entity stays the session's one view of the row (callers and later statements of the same
+    unit of work read it), without the flush writing the row a second time.
+    """
+    uow.run(statement, {"consent_id": consent.id, **values})
+    for name, value in values.items():
+        set_committed_value(consent, name, value)
 
 
 def _window_passed(consent: Consent, now: dt.datetime) -> bool:

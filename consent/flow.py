@@ -134,7 +134,8 @@ class ConsentScreen:
 
     def window(self, uow: UnitOfWork, transaction_id: str) -> ConsentWindow | None:
         """Return until when the consent's tokens may be used, and whether it was revoked or has expired."""
-        found = uow.session.execute(_WINDOW, {"id": transaction_id}).first()
+        # A lone read (the delivery asks before its DPoP proof's replay record): no transaction of its own.
+        found = uow.read(_WINDOW, {"id": transaction_id}).first()
         if found is None:
             return None  # a sign-in without authorization_details: no consent
         status, window_ends_at = found

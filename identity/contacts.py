@@ -14,6 +14,7 @@ import hashlib
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from flask_babel import force_locale, gettext
 from sqlalchemy import bindparam, delete, select, update
@@ -165,23 +166,35 @@ def set_confirmed_address(uow: UnitOfWork, citizen_id: str, email: str, now: dt.
         stored.email, stored.email_confirmed_at = email, now
 
 
+# Built once, plain columns read past the ORM: every delivery reads it (decision 0013). Only this
+# module's functions write account settings, and no unit of work that does sends a notification.
+_CONTACT = (
+    select(
+        AccountSettings.email,
+        AccountSettings.email_confirmed_at,
+        AccountSettings.language,
+        AccountSettings.notify_delivery,
+        AccountSettings.notify_download,
+        AccountSettings.notify_verification,
+        Citizen.name,
+    )
+    .join(Citizen, Citizen.id == AccountSettings.citizen_id)
+    .where(AccountSettings.citizen_id == bindparam("citizen_id"))
+)
+
+
 def notification_contact(uow: UnitOfWork, citizen_id: str, kind: str | None) -> Contact | None:
     """Return where to send a notification of *kind*, or None if the citizen has no confirmed address or wants none.
 
     *kind* None is a message the citizen asked for (a counter confirmation code): it goes to any
     confirmed address.
     """
-    row = uow.session.execute(
-        select(AccountSettings, Citizen.name)
-        .join(Citizen, Citizen.id == AccountSettings.citizen_id)
-        .where(AccountSettings.citizen_id == citizen_id)
-    ).first()
+    row = uow.run(_CONTACT, {"citizen_id": citizen_id}).first()
     if row is None:
         return None
-    stored, name = row
-    if stored.email is None or stored.email_confirmed_at is None or (kind is not None and kind not in _wanted(stored)):
+    if row.email is None or row.email_confirmed_at is None or (kind is not None and kind not in _wanted(row)):
         return None
-    return Contact(email=stored.email, language=stored.language, name=name)
+    return Contact(email=row.email, language=row.language, name=row.name)
 
 
 # Built once: every login reads it (decision 0012).
@@ -209,7 +222,8 @@ def _settings_row(uow: UnitOfWork, citizen_id: str, now: dt.datetime) -> Account
     return stored
 
 
-def _wanted(stored: AccountSettings) -> frozenset[str]:
+def _wanted(stored: Any) -> frozenset[str]:
+    """Return the notifications chosen in *stored* (the settings entity, or a row of their columns)."""
     flags = {
         "delivery": stored.notify_delivery,
         "download": stored.notify_download,

@@ -27,7 +27,7 @@ from typing import Protocol
 
 from flask import Blueprint, Flask, render_template
 from flask.typing import ResponseReturnValue
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from mydata.clock import Clock
 from mydata.config import Settings
@@ -46,21 +46,29 @@ BATCH = 20
 LANGUAGE_TAGS = {"zh_Hant_TW": "zh-Hant-TW", "en": "en"}
 
 
+#: Built once and run by the unit of work's runner, not the ORM's flush: every delivery queues an
+#: email (decision 0013).
+_ENQUEUE = insert(OutboxMessage)
+
+
 def enqueue(uow: UnitOfWork, *, to: str, subject: str, body: str, language: str, now: dt.datetime) -> str:
     """Queue a plain-text email in *uow*, to be committed with the caller's change; return its id."""
-    message = OutboxMessage(
-        id=str(uuid.uuid4()),
-        recipient=to,
-        subject=subject,
-        body=body,
-        language=language,
-        status=QUEUED,
-        attempts=0,
-        next_attempt_at=now,
-        created_at=now,
+    message_id = str(uuid.uuid4())
+    uow.run(
+        _ENQUEUE,
+        {
+            "id": message_id,
+            "recipient": to,
+            "subject": subject,
+            "body": body,
+            "language": language,
+            "status": QUEUED,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        },
     )
-    uow.session.add(message)
-    return message.id
+    return message_id
 
 
 def backoff(attempts: int) -> dt.timedelta:

@@ -98,8 +98,10 @@ def deliver() -> ResponseReturnValue:
         return _refused(exc)
     except oauth.InvalidToken as exc:
         return _refused(exc)
-    national_id = uow.session.scalar(_NATIONAL_ID, {"id": token.citizen_id})
-    assert national_id is not None  # foreign key
+    # A lone read, before the claim opens the delivery's transaction.
+    citizen = uow.read(_NATIONAL_ID, {"id": token.citizen_id}).first()
+    assert citizen is not None  # foreign key
+    national_id: str = citizen.national_id
     recipient = broker.Recipient(
         client_id=client.client_id, subject=token.subject, encryption_jwk=broker.encryption_key(client.record.jwks)
     )

@@ -623,7 +623,10 @@ _REQUEST_FIELDS = tuple(f.name for f in fields(DeliveryRequest))
 _DATASET_FIELDS = tuple(f.name for f in fields(RequestedDataset))
 
 
-#: What resolving a request reads (statements built once: building one costs as much as running it).
+#: What resolving a request reads, in one statement built once (building one costs as much as running
+#: it): the client's organisation and keys, the organisation, the service and, one row each in the
+#: service's order, its datasets with the texts and statuses a request needs from the catalogue
+#: (not the schemas: kilobytes of JSON each). A dataset the catalogue lacks has no agency.
 _REQUEST_ROWS = (
     select(
         OAuthClient.organisation_id.label("client_organisation"),
@@ -645,18 +648,7 @@ _REQUEST_ROWS = (
         Service.level,
         ServiceDataset.dataset_id,
         ServiceDataset.required,
-    )
-    .outerjoin(Organisation, Organisation.id == OAuthClient.organisation_id)
-    .outerjoin(Service, Service.id == bindparam("service"))
-    .outerjoin(ServiceDataset, ServiceDataset.service_id == Service.id)
-    .where(OAuthClient.client_id == bindparam("client_id"))
-    .order_by(ServiceDataset.position)
-)
-# The texts a request shows and the statuses it needs (not the schemas: kilobytes of JSON each).
-_CATALOGUE_ROWS = (
-    select(
-        Dataset.id,
-        Dataset.status,
+        Dataset.status.label("dataset_status"),
         Dataset.title_zh,
         Dataset.title_en,
         Dataset.description_zh,
@@ -668,9 +660,14 @@ _CATALOGUE_ROWS = (
         Agency.name_zh.label("agency_name_zh"),
         Agency.name_en.label("agency_name_en"),
     )
-    .join(Provider, Provider.id == Dataset.provider_id)
-    .join(Agency, Agency.id == Provider.agency_id)
-    .where(Dataset.id.in_(bindparam("ids", expanding=True)))
+    .outerjoin(Organisation, Organisation.id == OAuthClient.organisation_id)
+    .outerjoin(Service, Service.id == bindparam("service"))
+    .outerjoin(ServiceDataset, ServiceDataset.service_id == Service.id)
+    .outerjoin(Dataset, Dataset.id == ServiceDataset.dataset_id)
+    .outerjoin(Provider, Provider.id == Dataset.provider_id)
+    .outerjoin(Agency, Agency.id == Provider.agency_id)
+    .where(OAuthClient.client_id == bindparam("client_id"))
+    .order_by(ServiceDataset.position)
 )
 
 
@@ -684,10 +681,9 @@ def resolve_delivery(uow: UnitOfWork, detail: dict[str, Any], client_id: str) ->
     :class:`~identity.oauth.interfaces.InvalidAuthorizationDetails` with the reason otherwise.
     """
     validate_delivery_detail(detail, client_id)
-    # One statement, plain rows (one per dataset of the service): the client's organisation and keys,
-    # the organisation, the service and its datasets in the service's order. On the session's
-    # connection, past the ORM: nothing this request has pending concerns these tables.
-    rows = uow.session.connection().execute(_REQUEST_ROWS, {"client_id": client_id, "service": detail["service"]}).all()
+    # One statement, plain rows (one per dataset of the service), read by the unit of work's runner,
+    # past the ORM: nothing this request has pending concerns these tables.
+    rows = uow.read(_REQUEST_ROWS, {"client_id": client_id, "service": detail["service"]}).all()
     found = rows[0] if rows else None
     if found is None or found.client_organisation is None:
         raise InvalidAuthorizationDetails(
@@ -732,11 +728,11 @@ def resolve_delivery(uow: UnitOfWork, detail: dict[str, Any], client_id: str) ->
                 f"missing {', '.join(left_out)}."
             )
         wanted = [*required, *(d for d in optional if d in asked)]
-    catalogue = _catalogue_rows(uow, wanted)
+    catalogue = {row.dataset_id: row for row in rows if row.agency_id is not None}
     datasets = []
     for dataset_id in wanted:
         row = catalogue.get(dataset_id)
-        available = row is not None and row.status == DATASET_ACTIVE and row.provider_status == DATASET_ACTIVE
+        available = row is not None and row.dataset_status == DATASET_ACTIVE and row.provider_status == DATASET_ACTIVE
         if not available:
             if dataset_id in required or asked is not None:
                 raise InvalidAuthorizationDetails(
@@ -746,7 +742,7 @@ def resolve_delivery(uow: UnitOfWork, detail: dict[str, Any], client_id: str) ->
         assert row is not None
         datasets.append(
             RequestedDataset(
-                id=row.id,
+                id=row.dataset_id,
                 required=dataset_id in required,
                 title_zh=row.title_zh,
                 title_en=row.title_en,
@@ -783,11 +779,6 @@ def delivery_details(uow: UnitOfWork, detail: dict[str, Any], client_id: str) ->
     """Validate a `mydata_delivery` entry for the authorization server: the detail, its level, its summary."""
     request = resolve_delivery(uow, detail, client_id)
     return ResolvedDetails(detail=request.detail(), level=request.level, summary=request.summary())
-
-
-def _catalogue_rows(uow: UnitOfWork, dataset_ids: Sequence[str]) -> dict[str, Any]:
-    # Plain rows, not entities: PAR, both interaction pages and the decision each resolve the request.
-    return {row.id: row for row in uow.session.connection().execute(_CATALOGUE_ROWS, {"ids": list(dataset_ids)})}
 
 
 def client_encryption_key(uow: UnitOfWork, client_id: str) -> dict[str, Any]:

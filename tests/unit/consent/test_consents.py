@@ -5,9 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from flask import Flask
+from sqlalchemy import event, text
 
 from consent import consents
 from consent.interfaces import (
@@ -24,7 +27,7 @@ from consent.receipts import verify_receipt
 from identity.models import Citizen
 from identity.oauth.clients import register_client
 from mydata.clock import FrozenClock
-from mydata.db import UnitOfWork, get_db
+from mydata.db import UnitOfWork, _DriverStatement, get_db
 from mydata.keys import key_store
 from tests.factories.consent import TERMS
 from tests.factories.identity import make_citizen
@@ -170,3 +173,67 @@ def test_a_failed_transition_leaves_no_ledger_entry(uow: UnitOfWork, citizen: Ci
 def test_unknown_consent(uow: UnitOfWork, clock: FrozenClock) -> None:
     with pytest.raises(ConsentNotFound):
         consents.claim_for_delivery(uow, "nope", national_id="A123456789", now=clock.now())
+
+
+@contextmanager
+def recorded_statements(uow: UnitOfWork, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Record the statements run meanwhile, whether SQLAlchemy or the driver (PostgreSQL) runs them."""
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    run_by_driver = _DriverStatement.execute
+
+    def execute(self: _DriverStatement, connection: Any, params: dict[str, Any]) -> Any:
+        statements.append(self.sql)
+        return run_by_driver(self, connection, params)
+
+    monkeypatch.setattr(_DriverStatement, "execute", execute)
+    connection = uow.session.connection()
+    event.listen(connection, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(connection, "before_cursor_execute", record)
+        monkeypatch.undo()
+
+
+def test_a_grant_locks_and_reads_the_consent_in_one_statement_and_writes_it_in_another(
+    uow: UnitOfWork, citizen: Citizen, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    consent = requested(uow, clock)
+    uow.session.expunge_all()  # a decision's request starts with no consent in its session
+    with recorded_statements(uow, monkeypatch) as statements:
+        granted = consents.grant(uow, consent.id, citizen_id=citizen.id, national_id="A123456789",
+                                 optional_chosen=("tax.property",), amr=("sc",), now=clock.now())  # fmt: skip
+        uow.session.flush()
+    on_consents = [s for s in statements if "consent_consent" in s]
+    assert [s.split()[0] for s in on_consents] == ["UPDATE", "UPDATE"], on_consents
+    uow.commit()
+    # The entity the caller gets is the row as written, and the session's own.
+    assert granted.status == "granted"
+    assert granted.datasets_granted == ["household.registration", "tax.income", "tax.property"]
+    assert granted is uow.session.get(Consent, consent.id)
+    uow.session.expire_all()
+    stored = uow.session.get(Consent, consent.id)
+    assert stored is not None
+    assert (stored.status, stored.receipt_id) == ("granted", granted.receipt_id)
+    assert stored.datasets_granted == ["household.registration", "tax.income", "tax.property"]
+
+
+def test_a_locked_consent_reads_its_times_in_utc_whatever_the_connection_zone(
+    uow: UnitOfWork, citizen: Citizen, clock: FrozenClock
+) -> None:
+    consent = requested(uow, clock)
+    consents.grant(uow, consent.id, citizen_id=citizen.id, national_id="A123456789", optional_chosen=(),
+                   amr=(), now=clock.now())  # fmt: skip
+    uow.commit()
+    uow.session.expunge_all()
+    if uow.session.get_bind().dialect.name == "postgresql":
+        # The driver gives times in the connection's zone; the revoke API dumps the entity's.
+        uow.session.execute(text("SET LOCAL TIME ZONE 'Asia/Taipei'"))
+    revoked = consents.revoke(uow, consent.id, citizen_id=citizen.id, national_id="A123456789", now=clock.now())
+    assert revoked.requested_at.isoformat() == clock.now().isoformat()
+    assert revoked.window_ends_at is not None
+    assert revoked.window_ends_at.isoformat() == (clock.now() + consents.DELIVERY_WINDOW).isoformat()
