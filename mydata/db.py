@@ -233,8 +233,8 @@ class UnitOfWork:
     def commit(self) -> None:
         """Make every change of this unit of work durable."""
         own = self._own_driver()
-        if own is None:
-            self.session.commit()
+        if own is None:  # the session has a transaction (any change the ORM holds begins one)
+            self.session.commit()  # flushes what the ORM holds, then commits (the driver's statements too)
             return
         connection, driver = own
         if driver.info.transaction_status != _IDLE:  # statements run by the driver alone (see run)
@@ -343,13 +343,10 @@ class UnitOfWork:
     def rollback(self) -> None:
         """Discard every change not yet committed."""
         own = self._own_driver()
-        if own is None:
-            self.session.rollback()
-            return
-        connection, driver = own
-        if driver.info.transaction_status != _IDLE and not driver.closed:
-            with _driver_errors(connection, "ROLLBACK"):
-                driver.rollback()
+        if own is not None and own[1].info.transaction_status != _IDLE and not own[1].closed:
+            with _driver_errors(own[0], "ROLLBACK"):
+                own[1].rollback()
+        self.session.rollback()
 
 
 class Rows:

@@ -105,6 +105,24 @@ def test_the_orm_works_in_the_transaction_the_statements_began_and_commits_it_al
     assert stored(database, second)
 
 
+def test_what_the_orm_holds_unflushed_is_committed_with_the_statements(database: Database) -> None:
+    first, second, third = key(), key(), key()
+    with database.unit_of_work() as uow:
+        uow.run(INSERT, {"key": first, "expires_at": 5})
+        uow.session.add(SeenJti(key=second, expires_at=5))  # not flushed: the session has no transaction
+        uow.commit()
+    with database.unit_of_work() as uow:
+        row = SeenJti(key=third, expires_at=5)
+        uow.session.add(row)
+        uow.commit()
+        row.expires_at = 9  # changed after the commit: the session has no transaction, the ORM holds the change
+        uow.commit()
+    assert stored(database, first)
+    assert stored(database, second)
+    with database.engine.connect() as connection:
+        assert connection.execute(select(_JTI.c.expires_at).where(_JTI.c.key == third)).scalar_one() == 9
+
+
 def test_what_the_statements_and_the_orm_did_is_rolled_back_together(database: Database) -> None:
     first, second = key(), key()
     with database.unit_of_work() as uow:
