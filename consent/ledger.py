@@ -28,7 +28,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import jwt
-import rfc8785
 from flask import current_app
 from sqlalchemy import ARRAY, BigInteger, LargeBinary, String, bindparam, delete, insert, select, text, update
 from sqlalchemy.dialects import sqlite
@@ -43,6 +42,7 @@ from consent.interfaces import (
     NoSignedTreeHead,
 )
 from consent.models import CaseOpening, LedgerEntry, LedgerHead, LedgerNode, LedgerQueued, LedgerTreeHead
+from mydata import canonical_json
 from mydata.clock import Clock, clock
 from mydata.db import UnitOfWork
 from mydata.keys import KeyStore, key_store
@@ -356,21 +356,21 @@ def entry_hash_of(leaf_input: bytes) -> bytes:
     if not isinstance(value, dict):
         raise ValueError("the leaf is not a ledger entry")
     value.pop("seq", None)
-    return hashlib.sha256(rfc8785.dumps(value)).digest()
+    return hashlib.sha256(canonical_json.dumps(value)).digest()
 
 
 def _queued(event: LedgerEvent, time: str, subject: str | None) -> QueuedEntry:
     """Return the entry of *event* as it is queued: canonical, without its seq."""
     body = event.entry(0, time, subject)
     del body["seq"]
-    return QueuedEntry(body=rfc8785.dumps(body), time=time)
+    return QueuedEntry(body=canonical_json.dumps(body), time=time)
 
 
 def _with_seq(body: bytes, seq: int) -> bytes:
     """Return the canonical entry: the queued body with its ``seq`` added."""
     value = json.loads(body)
     value["seq"] = seq
-    return rfc8785.dumps(value)
+    return canonical_json.dumps(value)
 
 
 def rfc3339(moment: dt.datetime) -> str:
@@ -770,7 +770,7 @@ class Ledger:
             # Tree heads are ordered by time as well as by size, even if the clock steps back.
             now = max(now, parse_rfc3339(previous_timestamp))
         timestamp = rfc3339(now)
-        payload = rfc8785.dumps({"tree_size": tree_size, "root_hash": b64(root), "timestamp": timestamp})
+        payload = canonical_json.dumps({"tree_size": tree_size, "root_hash": b64(root), "timestamp": timestamp})
         token = jwt.api_jws.encode(
             payload, key.private_key, algorithm=SIGNING_ALG, headers={"kid": key.kid, "typ": STH_TYP}
         )
