@@ -26,7 +26,7 @@ from types import TracebackType
 from typing import Any, ClassVar
 
 from flask import Flask, Response, current_app, g, has_request_context, request
-from sqlalchemy import JSON, DateTime, MetaData, create_engine, event, text
+from sqlalchemy import JSON, DateTime, LargeBinary, MetaData, create_engine, event, text
 from sqlalchemy.engine import Connection, Dialect, Engine, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -329,8 +329,8 @@ class _DriverStatement:
     hot path, that is most of what a request spends on its statements. The statement is still
     written with the models' tables and compiled by SQLAlchemy (same SQL, same casts); what is left
     out is its per-execution work, which these statements do not need: only statements whose
-    parameters and columns need no conversion (strings, integers, JSON, which psycopg converts
-    itself, and aware times: psycopg gives them in the connection's time zone, where UTCDateTime
+    parameters and columns need no conversion (strings, integers, bytes, JSON, which psycopg
+    converts itself, and aware times: psycopg gives them in the connection's time zone, where UTCDateTime
     would move them to UTC, the same instant) are run this way, and errors are raised as
     SQLAlchemy's, with a lost connection invalidated, as SQLAlchemy does.
     """
@@ -378,12 +378,14 @@ class _DriverStatement:
             kind = bind.type
             if isinstance(kind, JSON):
                 json_params.add(name)
+            elif isinstance(kind, LargeBinary):
+                continue  # SQLAlchemy only wraps bytes in psycopg.Binary; psycopg adapts bytes to bytea itself
             elif not isinstance(kind, UTCDateTime) and kind.dialect_impl(dialect).bind_processor(dialect) is not None:
                 return None
         for column in getattr(statement, "exported_columns", ()):
             kind = column.type
-            if isinstance(kind, (JSON, UTCDateTime)):
-                continue  # psycopg loads JSON itself; times come back aware (in UTC)
+            if isinstance(kind, (JSON, UTCDateTime, LargeBinary)):
+                continue  # psycopg loads JSON itself; times come back aware (in UTC); bytea comes back as bytes
             if kind.dialect_impl(dialect).result_processor(dialect, None) is not None:
                 return None
         # psycopg is the driver of every PostgreSQL URL here (postgresql+psycopg).

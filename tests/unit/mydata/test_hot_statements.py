@@ -10,14 +10,18 @@ import pytest
 from sqlalchemy import Table, bindparam, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from consent.models import CaseOpening
 from identity.models import SeenJti
-from mydata.db import Database
+from mydata.db import Database, _DriverStatement
 
 pytestmark = pytest.mark.db
 
 _JTI = cast(Table, SeenJti.__table__)
 INSERT = insert(_JTI)
 FIND = select(_JTI.c.key, _JTI.c.expires_at).where(_JTI.c.key == bindparam("key"))
+_OPENING = cast(Table, CaseOpening.__table__)
+INSERT_OPENING = insert(_OPENING).returning(_OPENING.c.salt)
+FIND_SALT = select(_OPENING.c.salt).where(_OPENING.c.case_id == bindparam("case_id"))
 
 
 @pytest.fixture
@@ -27,6 +31,7 @@ def database(database_url: str) -> Iterator[Database]:
     yield database
     with database.engine.begin() as connection:
         connection.execute(delete(_JTI).where(_JTI.c.key.like("hot-statements:%")))
+        connection.execute(delete(_OPENING).where(_OPENING.c.case_id.like("hot-statements:%")))
     database.engine.dispose()
 
 
@@ -85,3 +90,17 @@ def test_a_database_error_is_sqlalchemys(database: Database) -> None:
         uow.run_alone(INSERT, {"key": value, "expires_at": 5})
         with pytest.raises(IntegrityError):
             uow.run_alone(INSERT, {"key": value, "expires_at": 5})
+
+
+def test_bytes_go_in_and_come_back_as_the_same_bytes(database: Database) -> None:
+    case, salt = key(), bytes(range(256)) + b"\x00"  # every byte value, and a trailing NUL
+    opening = {"case_id": case, "subject_key": "k" * 64, "salt": salt, "commitment": "c" * 43}
+    with database.unit_of_work() as uow:
+        assert uow.run(INSERT_OPENING, opening).first().salt == salt
+        uow.commit()
+        found = uow.read(FIND_SALT, {"case_id": case}).first().salt
+    assert type(found) is bytes
+    assert found == salt
+    if database.dialect == "postgresql":  # straight to psycopg, which adapts bytes to bytea itself
+        assert _DriverStatement.of(FIND_SALT, {"case_id": case}, database.engine.dialect) is not None
+        assert _DriverStatement.of(INSERT_OPENING, opening, database.engine.dialect) is not None
