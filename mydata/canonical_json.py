@@ -50,7 +50,8 @@ def _plain(value: Any) -> bool:
     if kind is str or kind is bool or value is None:
         return True
     if kind is int:
-        return -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER
+        safe: bool = -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER
+        return safe
     if kind is dict:
         for name, item in value.items():
             if type(name) is not str or (not name.isascii() and max(name) >= _FIRST_ASTRAL):

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import cast
 
 import pytest
-from sqlalchemy import Table, bindparam, delete, insert, select
+from sqlalchemy import ARRAY, BigInteger, LargeBinary, String, Table, bindparam, delete, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from consent.models import CaseOpening
@@ -104,3 +104,32 @@ def test_bytes_go_in_and_come_back_as_the_same_bytes(database: Database) -> None
     if database.dialect == "postgresql":  # straight to psycopg, which adapts bytes to bytea itself
         assert _DriverStatement.of(FIND_SALT, {"case_id": case}, database.engine.dialect) is not None
         assert _DriverStatement.of(INSERT_OPENING, opening, database.engine.dialect) is not None
+
+
+ARRAYS = text(
+    "SELECT CAST(:leaves AS bytea[]) AS leaves, CAST(:names AS varchar[]) AS names,"
+    " CAST(:numbers AS bigint[]) AS numbers"
+).bindparams(
+    bindparam("leaves", type_=ARRAY(LargeBinary)),
+    bindparam("names", type_=ARRAY(String)),
+    bindparam("numbers", type_=ARRAY(BigInteger)),
+)
+
+
+@pytest.mark.parametrize(
+    ("leaves", "names", "numbers"),
+    [
+        ([b'{"a":"\\"}', bytes(range(256)), b""], ["x", None, '"quoted", {braced}', "戶籍"], [0, 2**62, -5]),
+        ([], [None, None], (1, 2)),  # empty, only NULLs, a tuple: as SQLAlchemy takes them
+    ],
+)
+def test_arrays_go_in_as_they_are(
+    database: Database, leaves: list[bytes], names: list[str], numbers: list[int]
+) -> None:
+    if database.dialect != "postgresql":
+        pytest.skip("arrays are PostgreSQL's")
+    params = {"leaves": leaves, "names": names, "numbers": numbers}
+    with database.unit_of_work() as uow:
+        row = uow.run(ARRAYS, params).first()
+    assert (row.leaves, row.names, row.numbers) == (leaves, names, list(numbers))
+    assert _DriverStatement.of(ARRAYS, params, database.engine.dialect) is not None
