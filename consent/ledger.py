@@ -625,8 +625,7 @@ class Ledger:
         head = self._lock_head()
         # Read after the lock: under READ COMMITTED this statement sees every queue row committed
         # before the previous integration committed, and none that it deleted.
-        connection = self.connection
-        rows = connection.execute(_SELECT_QUEUED, {"limit": limit}).all()
+        rows = self.uow.run(_SELECT_QUEUED, {"limit": limit}).all()
         if not rows:
             return Batch(entries=(), signed_tree_head=None)
         seq = head.tree_size

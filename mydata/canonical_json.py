@@ -56,9 +56,9 @@ def _plain(value: Any) -> bool:
         for name, item in value.items():
             if type(name) is not str or (not name.isascii() and max(name) >= _FIRST_ASTRAL):
                 return False
-            if not _plain(item):
+            if type(item) is not str and not _plain(item):  # strings inline: most members are
                 return False
         return True
     if kind is list or kind is tuple:
-        return all(_plain(item) for item in value)
+        return all(type(item) is str or _plain(item) for item in value)
     return False
