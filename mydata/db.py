@@ -424,7 +424,9 @@ class _DriverStatement:
         try:
             cursor = driver.cursor(row_factory=self.row_factory)
             cursor.execute(self.sql, values)
-            rows = cursor.fetchall() if cursor.description is not None else ()
+            # The result's status, not cursor.description, which builds a Column object per column.
+            result = cursor.pgresult
+            rows = cursor.fetchall() if result is not None and result.status == _TUPLES_OK else ()
         except dialect.loaded_dbapi.Error as error:
             lost = dialect.is_disconnect(error, driver, None)
             if lost:
@@ -445,6 +447,10 @@ def _plain_array(kind: ARRAY[Any], dialect: Dialect) -> bool:
 
 #: Distinct statements kept compiled for the driver (the hot path has about twenty).
 _MAX_DRIVER_STATEMENTS = 256
+
+
+#: libpq's PGRES_TUPLES_OK: the statement returned rows (psycopg's ``pq.ExecStatus.TUPLES_OK``).
+_TUPLES_OK = 2
 
 
 #: libpq's PQTRANS_IDLE: the connection is not in a transaction (psycopg's ``info.transaction_status``).
