@@ -18,7 +18,6 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import rfc8785
 from flask import Flask
 from sqlalchemy import CompoundSelect, LargeBinary, cast, null, select, union_all
 
@@ -41,6 +40,7 @@ from consent.ledger import (
     subject_commitment,
 )
 from consent.models import CaseOpening, Consent, CounterUse, LedgerEntry
+from mydata import canonical_json
 from mydata.db import UnitOfWork
 from providers.services import DatasetEntry, catalogue
 
@@ -268,7 +268,7 @@ def verify_entry(uow: UnitOfWork, national_id: str, seq: int) -> EntryVerificati
     stored = citizen_entry(uow, national_id, seq)
     log = ledger(uow)
     parsed = _parse(stored.leaf_input)
-    canonical = PASSED if parsed is not None and rfc8785.dumps(parsed) == stored.leaf_input else FAILED
+    canonical = PASSED if parsed is not None and canonical_json.dumps(parsed) == stored.leaf_input else FAILED
     published = parsed.get("subject") if parsed is not None else None
     published = published if isinstance(published, str) else None
     recomputed = None

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import jwt
-import rfc8785
 from flask import current_app
 from sqlalchemy import ARRAY, BigInteger, LargeBinary, String, bindparam, delete, insert, select, text, update
 from sqlalchemy.dialects import sqlite
@@ -43,6 +42,7 @@ from consent.interfaces import (
     NoSignedTreeHead,
 )
 from consent.models import CaseOpening, LedgerEntry, LedgerHead, LedgerNode, LedgerQueued, LedgerTreeHead
+from mydata import canonical_json
 from mydata.clock import Clock, clock
 from mydata.db import UnitOfWork
 from mydata.keys import KeyStore, key_store
@@ -356,21 +356,21 @@ def entry_hash_of(leaf_input: bytes) -> bytes:
     if not isinstance(value, dict):
         raise ValueError("the leaf is not a ledger entry")
     value.pop("seq", None)
-    return hashlib.sha256(rfc8785.dumps(value)).digest()
+    return hashlib.sha256(canonical_json.dumps(value)).digest()
 
 
 def _queued(event: LedgerEvent, time: str, subject: str | None) -> QueuedEntry:
     """Return the entry of *event* as it is queued: canonical, without its seq."""
     body = event.entry(0, time, subject)
     del body["seq"]
-    return QueuedEntry(body=rfc8785.dumps(body), time=time)
+    return QueuedEntry(body=canonical_json.dumps(body), time=time)
 
 
 def _with_seq(body: bytes, seq: int) -> bytes:
     """Return the canonical entry: the queued body with its ``seq`` added."""
     value = json.loads(body)
     value["seq"] = seq
-    return rfc8785.dumps(value)
+    return canonical_json.dumps(value)
 
 
 def rfc3339(moment: dt.datetime) -> str:
@@ -625,8 +625,7 @@ class Ledger:
         head = self._lock_head()
         # Read after the lock: under READ COMMITTED this statement sees every queue row committed
         # before the previous integration committed, and none that it deleted.
-        connection = self.connection
-        rows = connection.execute(_SELECT_QUEUED, {"limit": limit}).all()
+        rows = self.uow.run(_SELECT_QUEUED, {"limit": limit}).all()
         if not rows:
             return Batch(entries=(), signed_tree_head=None)
         seq = head.tree_size
@@ -638,22 +637,18 @@ class Ledger:
 
     def _write(self, head: StoredHead, leaves: list[_Leaf], *, sign: bool) -> Batch:
         """Write leaves as the next entries after *head* (which this transaction has locked)."""
-        connection = self.connection
         frontier = head.frontier
-        seq = head.tree_size
-        entries: list[dict[str, Any]] = []
-        nodes: list[dict[str, Any]] = []
+        first = seq = head.tree_size
+        blocks: list[int] = []
+        hashes: list[bytes] = []
         appended: list[AppendedEntry] = []
         for item in leaves:
             leaf = merkle.leaf_hash(item.leaf_input)
             frontier, completed = frontier.append(leaf)
-            entries.append(
-                {"seq": seq, "leaf_input": item.leaf_input, "subject": item.subject, "consent_id": item.consent_id}
-            )
             # Every block the leaf completes ends at this leaf, smallest first: level i has 2**i leaves.
-            nodes.extend(
-                {"block": seq * BLOCK_LEVELS + level, "hash": block.hash} for level, block in enumerate(completed)
-            )
+            for level, block in enumerate(completed):
+                blocks.append(seq * BLOCK_LEVELS + level)
+                hashes.append(block.hash)
             appended.append(AppendedEntry(seq=seq, leaf_input=item.leaf_input, leaf_hash=leaf, queue_id=item.queue_id))
             seq += 1
         signed = None
@@ -661,16 +656,19 @@ class Ledger:
             signed = self._sign(frontier.size, frontier.root(), head.sth_timestamp)
         ids = [item.queue_id for item in leaves if item.queue_id is not None]
         head_values: dict[str, Any] = {"tree_size": frontier.size, "frontier": b"".join(frontier.hashes)}
+        connection = self.connection
         if connection.dialect.name == "postgresql":
-            connection.execute(
+            # Through the unit of work's statement runner: straight to psycopg, the arrays in its
+            # binary format (decision 0012).
+            self.uow.run(
                 _INTEGRATE_POSTGRESQL if ids else _WRITE_POSTGRESQL,
                 {
-                    "seqs": [e["seq"] for e in entries],
-                    "leaves": [e["leaf_input"] for e in entries],
-                    "subjects": [e["subject"] for e in entries],
-                    "consent_ids": [e["consent_id"] for e in entries],
-                    "blocks": [n["block"] for n in nodes],
-                    "hashes": [n["hash"] for n in nodes],
+                    "seqs": list(range(first, seq)),
+                    "leaves": [item.leaf_input for item in leaves],
+                    "subjects": [item.subject for item in leaves],
+                    "consent_ids": [item.consent_id for item in leaves],
+                    "blocks": blocks,
+                    "hashes": hashes,
                     **({"ids": ids} if ids else {}),
                     "sth_tree_size": signed.tree_size if signed else None,
                     "sth_root_hash": signed.root_hash if signed else None,
@@ -680,7 +678,17 @@ class Ledger:
                 },
             )
         else:
+            entries = [
+                {
+                    "seq": first + n,
+                    "leaf_input": item.leaf_input,
+                    "subject": item.subject,
+                    "consent_id": item.consent_id,
+                }
+                for n, item in enumerate(leaves)
+            ]
             connection.execute(_INSERT_ENTRY, entries)
+            nodes = [{"block": block, "hash": hash_} for block, hash_ in zip(blocks, hashes, strict=True)]
             connection.execute(_INSERT_NODE, nodes)
             if signed is not None:
                 connection.execute(_INSERT_TREE_HEAD, _tree_head_row(signed))
@@ -770,7 +778,7 @@ class Ledger:
             # Tree heads are ordered by time as well as by size, even if the clock steps back.
             now = max(now, parse_rfc3339(previous_timestamp))
         timestamp = rfc3339(now)
-        payload = rfc8785.dumps({"tree_size": tree_size, "root_hash": b64(root), "timestamp": timestamp})
+        payload = canonical_json.dumps({"tree_size": tree_size, "root_hash": b64(root), "timestamp": timestamp})
         token = jwt.api_jws.encode(
             payload, key.private_key, algorithm=SIGNING_ALG, headers={"kid": key.kid, "typ": STH_TYP}
         )

@@ -18,14 +18,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
-import rfc8785
 from flask import Flask, current_app
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import joinedload
 
-from mydata import decisions
+from mydata import canonical_json, decisions
 from mydata.clock import clock
 from mydata.db import UnitOfWork
 from mydata.keys import key_store
@@ -562,7 +561,7 @@ def check_json_schema(schema: object) -> dict[str, Any]:
 
 def schema_digest(schema: Mapping[str, Any]) -> str:
     """Return the SHA-256 of the schema's canonical JSON (RFC 8785): the identity of a schema version."""
-    return hashlib.sha256(rfc8785.dumps(schema)).hexdigest()
+    return hashlib.sha256(canonical_json.dumps(schema)).hexdigest()
 
 
 def _keyword_values(node: object, keyword: str) -> Iterator[str]:

@@ -8,13 +8,14 @@ from typing import cast
 
 import pytest
 from flask import Flask
-from sqlalchemy import Table, bindparam, delete, func, insert, select
+from sqlalchemy import ARRAY, BigInteger, LargeBinary, String, Table, bindparam, delete, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import QueuePool
 
+from consent.models import CaseOpening
 from identity.models import SeenJti
 from mydata.config import Settings
-from mydata.db import Database, get_db, init_app, unit_of_work
+from mydata.db import Database, _DriverStatement, get_db, init_app, unit_of_work
 
 pytestmark = pytest.mark.db
 
@@ -24,6 +25,11 @@ FIND = select(_JTI.c.key, _JTI.c.expires_at).where(_JTI.c.key == bindparam("key"
 BACKEND = select(func.pg_backend_pid())
 
 
+_OPENING = cast(Table, CaseOpening.__table__)
+INSERT_OPENING = insert(_OPENING).returning(_OPENING.c.salt)
+FIND_SALT = select(_OPENING.c.salt).where(_OPENING.c.case_id == bindparam("case_id"))
+
+
 @pytest.fixture
 def database(database_url: str) -> Iterator[Database]:
     """Return the migrated test database, through an engine of its own (commits are real here)."""
@@ -31,6 +37,7 @@ def database(database_url: str) -> Iterator[Database]:
     yield database
     with database.engine.begin() as connection:
         connection.execute(delete(_JTI).where(_JTI.c.key.like("hot-statements:%")))
+        connection.execute(delete(_OPENING).where(_OPENING.c.case_id.like("hot-statements:%")))
     database.engine.dispose()
 
 
@@ -181,3 +188,46 @@ def test_a_request_reads_and_writes_alone_on_its_own_connection_without_a_transa
         assert uow.run(BACKEND).first()[0] == alone
         assert checked_out(served) == 1
     assert checked_out(served) == 0  # given back when the request ended
+
+
+def test_bytes_go_in_and_come_back_as_the_same_bytes(database: Database) -> None:
+    case, salt = key(), bytes(range(256)) + b"\x00"  # every byte value, and a trailing NUL
+    opening = {"case_id": case, "subject_key": "k" * 64, "salt": salt, "commitment": "c" * 43}
+    with database.unit_of_work() as uow:
+        assert uow.run(INSERT_OPENING, opening).first().salt == salt
+        uow.commit()
+        found = uow.read(FIND_SALT, {"case_id": case}).first().salt
+    assert type(found) is bytes
+    assert found == salt
+    if database.dialect == "postgresql":  # straight to psycopg, which adapts bytes to bytea itself
+        assert _DriverStatement.of(FIND_SALT, {"case_id": case}, database.engine.dialect) is not None
+        assert _DriverStatement.of(INSERT_OPENING, opening, database.engine.dialect) is not None
+
+
+ARRAYS = text(
+    "SELECT CAST(:leaves AS bytea[]) AS leaves, CAST(:names AS varchar[]) AS names,"
+    " CAST(:numbers AS bigint[]) AS numbers"
+).bindparams(
+    bindparam("leaves", type_=ARRAY(LargeBinary)),
+    bindparam("names", type_=ARRAY(String)),
+    bindparam("numbers", type_=ARRAY(BigInteger)),
+)
+
+
+@pytest.mark.parametrize(
+    ("leaves", "names", "numbers"),
+    [
+        ([b'{"a":"\\"}', bytes(range(256)), b""], ["x", None, '"quoted", {braced}', "戶籍"], [0, 2**62, -5]),
+        ([], [None, None], (1, 2)),  # empty, only NULLs, a tuple: as SQLAlchemy takes them
+    ],
+)
+def test_arrays_go_in_as_they_are(
+    database: Database, leaves: list[bytes], names: list[str], numbers: list[int]
+) -> None:
+    if database.dialect != "postgresql":
+        pytest.skip("arrays are PostgreSQL's")
+    params = {"leaves": leaves, "names": names, "numbers": numbers}
+    with database.unit_of_work() as uow:
+        row = uow.run(ARRAYS, params).first()
+    assert (row.leaves, row.names, row.numbers) == (leaves, names, list(numbers))
+    assert _DriverStatement.of(ARRAYS, params, database.engine.dialect) is not None
