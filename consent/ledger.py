@@ -541,11 +541,7 @@ class Ledger:
         the result can be promised to the citizen (:mod:`consent.receipts`) before it has a seq.
         """
         time = rfc3339(self.clock.now())
-        if (
-            event.subject_national_id is not None
-            and event.consent_id is not None
-            and self.connection.dialect.name == "postgresql"
-        ):
+        if event.subject_national_id is not None and event.consent_id is not None and self.uow.dialect == "postgresql":
             return self._queue_about_citizen(event, event.subject_national_id, event.consent_id, time)
         return self._insert_queued(event, time, self._subject(event))
 

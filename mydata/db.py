@@ -222,6 +222,11 @@ class UnitOfWork:
     def __enter__(self) -> UnitOfWork:
         return self
 
+    @property
+    def dialect(self) -> str:
+        """Return ``sqlite`` or ``postgresql``, without beginning a transaction."""
+        return self.session.get_bind().dialect.name
+
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
