@@ -85,8 +85,13 @@ APPEND_ROUNDS = 7
 APPENDS_PER_ROUND = 300
 PROOFS = 400
 BULK_CHUNK = 20_000
-CONCURRENT_APPENDS = 600
-"""Appends each client process commits in a concurrent measurement."""
+CONCURRENT_APPENDS = 2000
+"""Appends each client process commits in a concurrent measurement: seconds of steady work, not one.
+
+With 600 (until 2026-12-05) a run of 4 clients lasted about a second, and the same code measured
+anything from 1,500 to 2,700 appends/s from one run to the next on the 2-core machine."""
+CLIENT_WARMUP = 200
+"""Appends each client process commits before the measured ones (its connection, caches, statements warm)."""
 SEQUENCER_POLL = sequencer.INTERVAL
 
 
@@ -219,7 +224,7 @@ def _lock_and_touch(uow: Any) -> None:
 def _client(settings: Settings, barrier: Any, count: int, offset: int, floor: bool, out: Any) -> None:
     app = create_app(settings)
     with app.app_context():
-        events = [event(offset + n) for n in range(count + 20)]
+        events = [event(offset + n) for n in range(count + CLIENT_WARMUP)]
 
         def write(n: int) -> None:
             with get_db().unit_of_work() as uow:
@@ -230,12 +235,12 @@ def _client(settings: Settings, barrier: Any, count: int, offset: int, floor: bo
                     ledger(uow).record(events[n])
                 uow.commit()
 
-        for n in range(20):
+        for n in range(CLIENT_WARMUP):
             write(n)
         barrier.wait()
         # Wall-clock times: the sequencer process compares them with its own.
         began = time.time()
-        for n in range(20, count + 20):
+        for n in range(CLIENT_WARMUP, count + CLIENT_WARMUP):
             write(n)
         out.put((began, time.time()))
     get_db(app).engine.dispose()
@@ -320,7 +325,7 @@ def measure_sequenced(settings: Settings, clients: int, count: int) -> dict[str,
     report = done.get(timeout=600)
     integrator.join()
     began, ended = min(start for start, _ in spans), max(end for _, end in spans)
-    leaves = report["leaves"] - clients * 20  # the warm-up appends were integrated too
+    leaves = report["leaves"] - clients * CLIENT_WARMUP  # the warm-up appends were integrated too
     return {
         "appends_per_second": clients * count / (ended - began),
         "integrated_per_second": leaves / (report["last"] - began) if report["last"] else 0.0,
