@@ -5,12 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from consent import consents
 from consent.interfaces import (
@@ -27,11 +25,12 @@ from consent.receipts import verify_receipt
 from identity.models import Citizen
 from identity.oauth.clients import register_client
 from mydata.clock import FrozenClock
-from mydata.db import UnitOfWork, _DriverStatement, get_db
+from mydata.db import UnitOfWork, get_db
 from mydata.keys import key_store
 from tests.factories.consent import TERMS
 from tests.factories.identity import make_citizen
 from tests.factories.oauth import TestRelyingParty
+from tests.factories.statements import recorded_statements
 
 pytestmark = pytest.mark.db
 
@@ -173,30 +172,6 @@ def test_a_failed_transition_leaves_no_ledger_entry(uow: UnitOfWork, citizen: Ci
 def test_unknown_consent(uow: UnitOfWork, clock: FrozenClock) -> None:
     with pytest.raises(ConsentNotFound):
         consents.claim_for_delivery(uow, "nope", national_id="A123456789", now=clock.now())
-
-
-@contextmanager
-def recorded_statements(uow: UnitOfWork, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Record the statements run meanwhile, whether SQLAlchemy or the driver (PostgreSQL) runs them."""
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    run_by_driver = _DriverStatement.execute
-
-    def execute(self: _DriverStatement, connection: Any, params: dict[str, Any]) -> Any:
-        statements.append(self.sql)
-        return run_by_driver(self, connection, params)
-
-    monkeypatch.setattr(_DriverStatement, "execute", execute)
-    connection = uow.session.connection()
-    event.listen(connection, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(connection, "before_cursor_execute", record)
-        monkeypatch.undo()
 
 
 def test_a_grant_locks_and_reads_the_consent_in_one_statement_and_writes_it_in_another(

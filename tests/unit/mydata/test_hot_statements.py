@@ -116,13 +116,13 @@ def test_what_the_orm_holds_unflushed_is_committed_with_the_statements(database:
     first, second, third = key(), key(), key()
     with database.unit_of_work() as uow:
         uow.run(INSERT, {"key": first, "expires_at": 5})
-        uow.session.add(SeenJti(key=second, expires_at=5))  # not flushed: the session has no transaction
+        uow.session.add(SeenJti(key=second, expires_at=5))  # not flushed (adding it began the session's transaction)
         uow.commit()
     with database.unit_of_work() as uow:
         row = SeenJti(key=third, expires_at=5)
         uow.session.add(row)
         uow.commit()
-        row.expires_at = 9  # changed after the commit: the session has no transaction, the ORM holds the change
+        row.expires_at = 9  # changed after the commit, not flushed: the change begins the session's transaction again
         uow.commit()
     assert stored(database, first)
     assert stored(database, second)

@@ -6,13 +6,12 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import event
 
 from identity.oauth.clients import register_client
 from identity.oauth.interfaces import InvalidAuthorizationDetails
 from identity.oauth.models import OAuthClient
 from mydata.clock import FrozenClock
-from mydata.db import UnitOfWork, _DriverStatement
+from mydata.db import UnitOfWork
 from providers import services as providers_services
 from relying_parties import services
 from relying_parties.interfaces import (
@@ -29,6 +28,7 @@ from relying_parties.interfaces import (
 from relying_parties.models import APPROVED, PENDING, SUSPENDED
 from relying_parties.registration import register_organisation_client
 from tests.factories.oauth import TestRelyingParty
+from tests.factories.statements import recorded_statements
 
 from .conftest import BANK, REDIRECT_URI, application, contact, make_organisation, make_service
 
@@ -289,24 +289,8 @@ def test_a_request_is_resolved_in_one_statement_without_reading_the_schemas(
     # PAR, both interaction pages and the decision each resolve the request: the client, its
     # organisation, the service and its datasets with the catalogue's texts, in one statement.
     uow.session.expunge_all()
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    run_by_driver = _DriverStatement.execute  # PostgreSQL: past SQLAlchemy's events
-
-    def execute(self: _DriverStatement, connection: Any, params: dict[str, Any]) -> Any:
-        statements.append(self.sql)
-        return run_by_driver(self, connection, params)
-
-    monkeypatch.setattr(_DriverStatement, "execute", execute)
-    connection = uow.session.connection()
-    event.listen(connection, "before_cursor_execute", record)
-    try:
+    with recorded_statements(uow, monkeypatch) as statements:
         request = services.resolve_delivery(uow, delivery(), client_id)
-    finally:
-        event.remove(connection, "before_cursor_execute", record)
     assert request.dataset_ids == ["household.registration", "tax.income", "tax.property"]
     assert len(statements) == 1, statements
     assert not any("json_schema" in s for s in statements)
