@@ -12,6 +12,7 @@ says so once when the database becomes unreachable and once when it is back.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import importlib
 import importlib.util
 import logging
@@ -296,31 +297,24 @@ class UnitOfWork:
 
     def _alone(self, statement: Executable, params: dict[str, Any], *, commit: bool) -> Rows:
         own = self._own_driver()
-        if own is not None and (prepared := _DriverStatement.of(statement, params, own[0].dialect)) is not None:
+        prepared = None if own is None else _DriverStatement.of(statement, params, own[0].dialect)
+        if own is not None and prepared is not None:
             connection, driver = own
-            if driver.info.transaction_status != _IDLE:  # in the pending transaction, then committed
-                rows = prepared.execute(connection, params)
-                if commit:
-                    self.commit()
-                return rows
-            driver.autocommit = True
-            try:
-                return prepared.execute(connection, params)
-            finally:
-                if not driver.closed:  # a connection lost during the statement is renewed by the pool
-                    driver.autocommit = False
-        connection = self.session.connection()
-        driver = connection.connection.driver_connection
+            run = functools.partial(prepared.execute, connection, params)
+        else:
+            connection = self.session.connection()
+            driver = connection.connection.driver_connection
+            run = functools.partial(_execute, connection, statement, params)
         if connection.dialect.name != "postgresql" or driver is None or driver.info.transaction_status != _IDLE:
-            rows = _execute(connection, statement, params)
+            rows = run()  # in the open transaction, then committed with it
             if commit:
                 self.commit()
             return rows
         driver.autocommit = True
         try:
-            return _execute(connection, statement, params)
+            return run()
         finally:
-            if not driver.closed:
+            if not driver.closed:  # a connection lost during the statement is renewed by the pool
                 driver.autocommit = False
 
     def _own_driver(self) -> tuple[Connection, Any] | None:
