@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from consent.ledger import SEQUENCER, SEQUENCER_BATCH, Batch, ledger
+from mydata.background import start_daemon
 from mydata.clock import Clock
 from mydata.db import Database, get_db, read_only_connection
 
@@ -161,15 +162,8 @@ def start_sequencer_thread(app: Flask, clock: Clock, interval: float = INTERVAL)
 
     Return the event that stops it (set at once, with no thread, under inline sequencing).
     """
-    stop = threading.Event()
     if app.config["MYDATA_SETTINGS"].ledger_sequencing != SEQUENCER:
+        stop = threading.Event()
         stop.set()
         return stop
-    threading.Thread(
-        target=run_sequencer,
-        args=(app, clock),
-        kwargs={"interval": interval, "stop": stop},
-        name="ledger-sequencer",
-        daemon=True,
-    ).start()
-    return stop
+    return start_daemon("ledger-sequencer", run_sequencer, app, clock, interval=interval)

@@ -34,6 +34,7 @@ from consent.consents import GRANTED, REQUESTED
 from consent.models import CaseOpening, Consent
 from identity.oauth.services import INTERACTION_LIFETIME, REQUEST_URI_LIFETIME
 from identity.services import get_citizen
+from mydata.background import start_daemon
 from mydata.clock import Clock
 from mydata.db import Database, UnitOfWork, get_db
 
@@ -163,12 +164,4 @@ def run_sweeper(app: Flask, clock: Clock, *, interval: float, stop: threading.Ev
 
 def start_sweeper_thread(app: Flask, clock: Clock, interval: float = INTERVAL) -> threading.Event:
     """Run the sweeper in a daemon thread (for `mydata demo`); return the event that stops it."""
-    stop = threading.Event()
-    threading.Thread(
-        target=run_sweeper,
-        args=(app, clock),
-        kwargs={"interval": interval, "stop": stop},
-        name="consent-sweeper",
-        daemon=True,
-    ).start()
-    return stop
+    return start_daemon("consent-sweeper", run_sweeper, app, clock, interval=interval)

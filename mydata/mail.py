@@ -29,6 +29,7 @@ from flask import Blueprint, Flask, render_template
 from flask.typing import ResponseReturnValue
 from sqlalchemy import insert, select, update
 
+from mydata.background import start_daemon
 from mydata.clock import Clock
 from mydata.config import Settings
 from mydata.db import Database, UnitOfWork, get_db, is_outage, unit_of_work
@@ -255,12 +256,7 @@ def start_sender_thread(app: Flask, clock: Clock, interval: float = 2.0) -> thre
     transport = transport_from(app.config["MYDATA_SETTINGS"])
     if transport is None:
         return None
-    stop = threading.Event()
-    sender = Sender(get_db(app), transport, clock)
-    threading.Thread(
-        target=run_sender, args=(sender,), kwargs={"interval": interval, "stop": stop}, name="mail-sender", daemon=True
-    ).start()
-    return stop
+    return start_daemon("mail-sender", run_sender, Sender(get_db(app), transport, clock), interval=interval)
 
 
 sandbox_bp = Blueprint("mail_sandbox", __name__)
