@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-import threading
 import time
 import uuid
 from collections import Counter
@@ -37,6 +36,7 @@ from mydata.keys import key_store
 from tests.factories.consent import TERMS
 from tests.factories.identity import make_citizen
 from tests.factories.oauth import TestRelyingParty
+from tests.factories.threads import at_once
 
 POSTGRES_URL = os.environ.get("MYDATA_TEST_DATABASE_URL", "")
 GRANTED, REQUESTED = 40, 40
@@ -102,36 +102,21 @@ def test_two_sweepers_and_late_deliveries_expire_each_consent_once(
     app = platform(database, tmp_path / "instance", clock)
     granted, requested = strand(app, clock)
     clock.advance(sweeper.REQUEST_LIFETIME.total_seconds())
-    start = threading.Barrier(3)
     reports: list[sweeper.SweepReport] = []
-    errors: list[BaseException] = []
 
     def sweep() -> None:
-        try:
-            with app.app_context():
-                start.wait()
-                reports.append(sweeper.sweep(get_db(), clock, batch=7))
-        except BaseException as exc:  # reported by the test thread below
-            errors.append(exc)
+        with app.app_context():
+            reports.append(sweeper.sweep(get_db(), clock, batch=7))
 
     def deliver_late() -> None:
         # A relying party that comes back after the window: each attempt is refused as expired,
         # and expires the consent itself if no sweeper got there first.
-        try:
-            with app.app_context():
-                start.wait()
-                for consent_id in reversed(granted):
-                    with get_db().unit_of_work() as uow, pytest.raises(ConsentExpired):
-                        consents.claim_for_delivery(uow, consent_id, national_id=NATIONAL_ID, now=clock.now())
-        except BaseException as exc:
-            errors.append(exc)
+        with app.app_context():
+            for consent_id in reversed(granted):
+                with get_db().unit_of_work() as uow, pytest.raises(ConsentExpired):
+                    consents.claim_for_delivery(uow, consent_id, national_id=NATIONAL_ID, now=clock.now())
 
-    threads = [threading.Thread(target=sweep), threading.Thread(target=sweep), threading.Thread(target=deliver_late)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert at_once(sweep, sweep, deliver_late) == []
     swept = sum(reports, sweeper.SweepReport())
     assert swept.requested == REQUESTED
     assert swept.granted <= GRANTED  # the late deliveries expired the others

@@ -6,9 +6,9 @@ These tests commit for real, so they build their own database instead of the rol
 from __future__ import annotations
 
 import base64
+import functools
 import os
 import secrets
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +27,7 @@ from mydata.cli import upgrade
 from mydata.config import Settings
 from mydata.db import get_db
 from mydata.keys import key_store
+from tests.factories.threads import at_once
 
 POSTGRES_URL = os.environ.get("MYDATA_TEST_DATABASE_URL", "")
 CITIZENS = ("A123456789", "B223456782", "F135792464", "E224680132")
@@ -67,34 +68,23 @@ def platform(url: str, instance: Path) -> Flask:
 
 def append_concurrently(app: Flask, threads: int, per_thread: int) -> None:
     """Let *threads* threads append *per_thread* entries each, one transaction per entry."""
-    errors: list[BaseException] = []
-    start = threading.Barrier(threads)
 
     def work(number: int) -> None:
-        try:
-            with app.app_context():
-                start.wait()
-                for n in range(per_thread):
-                    with get_db().unit_of_work() as uow:
-                        ledger(uow).append(
-                            LedgerEvent(
-                                event="delivery.completed",
-                                actor=f"client-{number}",
-                                subject_national_id=CITIZENS[n % len(CITIZENS)],
-                                datasets=("tax.income",),
-                                consent_id=f"t{number}-{n:04d}",
-                            )
+        with app.app_context():
+            for n in range(per_thread):
+                with get_db().unit_of_work() as uow:
+                    ledger(uow).append(
+                        LedgerEvent(
+                            event="delivery.completed",
+                            actor=f"client-{number}",
+                            subject_national_id=CITIZENS[n % len(CITIZENS)],
+                            datasets=("tax.income",),
+                            consent_id=f"t{number}-{n:04d}",
                         )
-                        uow.commit()
-        except BaseException as exc:  # reported by the test thread below
-            errors.append(exc)
+                    )
+                    uow.commit()
 
-    workers = [threading.Thread(target=work, args=(number,)) for number in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    assert errors == []
+    assert at_once(*(functools.partial(work, number) for number in range(threads))) == []
 
 
 def check_log(app: Flask, expected: int, threads: int) -> None:

@@ -5,6 +5,7 @@ These tests commit for real, so they build their own database instead of the rol
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from consent.models import LedgerEntry, LedgerQueued, LedgerTreeHead
 from mydata.app import create_app
 from mydata.clock import Clock
 from mydata.db import get_db
+from tests.factories.threads import at_once
 from tests.integration.test_ledger_concurrency import CITIZENS, check_log, fresh_postgres, platform
 
 __all__ = ["fresh_postgres"]  # the fixture, imported for these tests
@@ -28,35 +30,24 @@ PER_THREAD = 250
 
 def queue_concurrently(app: Flask) -> None:
     """Let THREADS threads queue PER_THREAD entries each, one transaction per entry."""
-    errors: list[BaseException] = []
-    start = threading.Barrier(THREADS)
 
     def work(number: int) -> None:
-        try:
-            with app.app_context():
-                start.wait()
-                for n in range(PER_THREAD):
-                    with get_db().unit_of_work() as uow:
-                        queued = ledger(uow).record(
-                            LedgerEvent(
-                                event="delivery.completed",
-                                actor=f"client-{number}",
-                                subject_national_id=CITIZENS[n % len(CITIZENS)],
-                                datasets=("tax.income",),
-                                consent_id=f"t{number}-{n:04d}",
-                            )
+        with app.app_context():
+            for n in range(PER_THREAD):
+                with get_db().unit_of_work() as uow:
+                    queued = ledger(uow).record(
+                        LedgerEvent(
+                            event="delivery.completed",
+                            actor=f"client-{number}",
+                            subject_national_id=CITIZENS[n % len(CITIZENS)],
+                            datasets=("tax.income",),
+                            consent_id=f"t{number}-{n:04d}",
                         )
-                        uow.commit()
-                    assert queued.seq is None
-        except BaseException as exc:  # reported by the test thread below
-            errors.append(exc)
+                    )
+                    uow.commit()
+                assert queued.seq is None
 
-    workers = [threading.Thread(target=work, args=(number,)) for number in range(THREADS)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    assert errors == []
+    assert at_once(*(functools.partial(work, number) for number in range(THREADS))) == []
 
 
 def test_queued_appends_are_integrated_by_one_leading_sequencer_within_the_delay(

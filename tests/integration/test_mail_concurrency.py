@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import os
 import secrets
 import threading
@@ -31,6 +32,7 @@ from mydata.config import Settings
 from mydata.db import get_db
 from mydata.models import OutboxMessage
 from tests.factories.smtp import SmtpServer
+from tests.factories.threads import at_once
 
 POSTGRES_URL = os.environ.get("MYDATA_TEST_DATABASE_URL", "")
 MESSAGES = 60
@@ -93,24 +95,13 @@ def test_concurrent_senders_send_each_message_exactly_once(database: str, tmp_pa
     app = platform(database, tmp_path / "instance")
     fill(app, MESSAGES)
     transport = CountingTransport()
-    start = threading.Barrier(SENDERS)
-    errors: list[BaseException] = []
 
-    def work() -> None:
-        sender = mail.Sender(get_db(app), transport, Clock(), batch=5)
-        try:
-            start.wait()
-            while sender.send_due().sent:
-                pass
-        except BaseException as exc:  # reported below, with the thread's failure
-            errors.append(exc)
+    def work(sender: mail.Sender) -> None:
+        while sender.send_due().sent:
+            pass
 
-    threads = [threading.Thread(target=work) for _ in range(SENDERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    senders = [mail.Sender(get_db(app), transport, Clock(), batch=5) for _ in range(SENDERS)]
+    assert at_once(*(functools.partial(work, sender) for sender in senders)) == []
     assert len(transport.sent) == MESSAGES
     assert set(transport.sent.values()) == {1}
     with get_db(app).unit_of_work() as uow:

@@ -8,8 +8,8 @@ other issued, across a `mydata keys rotate` run in a third process between the s
 
 from __future__ import annotations
 
+import functools
 import re
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -27,6 +27,7 @@ from providers.sandbox.seed import seed_sandbox_catalogue
 from tests.factories.live import Browser, ShiftedClock
 from tests.factories.nodes import Node, Nodes, fresh_database, node_log, require_postgres_and_redis, serve_nodes
 from tests.factories.oauth import pkce_pair
+from tests.factories.threads import at_once
 from tests.integration.test_delivery_third_party import (
     BANK_DATASETS,
     REDIRECT_URI,
@@ -201,26 +202,16 @@ def test_ledger_appends_from_both_nodes_interleave_without_a_gap(platform: Nodes
     platform.balancer.pin(None)  # each new connection to the next node in turn
     platform.balancer.relayed.clear()
     banks = [Bank(platform) for _ in range(THREADS)]
-    start = threading.Barrier(THREADS)
-    errors: list[BaseException] = []
     delivered: list[str] = []
 
     def work(bank: Bank) -> None:
-        try:
-            start.wait()
-            for _ in range(PER_THREAD):
-                delivery = bank.consented(PERSONA)
-                answer = bank.deliver(delivery.access_token)
-                assert answer.status_code == 200, answer.text
-                delivered.append(delivery.id_token["txn"])
-        except BaseException as exc:  # reported by the test thread below
-            errors.append(exc)
+        for _ in range(PER_THREAD):
+            delivery = bank.consented(PERSONA)
+            answer = bank.deliver(delivery.access_token)
+            assert answer.status_code == 200, answer.text
+            delivered.append(delivery.id_token["txn"])
 
-    threads = [threading.Thread(target=work, args=(bank,)) for bank in banks]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors = at_once(*(functools.partial(work, bank) for bank in banks))
     assert errors == [], f"{errors!r}\n{node_log(a)}\n{node_log(b)}"
     assert len(set(delivered)) == THREADS * PER_THREAD
     assert platform.balancer.relayed[a.base] > THREADS

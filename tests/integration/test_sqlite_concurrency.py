@@ -10,9 +10,9 @@ build their own database instead of the rolled-back one.
 from __future__ import annotations
 
 import base64
+import functools
 import os
 import secrets
-import threading
 from pathlib import Path
 
 from flask import Flask
@@ -33,6 +33,7 @@ from mydata.keys import key_store
 from tests.factories.consent import TERMS
 from tests.factories.identity import make_citizen
 from tests.factories.oauth import TestRelyingParty
+from tests.factories.threads import at_once
 
 THREADS = 8
 PER_THREAD = 6
@@ -89,21 +90,7 @@ def grant_and_deliver(app: Flask, number: int) -> None:
 
 def test_eight_threads_grant_and_deliver_on_sqlite(tmp_path: Path) -> None:
     app = platform(tmp_path)
-    errors: list[BaseException] = []
-    start = threading.Barrier(THREADS)
-
-    def work(number: int) -> None:
-        try:
-            start.wait()
-            grant_and_deliver(app, number)
-        except BaseException as exc:  # reported by the test thread below
-            errors.append(exc)
-
-    workers = [threading.Thread(target=work, args=(number,)) for number in range(THREADS)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
+    errors = at_once(*(functools.partial(grant_and_deliver, app, number) for number in range(THREADS)))
     assert [str(error) for error in errors] == []
     with app.app_context(), get_db().unit_of_work() as uow:
         delivered = uow.session.scalar(select(func.count()).where(Consent.status == consents.DELIVERED))
