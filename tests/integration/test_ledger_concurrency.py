@@ -66,6 +66,17 @@ def platform(url: str, instance: Path) -> Flask:
     return app
 
 
+def thread_event(number: int, n: int) -> LedgerEvent:
+    """Return the *n*-th event of thread *number*: its consent id says whose and in which order."""
+    return LedgerEvent(
+        event="delivery.completed",
+        actor=f"client-{number}",
+        subject_national_id=CITIZENS[n % len(CITIZENS)],
+        datasets=("tax.income",),
+        consent_id=f"t{number}-{n:04d}",
+    )
+
+
 def append_concurrently(app: Flask, threads: int, per_thread: int) -> None:
     """Let *threads* threads append *per_thread* entries each, one transaction per entry."""
 
@@ -73,15 +84,7 @@ def append_concurrently(app: Flask, threads: int, per_thread: int) -> None:
         with app.app_context():
             for n in range(per_thread):
                 with get_db().unit_of_work() as uow:
-                    ledger(uow).append(
-                        LedgerEvent(
-                            event="delivery.completed",
-                            actor=f"client-{number}",
-                            subject_national_id=CITIZENS[n % len(CITIZENS)],
-                            datasets=("tax.income",),
-                            consent_id=f"t{number}-{n:04d}",
-                        )
-                    )
+                    ledger(uow).append(thread_event(number, n))
                     uow.commit()
 
     assert at_once(*(functools.partial(work, number) for number in range(threads))) == []

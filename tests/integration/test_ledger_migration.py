@@ -9,10 +9,12 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import rfc8785
 from alembic import command
+from flask import Flask
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -47,6 +49,20 @@ def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[s
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+def platform(url: str, tmp_path: Path, **settings: Any) -> Flask:
+    """Return the platform on the database at *url* (a new master key), with these *settings* besides."""
+    return create_app(
+        Settings(
+            instance_path=tmp_path / "instance",
+            sandbox=True,
+            database_url=url,
+            master_key=base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode(),
+            secret_key="s" * 48,
+            **settings,
+        )
+    )
 
 
 def _migrate(url: str, action: str, revision: str) -> None:
@@ -89,14 +105,7 @@ def test_the_subtree_key_migration_keeps_the_ledger(empty_database: str, tmp_pat
     engine.dispose()
 
     _migrate(url, "upgrade", "heads")
-    settings = Settings(
-        instance_path=tmp_path / "instance",
-        sandbox=True,
-        database_url=url,
-        master_key=base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode(),
-        secret_key="s" * 48,
-    )
-    app = create_app(settings)
+    app = platform(url, tmp_path)
     with app.app_context(), get_db().unit_of_work() as uow:
         report = verify_ledger(ledger(uow))
         assert (report.tree_size, report.root_hash) == (SIZE, tree.root())
@@ -115,14 +124,7 @@ def test_the_subtree_key_migration_keeps_the_ledger(empty_database: str, tmp_pat
 def test_the_case_openings_migration_keeps_version_1_entries(empty_database: str, tmp_path: Path) -> None:
     url = empty_database
     _migrate(url, "upgrade", "consent_0003")
-    settings = Settings(
-        instance_path=tmp_path / "instance",
-        sandbox=True,
-        database_url=url,
-        master_key=base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode(),
-        secret_key="s" * 48,
-    )
-    app = create_app(settings)
+    app = platform(url, tmp_path)
     citizen = "A123456789"
 
     def granted(case: str) -> LedgerEvent:
@@ -167,15 +169,7 @@ def test_the_case_openings_migration_keeps_version_1_entries(empty_database: str
 def test_the_queue_migration_will_not_drop_queued_entries(empty_database: str, tmp_path: Path) -> None:
     url = empty_database
     _migrate(url, "upgrade", "heads")
-    settings = Settings(
-        instance_path=tmp_path / "instance",
-        sandbox=True,
-        database_url=url,
-        master_key=base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode(),
-        secret_key="s" * 48,
-        ledger_sequencing="sequencer",
-    )
-    app = create_app(settings)
+    app = platform(url, tmp_path, ledger_sequencing="sequencer")
     with app.app_context(), get_db().unit_of_work() as uow:
         key_store(uow).rotate()
         ledger(uow).record(LedgerEvent(event="consent.requested", actor="client-a", consent_id="queued-0"))

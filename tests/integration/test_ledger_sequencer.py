@@ -14,13 +14,13 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from consent import sequencer
-from consent.ledger import MAX_MERGE_DELAY_SECONDS, SEQUENCER, LedgerEvent, ledger, parse_rfc3339
+from consent.ledger import MAX_MERGE_DELAY_SECONDS, SEQUENCER, ledger, parse_rfc3339
 from consent.models import LedgerEntry, LedgerQueued, LedgerTreeHead
 from mydata.app import create_app
 from mydata.clock import Clock
 from mydata.db import get_db
 from tests.factories.threads import at_once
-from tests.integration.test_ledger_concurrency import CITIZENS, check_log, fresh_postgres, platform
+from tests.integration.test_ledger_concurrency import check_log, fresh_postgres, platform, thread_event
 
 __all__ = ["fresh_postgres"]  # the fixture, imported for these tests
 
@@ -35,15 +35,7 @@ def queue_concurrently(app: Flask) -> None:
         with app.app_context():
             for n in range(PER_THREAD):
                 with get_db().unit_of_work() as uow:
-                    queued = ledger(uow).record(
-                        LedgerEvent(
-                            event="delivery.completed",
-                            actor=f"client-{number}",
-                            subject_national_id=CITIZENS[n % len(CITIZENS)],
-                            datasets=("tax.income",),
-                            consent_id=f"t{number}-{n:04d}",
-                        )
-                    )
+                    queued = ledger(uow).record(thread_event(number, n))
                     uow.commit()
                 assert queued.seq is None
 
