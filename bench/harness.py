@@ -158,12 +158,15 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def serve(factory: str, port: int, args: argparse.Namespace, env: dict[str, str]) -> Iterator[int]:
-    """Serve the app of *factory* with ``args.server`` on *port*; yield the main pid once every worker answers."""
+def serve(factory: str, port: int, args: argparse.Namespace, env: dict[str, str], root: Path = ROOT) -> Iterator[int]:
+    """Serve the app of *factory* with ``args.server`` on *port*; yield the main pid once every worker answers.
+
+    The code served is that of the checkout at *root* (another revision's, for bench/paired.py).
+    """
     process = subprocess.Popen(
         server_command(factory, port, args),
-        env={**os.environ, **env, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'bench'}"},
-        cwd=ROOT,
+        env={**os.environ, **env, "PYTHONPATH": f"{root}{os.pathsep}{root / 'bench'}"},
+        cwd=root,
     )
     try:
         http = requests.Session()
@@ -186,16 +189,17 @@ def serve(factory: str, port: int, args: argparse.Namespace, env: dict[str, str]
 
 
 @contextmanager
-def ledger_sequencer(env: dict[str, str]) -> Iterator[int]:
+def ledger_sequencer(env: dict[str, str], root: Path = ROOT) -> Iterator[int]:
     """Run `mydata ledger sequencer` as production does beside the server; yield its pid.
 
     With ``ledger_sequencing = "sequencer"`` (production) a transaction only queues its ledger
-    entries and this process integrates them: its CPU is part of what a transaction costs.
+    entries and this process integrates them: its CPU is part of what a transaction costs. The code
+    run is that of the checkout at *root*.
     """
     process = subprocess.Popen(
         [str(Path(sys.executable).with_name("mydata")), "ledger", "sequencer"],
-        env={**os.environ, **env, "MYDATA_LEDGER_SEQUENCING": "sequencer"},
-        cwd=ROOT,
+        env={**os.environ, **env, "MYDATA_LEDGER_SEQUENCING": "sequencer", "PYTHONPATH": str(root)},
+        cwd=root,
     )
     try:
         time.sleep(1)
