@@ -29,7 +29,14 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from cryptography.x509.verification import Criticality, ExtensionPolicy, PolicyBuilder, Store, VerificationError
+from cryptography.x509.verification import (
+    ClientVerifier,
+    Criticality,
+    ExtensionPolicy,
+    PolicyBuilder,
+    Store,
+    VerificationError,
+)
 
 from identity import national_id as nid
 from identity import services
@@ -260,11 +267,52 @@ def verify_card(
 ) -> VerifiedCard:
     """Verify a card's certificate and its signature over *nonce*; return whom it names.
 
-    Dates, key usages, the issuer and the policy are checked first on their own, so that the citizen
-    learns which check failed; the path validation then checks all of it again. Revocation comes
+    The path validation decides first: from the certificate directly through an issuing CA (and
+    the intermediates) to a trusted root, all valid now, the certificate allowing digital signatures
+    and no CA. When it finds no such path, the checks are made one by one (:func:`_checked_issuer`),
+    so that the citizen learns which one failed. The policy and the extended key usage, which the
+    path validation leaves alone, come next, then the signature over the nonce. Revocation comes
     last: it may need the network, and a forgery or a stranger's certificate is refused without it.
     """
     leaf = _load_chain(card.certificate_pem)[0]  # what else the browser sends is not trusted
+    try:
+        path = _verifier(anchors, now).verify(leaf, [*anchors.issuing, *anchors.intermediates]).chain
+    except VerificationError:
+        path = []
+    if len(path) > 1 and path[1] in anchors.issuing:
+        issuer = path[1]
+        _check_policy(leaf, rules)
+        _check_extended_key_usage(leaf, rules)
+    else:
+        issuer = _checked_issuer(leaf, anchors, rules, now)
+    _check_signature(leaf, card.signature, nonce)
+    serials = leaf.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
+    national_id = nid.normalize(str(serials[0].value)) if serials else ""
+    if not nid.checksum_ok(national_id):
+        raise CertificateRejected("no_national_id", "The subject serialNumber is not a national ID number.")
+    revocation.check(leaf, issuer, anchors.issuing, now)
+    names = leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return VerifiedCard(national_id=national_id, name=str(names[0].value) if names else national_id)
+
+
+def _verifier(anchors: TrustAnchors, now: dt.datetime) -> ClientVerifier:
+    return (
+        PolicyBuilder()
+        .store(Store(list(anchors.roots)))
+        .time(now)
+        .extension_policies(ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=_CARD_POLICY)
+        .build_client_verifier()
+    )
+
+
+def _checked_issuer(
+    leaf: x509.Certificate, anchors: TrustAnchors, rules: CardRules, now: dt.datetime
+) -> x509.Certificate:
+    """Check the certificate one rule at a time, in the order the citizen is told of them; return its issuing CA.
+
+    Dates, key usage, the issuer, the policy, the extended key usage, then the path validation again
+    from the issuing CA found: the first that fails is the refusal's reason.
+    """
     if now > leaf.not_valid_after_utc:
         raise CertificateRejected(
             "expired", f"It expired on {leaf.not_valid_after_utc:%Y-%m-%d}.", date=leaf.not_valid_after_utc
@@ -282,25 +330,11 @@ def verify_card(
     issuer = _issuing_ca(leaf, anchors)
     _check_policy(leaf, rules)
     _check_extended_key_usage(leaf, rules)
-    verifier = (
-        PolicyBuilder()
-        .store(Store(list(anchors.roots)))
-        .time(now)
-        .extension_policies(ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=_CARD_POLICY)
-        .build_client_verifier()
-    )
     try:
-        verifier.verify(leaf, [issuer, *anchors.intermediates])
+        _verifier(anchors, now).verify(leaf, [issuer, *anchors.intermediates])
     except VerificationError as exc:
         raise CertificateRejected("untrusted", f"No valid chain to a trusted root: {exc}") from None
-    _check_signature(leaf, card.signature, nonce)
-    serials = leaf.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
-    national_id = nid.normalize(str(serials[0].value)) if serials else ""
-    if not nid.checksum_ok(national_id):
-        raise CertificateRejected("no_national_id", "The subject serialNumber is not a national ID number.")
-    revocation.check(leaf, issuer, anchors.issuing, now)
-    names = leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return VerifiedCard(national_id=national_id, name=str(names[0].value) if names else national_id)
+    return issuer
 
 
 def log_in(
