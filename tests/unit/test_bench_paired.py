@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
+from tests.factories.bench import bench_script
 
 
 @pytest.fixture(scope="module")
 def paired() -> ModuleType:
-    sys.path.insert(0, str(BENCH))  # bench/ is a folder of scripts: paired.py imports harness.py
-    try:
-        spec = importlib.util.spec_from_file_location("bench_paired", BENCH / "paired.py")
-        assert spec
-        assert spec.loader
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(BENCH))
+    return bench_script("paired")
 
 
 def test_the_result_is_the_median_of_the_rounds_ratios_not_the_ratio_of_the_medians(paired: ModuleType) -> None:
