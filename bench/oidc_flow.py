@@ -175,15 +175,40 @@ def per_request_cpu(pid: int) -> Iterator[dict[str, list[int]]]:
         requests.Session.send = send  # type: ignore[method-assign]
 
 
+#: Flows run before --breakdown measures, and the requests they make (left out by bench/probe.py).
+BREAKDOWN_WARMUP = 10
+REQUESTS_PER_FLOW = 8
+
+
 def breakdown(issuer: str, rp: TestRelyingParty, card: SandboxCard, pid: int, flows: int) -> dict[str, float]:
     """Return the server CPU per flow of each endpoint, in ms (flows one at a time)."""
-    for _ in range(10):
+    for _ in range(BREAKDOWN_WARMUP):
         one_flow(issuer, rp, card)
     with per_request_cpu(pid) as spent:
         for _ in range(flows):
             one_flow(issuer, rp, card)
     ordered = sorted(spent.items(), key=lambda item: -sum(item[1]))
     return {endpoint: round(sum(values) / flows / 1e6, 2) for endpoint, values in ordered}
+
+
+def layers(probe: dict[str, Any], flows: int, server_ms: float) -> dict[str, float]:
+    """Return where a flow's server CPU went, in ms per flow, from bench/probe.py's figures.
+
+    *server_ms* is the server's CPU per flow from /proc; what the requests' windows do not hold is
+    gunicorn's own work outside them (its poller, HTTP parser and keep-alive).
+    """
+
+    def total(part: str) -> float:
+        return sum(parts.get(part, 0.0) for parts in probe["seconds"].values()) * 1000 / flows
+
+    window, views = total("window"), total("views")
+    measured = {part: total(part) for part in ("statements", "templates", "forms")}
+    return {
+        "gunicorn outside the requests": round(server_ms - window, 2),
+        "Werkzeug, Flask and the extensions around the views": round(window - views, 2),
+        **{f"views: {part}": round(ms, 2) for part, ms in measured.items()},
+        "views: the rest": round(views - sum(measured.values()), 2),
+    }
 
 
 def reference_run(flows: int, warmup: int, concurrency: int, workers: int) -> dict[str, Any]:
@@ -215,7 +240,9 @@ def main() -> None:
     parser.add_argument("--reference", action="store_true", help="also run the Node.js reference; print the ratio")
     parser.add_argument("--reference-warmup", type=int, default=2000, help="the reference's warm-up flows")
     parser.add_argument(
-        "--breakdown", action="store_true", help="also: CPU per endpoint, flows one at a time on 1 worker, 1 thread"
+        "--breakdown",
+        action="store_true",
+        help="also: CPU per endpoint and by layer (gunicorn), flows one at a time on 1 worker, 1 thread",
     )
     args = parser.parse_args()
     runs = args.runs or (3 if args.reference else 1)
@@ -239,11 +266,19 @@ def main() -> None:
                     line += f", reference {theirs[-1]['server_cpu_ms_per_flow']:.2f} ms/flow"
                 print(line, file=sys.stderr, flush=True)
             rss = worker_rss_mb(pid)
-        per_endpoint = None
+        per_endpoint = per_layer = None
         if args.breakdown:
             single = argparse.Namespace(server=args.server, workers=1, threads=1)
+            probed = Path(folder) / "probe.json"
+            if args.server == "gunicorn":  # where each request's CPU goes, from gunicorn's request hooks
+                env = {**env, "GUNICORN_CMD_ARGS": f"-c {ROOT / 'bench' / 'probe.py'}",
+                       "MYDATA_BENCH_PROBE": str(probed),
+                       "MYDATA_BENCH_PROBE_SKIP": str(BREAKDOWN_WARMUP * REQUESTS_PER_FLOW)}  # fmt: skip
+            breakdown_flows = min(args.flows, 100)
             with serve("mydata.app:create_app", port, single, env) as pid:
-                per_endpoint = breakdown(issuer, rp, card, pid, min(args.flows, 100))
+                per_endpoint = breakdown(issuer, rp, card, pid, breakdown_flows)
+            if probed.exists():
+                per_layer = layers(json.loads(probed.read_text()), breakdown_flows, sum(per_endpoint.values()))
 
     def median(key: str) -> float:
         return statistics.median(run[key] for run in ours)
@@ -271,6 +306,7 @@ def main() -> None:
         ],
         "worker_rss_mb": round(rss, 1),
         "server_cpu_ms_per_flow_by_endpoint": per_endpoint,
+        "server_cpu_ms_per_flow_by_layer": per_layer,
         "target_ratio_to_reference": TARGET_RATIO,
         "goal_ratio_to_reference": GOAL_RATIO,
         "machine": machine(),
@@ -320,6 +356,10 @@ def main() -> None:
         print(f"  by endpoint (flows one at a time): {sum(per_endpoint.values()):.1f} ms per flow")
         for endpoint, ms in per_endpoint.items():
             print(f"  {ms:7.2f} ms  {endpoint}")
+    if per_layer:
+        print("  by layer (bench/probe.py, the same flows):")
+        for layer, ms in per_layer.items():
+            print(f"  {ms:7.2f} ms  {layer}")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,3 +50,25 @@ def test_an_unknown_server_is_refused(harness: ModuleType) -> None:
     assert parser.parse_args(["--server", "uwsgi", "--threads", "8"]).threads == 8
     with pytest.raises(SystemExit):
         parser.parse_args(["--server", "waitress"])
+
+
+def test_the_probe_counts_each_request_after_the_warm_up_and_its_views_within_it(
+    harness: ModuleType, tmp_path: Path
+) -> None:
+    port = harness.free_port()
+    probed = tmp_path / "probe.json"
+    env = {
+        "GUNICORN_CMD_ARGS": f"-c {BENCH / 'probe.py'}",
+        "MYDATA_BENCH_PROBE": str(probed),
+        "MYDATA_BENCH_PROBE_SKIP": "5",
+    }
+    with harness.serve("bare:bare_app", port, argparse.Namespace(server="gunicorn", workers=1, threads=1), env):
+        http = requests.Session()
+        http.trust_env = False
+        for _ in range(20):
+            http.get(f"http://127.0.0.1:{port}/", timeout=10).raise_for_status()
+    figures = json.loads(probed.read_text())
+    assert figures["seen"] >= 20  # and those serve() made until the worker answered
+    assert figures["requests"] == {"GET /": figures["seen"] - 5}
+    spent = figures["seconds"]["GET /"]
+    assert 0 < spent["views"] < spent["window"]
