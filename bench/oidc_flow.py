@@ -175,15 +175,16 @@ def per_request_cpu(pid: int) -> Iterator[dict[str, list[int]]]:
         requests.Session.send = send  # type: ignore[method-assign]
 
 
-#: Flows run before --breakdown measures, and the requests they make (left out by bench/probe.py).
-BREAKDOWN_WARMUP = 10
-REQUESTS_PER_FLOW = 8
+def breakdown(
+    issuer: str, rp: TestRelyingParty, card: SandboxCard, pid: int, flows: int, probe_start: Path
+) -> dict[str, float]:
+    """Return the server CPU per flow of each endpoint, in ms (flows one at a time).
 
-
-def breakdown(issuer: str, rp: TestRelyingParty, card: SandboxCard, pid: int, flows: int) -> dict[str, float]:
-    """Return the server CPU per flow of each endpoint, in ms (flows one at a time)."""
-    for _ in range(BREAKDOWN_WARMUP):
+    After the warm-up, *probe_start* is created: bench/probe.py counts the requests from there.
+    """
+    for _ in range(10):
         one_flow(issuer, rp, card)
+    probe_start.touch()
     with per_request_cpu(pid) as spent:
         for _ in range(flows):
             one_flow(issuer, rp, card)
@@ -269,14 +270,13 @@ def main() -> None:
         per_endpoint = per_layer = None
         if args.breakdown:
             single = argparse.Namespace(server=args.server, workers=1, threads=1)
-            probed = Path(folder) / "probe.json"
+            probed, probe_start = Path(folder) / "probe.json", Path(folder) / "probe.start"
             if args.server == "gunicorn":  # where each request's CPU goes, from gunicorn's request hooks
                 env = {**env, "GUNICORN_CMD_ARGS": f"-c {ROOT / 'bench' / 'probe.py'}",
-                       "MYDATA_BENCH_PROBE": str(probed),
-                       "MYDATA_BENCH_PROBE_SKIP": str(BREAKDOWN_WARMUP * REQUESTS_PER_FLOW)}  # fmt: skip
+                       "MYDATA_BENCH_PROBE": str(probed), "MYDATA_BENCH_PROBE_START": str(probe_start)}  # fmt: skip
             breakdown_flows = min(args.flows, 100)
             with serve("mydata.app:create_app", port, single, env) as pid:
-                per_endpoint = breakdown(issuer, rp, card, pid, breakdown_flows)
+                per_endpoint = breakdown(issuer, rp, card, pid, breakdown_flows, probe_start)
             if probed.exists():
                 per_layer = layers(json.loads(probed.read_text()), breakdown_flows, sum(per_endpoint.values()))
 

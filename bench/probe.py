@@ -16,9 +16,9 @@ CPU from /proc minus the windows'.
     gunicorn -w 1 --threads 1 -c bench/probe.py 'mydata.app:create_app()'
 
 Environment: MYDATA_BENCH_PROBE, the JSON file written when the worker exits: its figures in
-seconds by request ("METHOD /path", long identifiers as <id>) and part, the requests counted by
-request, and all the requests seen.
-MYDATA_BENCH_PROBE_SKIP, how many requests to leave uncounted first (the warm-up).
+seconds by request ("METHOD /path", long identifiers as <id>) and part, and the requests counted.
+MYDATA_BENCH_PROBE_START, a file: requests are counted from the first that begins once it exists
+(the bench creates it after its warm-up); every request is counted without it.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ PARTS = (
 
 _spent: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
 _counted: dict[str, int] = defaultdict(int)
-_seen = [0]
+_started = [False]
 _current = threading.local()
 
 
@@ -81,9 +81,10 @@ def post_worker_init(worker: Any) -> None:
 
 def pre_request(worker: Any, request: Any) -> None:
     """Start measuring a request, unless it is part of the warm-up."""
-    _seen[0] += 1
-    counted = _seen[0] > int(os.environ.get("MYDATA_BENCH_PROBE_SKIP", "0"))
-    _current.endpoint = _endpoint(request.method, request.path) if counted else None
+    if not _started[0]:
+        start = os.environ.get("MYDATA_BENCH_PROBE_START")
+        _started[0] = start is None or os.path.exists(start)
+    _current.endpoint = _endpoint(request.method, request.path) if _started[0] else None
     _current.started = time.thread_time()
 
 
@@ -101,6 +102,4 @@ def worker_exit(server: Any, worker: Any) -> None:
     target = os.environ.get("MYDATA_BENCH_PROBE")
     if target:
         with open(target, "w") as out:
-            json.dump(
-                {"seen": _seen[0], "requests": dict(_counted), "seconds": {k: dict(v) for k, v in _spent.items()}}, out
-            )
+            json.dump({"requests": dict(_counted), "seconds": {k: dict(v) for k, v in _spent.items()}}, out)
