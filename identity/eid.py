@@ -257,44 +257,6 @@ def _check_extended_key_usage(leaf: x509.Certificate, rules: CardRules) -> None:
         raise CertificateRejected("extended_key_usage", "Its extended key usage does not allow client authentication.")
 
 
-def verify_card(
-    card: CardSignature,
-    nonce: str,
-    anchors: TrustAnchors,
-    rules: CardRules,
-    revocation: RevocationChecker,
-    now: dt.datetime,
-) -> VerifiedCard:
-    """Verify a card's certificate and its signature over *nonce*; return whom it names.
-
-    The path validation decides first: from the certificate directly through an issuing CA (and
-    the intermediates) to a trusted root, all valid now, the certificate allowing digital signatures
-    and no CA. When it finds no such path, the checks are made one by one (:func:`_checked_issuer`),
-    so that the citizen learns which one failed. The policy and the extended key usage, which the
-    path validation leaves alone, come next, then the signature over the nonce. Revocation comes
-    last: it may need the network, and a forgery or a stranger's certificate is refused without it.
-    """
-    leaf = _load_chain(card.certificate_pem)[0]  # what else the browser sends is not trusted
-    try:
-        path = _verifier(anchors, now).verify(leaf, [*anchors.issuing, *anchors.intermediates]).chain
-    except VerificationError:
-        path = []
-    if len(path) > 1 and path[1] in anchors.issuing:
-        issuer = path[1]
-        _check_policy(leaf, rules)
-        _check_extended_key_usage(leaf, rules)
-    else:
-        issuer = _checked_issuer(leaf, anchors, rules, now)
-    _check_signature(leaf, card.signature, nonce)
-    serials = leaf.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
-    national_id = nid.normalize(str(serials[0].value)) if serials else ""
-    if not nid.checksum_ok(national_id):
-        raise CertificateRejected("no_national_id", "The subject serialNumber is not a national ID number.")
-    revocation.check(leaf, issuer, anchors.issuing, now)
-    names = leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return VerifiedCard(national_id=national_id, name=str(names[0].value) if names else national_id)
-
-
 def _verifier(anchors: TrustAnchors, now: dt.datetime) -> ClientVerifier:
     return (
         PolicyBuilder()
@@ -335,6 +297,44 @@ def _checked_issuer(
     except VerificationError as exc:
         raise CertificateRejected("untrusted", f"No valid chain to a trusted root: {exc}") from None
     return issuer
+
+
+def verify_card(
+    card: CardSignature,
+    nonce: str,
+    anchors: TrustAnchors,
+    rules: CardRules,
+    revocation: RevocationChecker,
+    now: dt.datetime,
+) -> VerifiedCard:
+    """Verify a card's certificate and its signature over *nonce*; return whom it names.
+
+    The path validation decides first: from the certificate directly through an issuing CA (and
+    the intermediates) to a trusted root, all valid now, the certificate allowing digital signatures
+    and no CA. When it finds no such path, the checks are made one by one (:func:`_checked_issuer`),
+    so that the citizen learns which one failed. The policy and the extended key usage, which the
+    path validation leaves alone, come next, then the signature over the nonce. Revocation comes
+    last: it may need the network, and a forgery or a stranger's certificate is refused without it.
+    """
+    leaf = _load_chain(card.certificate_pem)[0]  # what else the browser sends is not trusted
+    try:
+        path = _verifier(anchors, now).verify(leaf, [*anchors.issuing, *anchors.intermediates]).chain
+    except VerificationError:
+        path = []
+    if len(path) > 1 and path[1] in anchors.issuing:
+        issuer = path[1]
+        _check_policy(leaf, rules)
+        _check_extended_key_usage(leaf, rules)
+    else:
+        issuer = _checked_issuer(leaf, anchors, rules, now)
+    _check_signature(leaf, card.signature, nonce)
+    serials = leaf.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
+    national_id = nid.normalize(str(serials[0].value)) if serials else ""
+    if not nid.checksum_ok(national_id):
+        raise CertificateRejected("no_national_id", "The subject serialNumber is not a national ID number.")
+    revocation.check(leaf, issuer, anchors.issuing, now)
+    names = leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return VerifiedCard(national_id=national_id, name=str(names[0].value) if names else national_id)
 
 
 def log_in(
