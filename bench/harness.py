@@ -24,26 +24,26 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import requests
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+
+from tests.factories.served import fresh_database as create_database
 
 ROOT = Path(__file__).resolve().parent.parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def fresh_database(server_url: str, name: str) -> str:
-    """Drop and create database *name* on the server; return its URL.
+#: The PostgreSQL server of the benches' databases, unless MYDATA_BENCH_DATABASE_URL names another.
+DATABASE_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
+
+def fresh_database(name: str) -> str:
+    """Drop and create database *name* on the benches' PostgreSQL server; return its URL.
+
+    The server is ``MYDATA_BENCH_DATABASE_URL``'s, else :data:`DATABASE_SERVER`.
     ``MYDATA_BENCH_DATABASE_SUFFIX`` is appended to the name, so that benches run by several people
     on one PostgreSQL server at once do not drop each other's database.
     """
-    name += os.environ.get("MYDATA_BENCH_DATABASE_SUFFIX", "")
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    server_url = os.environ.get("MYDATA_BENCH_DATABASE_URL", DATABASE_SERVER)
+    return create_database(server_url, name + os.environ.get("MYDATA_BENCH_DATABASE_SUFFIX", ""))
 
 
 def free_port() -> int:

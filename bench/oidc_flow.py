@@ -69,7 +69,6 @@ from tests.factories.live import Browser, SandboxCard  # noqa: E402
 from tests.factories.oauth import TestRelyingParty, pkce_pair  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
-DEFAULT_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 REDIRECT_URI = "https://bench-bank.example/callback"
 PERSONA = "A123456789"
 REFERENCE = ROOT / "bench" / "reference" / "oidc-provider"
@@ -248,8 +247,7 @@ def main() -> None:
     args = parser.parse_args()
     runs = args.runs or (3 if args.reference else 1)
 
-    server_url = os.environ.get("MYDATA_BENCH_DATABASE_URL", DEFAULT_SERVER)
-    database_url = fresh_database(server_url, "mydata_bench_oidc")
+    database_url = fresh_database("mydata_bench_oidc")
     port = free_port()
     issuer = f"http://127.0.0.1:{port}"
     ours: list[dict[str, float]] = []

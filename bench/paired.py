@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -54,7 +53,6 @@ from tests.factories.live import SandboxCard  # noqa: E402
 from tests.factories.served import prepare_platform  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
-DEFAULT_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 #: The compiled catalogues are built by `make setup`, not committed: the base revision gets these.
 TRANSLATIONS = "mydata/translations"
 
@@ -102,8 +100,7 @@ class Side:
 
     def __init__(self, name: str, root: Path, work: str, folder: Path, args: argparse.Namespace) -> None:
         self.name, self.root = name, root
-        server_url = os.environ.get("MYDATA_BENCH_DATABASE_URL", DEFAULT_SERVER)
-        database_url = fresh_database(server_url, f"mydata_bench_paired_{name}")
+        database_url = fresh_database(f"mydata_bench_paired_{name}")
         self.port = free_port()
         issuer = f"http://127.0.0.1:{self.port}"
         folder.mkdir()

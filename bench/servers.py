@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -78,7 +77,6 @@ def main() -> None:
     parser.add_argument("--transaction-threads", type=int, default=8)
     args = parser.parse_args()
     servers = args.servers.split(",")
-    server_url = os.environ.get("MYDATA_BENCH_DATABASE_URL", oidc_flow.DEFAULT_SERVER)
     runs: dict[str, dict[str, list[dict[str, float]]]] = {s: {"flow": [], "tx": [], "bare": []} for s in servers}
     rss: dict[str, float] = {}
 
@@ -90,7 +88,7 @@ def main() -> None:
         for server in servers:
             port = free_port()
             issuer = f"http://127.0.0.1:{port}"
-            database = fresh_database(server_url, f"mydata_bench_servers_flow_{server}")
+            database = fresh_database(f"mydata_bench_servers_flow_{server}")
             home = Path(folder) / f"flow-{server}"
             home.mkdir()
             env, rp = oidc_flow.prepare(database, home, issuer)
@@ -111,7 +109,7 @@ def main() -> None:
         for server in servers:
             port, bare_port = free_port(), free_port()
             issuer = f"http://127.0.0.1:{port}"
-            database = fresh_database(server_url, f"mydata_bench_servers_tx_{server}")
+            database = fresh_database(f"mydata_bench_servers_tx_{server}")
             home = Path(folder) / f"tx-{server}"
             home.mkdir()
             env, keys = transaction.prepare(database, home, issuer)

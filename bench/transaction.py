@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -66,7 +65,6 @@ from tests.factories.live import Browser, SandboxCard  # noqa: E402
 from tests.factories.served import CLIENT_ID, REDIRECT_URI, prepare_platform  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
-DEFAULT_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 SERVICE = "sandbox-bank.credit-card"
 DATASETS = {"household.registration", "tax.income", "labor.insurance"}
 PERSONA = "A123456789"
@@ -141,8 +139,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    server_url = os.environ.get("MYDATA_BENCH_DATABASE_URL", DEFAULT_SERVER)
-    database_url = fresh_database(server_url, "mydata_bench_transaction")
+    database_url = fresh_database("mydata_bench_transaction")
     port, bare_port = free_port(), free_port()
     issuer = f"http://127.0.0.1:{port}"
     runs: list[dict[str, float]] = []
