@@ -38,6 +38,7 @@ from harness import (  # noqa: E402
     describe_server,
     free_port,
     fresh_database,
+    ledger_sequencer,
     machine,
     measure,
     serve,
@@ -45,8 +46,10 @@ from harness import (  # noqa: E402
     worker_rss_mb,
 )
 
+from mydata.db import get_db  # noqa: E402
 from tests.factories.live import SandboxCard  # noqa: E402
 from tests.factories.oauth import TestRelyingParty  # noqa: E402
+from tests.factories.served import prepare_platform  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 Work = Callable[[object], float]
@@ -105,25 +108,29 @@ def main() -> None:
         rss = {server: worker_rss_mb(pid) for server, (pid, _) in flows.items()}
         stack.close()
 
-        txs: dict[str, tuple[int, Work, int, Work]] = {}
+        txs: dict[str, tuple[int, int, Work, int, Work]] = {}
         for server in servers:
             port, bare_port = free_port(), free_port()
             issuer = f"http://127.0.0.1:{port}"
             database = fresh_database(f"mydata_bench_servers_tx_{server}")
             home = Path(folder) / f"tx-{server}"
             home.mkdir()
-            env, keys = transaction.prepare(database, home, issuer)
-            bank = transaction.Bank(issuer, keys, SandboxCard.of(home, transaction.PERSONA))
+            # As bench/transaction.py and production: the ledger sequencer beside the server, its CPU counted.
+            prepared = prepare_platform(database, home, issuer, {"MYDATA_LEDGER_SEQUENCING": "sequencer"})
+            get_db(prepared.app).engine.dispose()
+            bank = transaction.Bank(issuer, prepared.keys, SandboxCard.of(home, transaction.PERSONA))
             threads = shape(server, args.transaction_threads)
-            pid = stack.enter_context(serve("mydata.app:create_app", port, threads, env))
+            pid = stack.enter_context(serve("mydata.app:create_app", port, threads, prepared.env))
+            sequencer_pid = stack.enter_context(ledger_sequencer(prepared.env))
             bare_pid = stack.enter_context(serve("bare:bare_app", bare_port, threads, {}))
-            txs[server] = (pid, transaction_work(bank), bare_pid, transaction.bare_requests(bare_port))
-            warm_up(txs[server][1], 20, args.concurrency)
-            warm_up(txs[server][3], 200, args.concurrency)
+            txs[server] = (pid, sequencer_pid, transaction_work(bank), bare_pid, transaction.bare_requests(bare_port))
+            warm_up(txs[server][2], 20, args.concurrency)
+            warm_up(txs[server][4], 200, args.concurrency)
         for run in range(1, args.runs + 1):
             for server in servers:
-                pid, work, bare_pid, bare_work = txs[server]
-                runs[server]["tx"].append(measure(pid, work, args.transactions, 0, args.concurrency))
+                pid, sequencer_pid, work, bare_pid, bare_work = txs[server]
+                tx_run = measure(pid, work, args.transactions, 0, args.concurrency, also=(sequencer_pid,))
+                runs[server]["tx"].append(tx_run)
                 runs[server]["bare"].append(measure(bare_pid, bare_work, args.bare_requests, 0, args.concurrency))
                 tx, bare = runs[server]["tx"][-1]["cpu_per_unit"], runs[server]["bare"][-1]["cpu_per_unit"]
                 print(f"  transaction run {run} {server}: {tx * 1000:.2f} ms/tx, bare {bare * 1000:.3f} ms, "
