@@ -59,6 +59,12 @@ def requested(uow: UnitOfWork, clock: FrozenClock) -> Consent:
     return consent
 
 
+def grant(uow: UnitOfWork, consent: Consent, citizen: Citizen, clock: FrozenClock) -> Consent:
+    """Grant *consent* as persona 1 would, with no optional dataset (not committed)."""
+    return consents.grant(uow, consent.id, citizen_id=citizen.id, national_id="A123456789", optional_chosen=(),
+                          amr=(), now=clock.now())  # fmt: skip
+
+
 def events(uow: UnitOfWork, consent_id: str) -> list[str]:
     """Return the ledger events recorded for a consent, in order."""
     log = ledger(uow)
@@ -102,14 +108,12 @@ def test_deny_is_recorded_and_final(uow: UnitOfWork, citizen: Citizen, clock: Fr
     assert consent.status == "denied"
     assert events(uow, consent.id) == ["consent.requested", "consent.denied"]
     with pytest.raises(ConsentNotPending):
-        consents.grant(uow, consent.id, citizen_id=citizen.id, national_id="A123456789", optional_chosen=(),
-                       amr=(), now=clock.now())  # fmt: skip
+        grant(uow, consent, citizen, clock)
 
 
 def test_revoke_before_delivery_then_delivery_is_refused(uow: UnitOfWork, citizen: Citizen, clock: FrozenClock) -> None:
     consent = requested(uow, clock)
-    consents.grant(uow, consent.id, citizen_id=citizen.id, national_id="A123456789", optional_chosen=(),
-                   amr=(), now=clock.now())  # fmt: skip
+    grant(uow, consent, citizen, clock)
     uow.commit()
     consents.revoke(uow, consent.id, citizen_id=citizen.id, national_id="A123456789", now=clock.now())
     uow.commit()
@@ -121,8 +125,7 @@ def test_revoke_before_delivery_then_delivery_is_refused(uow: UnitOfWork, citize
 def test_only_the_citizen_can_revoke(uow: UnitOfWork, citizen: Citizen, clock: FrozenClock) -> None:
     other = make_citizen(uow, "B223456782")
     consent = requested(uow, clock)
-    consents.grant(uow, consent.id, citizen_id=citizen.id, national_id="A123456789", optional_chosen=(),
-                   amr=(), now=clock.now())  # fmt: skip
+    grant(uow, consent, citizen, clock)
     with pytest.raises(ConsentNotFound):
         consents.revoke(uow, consent.id, citizen_id=other.id, national_id="B223456782", now=clock.now())
 
@@ -131,8 +134,7 @@ def test_a_delivered_consent_is_neither_delivered_again_nor_revocable(
     uow: UnitOfWork, citizen: Citizen, clock: FrozenClock
 ) -> None:
     consent = requested(uow, clock)
-    consents.grant(uow, consent.id, citizen_id=citizen.id, national_id="A123456789", optional_chosen=(),
-                   amr=(), now=clock.now())  # fmt: skip
+    grant(uow, consent, citizen, clock)
     claimed = consents.claim_for_delivery(uow, consent.id, national_id="A123456789", now=clock.now())
     assert claimed.delivery_attempts == 1
     consents.complete_delivery(uow, claimed, national_id="A123456789", outcomes={"tax.income": "ok"},
@@ -147,8 +149,7 @@ def test_a_delivered_consent_is_neither_delivered_again_nor_revocable(
 
 def test_delivery_after_the_window_expires_the_consent(uow: UnitOfWork, citizen: Citizen, clock: FrozenClock) -> None:
     consent = requested(uow, clock)
-    consents.grant(uow, consent.id, citizen_id=citizen.id, national_id="A123456789", optional_chosen=(),
-                   amr=(), now=clock.now())  # fmt: skip
+    grant(uow, consent, citizen, clock)
     uow.commit()
     clock.advance(601)
     with pytest.raises(ConsentExpired):
@@ -162,8 +163,7 @@ def test_delivery_after_the_window_expires_the_consent(uow: UnitOfWork, citizen:
 def test_a_failed_transition_leaves_no_ledger_entry(uow: UnitOfWork, citizen: Citizen, clock: FrozenClock) -> None:
     consent = requested(uow, clock)
     size = ledger(uow).tree_head().tree_size
-    consents.grant(uow, consent.id, citizen_id=citizen.id, national_id="A123456789", optional_chosen=(),
-                   amr=(), now=clock.now())  # fmt: skip
+    grant(uow, consent, citizen, clock)
     uow.rollback()
     assert uow.session.get(Consent, consent.id).status == "requested"
     assert ledger(uow).tree_head().tree_size == size
@@ -201,8 +201,7 @@ def test_a_locked_consent_reads_its_times_in_utc_whatever_the_connection_zone(
     uow: UnitOfWork, citizen: Citizen, clock: FrozenClock
 ) -> None:
     consent = requested(uow, clock)
-    consents.grant(uow, consent.id, citizen_id=citizen.id, national_id="A123456789", optional_chosen=(),
-                   amr=(), now=clock.now())  # fmt: skip
+    grant(uow, consent, citizen, clock)
     uow.commit()
     uow.session.expunge_all()
     if uow.session.get_bind().dialect.name == "postgresql":
